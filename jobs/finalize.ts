@@ -1,0 +1,44 @@
+/**
+ * The `finalize` job processor: runs once a batch's last chat is recorded. Settles the final status, writes
+ * the report, starts the retention clock. Idempotent: a re-delivered finalize rewrites the same report.
+ */
+import type { Job } from 'bullmq';
+
+import type { BatchStore } from '../src/batch-store.js';
+import { DAY } from '../src/config.js';
+import type { Keys } from '../src/keys.js';
+import type { Logger } from '../src/logger.js';
+import type { FinalizeJobData } from '../src/queue.js';
+import { type ReportSummary, writeReport } from '../src/report.js';
+import type { ResultStore } from '../src/result-store.js';
+import type { ScriptedRedis } from '../src/scripts.js';
+
+export interface FinalizeDeps {
+  readonly redis: ScriptedRedis;
+  readonly keys: Keys;
+  readonly batches: BatchStore;
+  readonly results: ResultStore;
+  readonly logger: Logger;
+  readonly reportsDir: string;
+  readonly resultsTtlDays: number;
+  /** Called with the summary after the report is written (e.g. the nightly webhook). Errors are logged, not thrown. */
+  readonly onFinished?: (summary: ReportSummary) => Promise<void>;
+}
+
+export function makeFinalizeProcessor(deps: FinalizeDeps): (job: Job<FinalizeJobData>) => Promise<string> {
+  return async (job) => {
+    const batchId = job.data.b;
+    const before = await deps.batches.get(batchId);
+    if (!before) return 'gone';
+    const final = before.counts.cancelled > 0 ? 'cancelled' : 'finished';
+    await deps.batches.transition(batchId, final, ['finalizing']);
+    const batch = await deps.batches.require(batchId);
+    const summary = await writeReport(deps, batch, deps.reportsDir);
+    await deps.batches.expire(batchId, Math.round((deps.resultsTtlDays * DAY) / 1000));
+    deps.logger.info({ batchId, status: batch.status, counts: batch.counts, report: summary.files.summaryJson }, 'batch finished');
+    if (deps.onFinished) {
+      await deps.onFinished(summary).catch((error: unknown) => deps.logger.warn({ batchId, err: String(error) }, 'finish hook failed'));
+    }
+    return batch.status;
+  };
+}

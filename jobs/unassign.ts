@@ -1,0 +1,100 @@
+/**
+ * The `unassign` job processor: one chat, one HTTP call per attempt, one terminal result.
+ *
+ *   claim (skip chats already recorded, park chats of paused/stopped batches)
+ *   → call the API → classify → record | retry | pause everyone (429) | stop the batch (401/403)
+ */
+import { type Job, Worker } from 'bullmq';
+
+import type { DoubleTickApi } from '../src/api-client.js';
+import { classify, rateLimitBackoffMs, type Verdict } from '../src/classify.js';
+import type { BatchStore } from '../src/batch-store.js';
+import { maskChatKey, type Logger } from '../src/logger.js';
+import type { UnassignJobData } from '../src/queue.js';
+import type { ChatResult, ResultStore } from '../src/result-store.js';
+import { chatFromKey } from '../src/types.js';
+
+export interface UnassignDeps {
+  readonly api: Pick<DoubleTickApi, 'unassign'>;
+  readonly results: ResultStore;
+  readonly batches: BatchStore;
+  readonly logger: Logger;
+  /** Pauses every worker of the queue (BullMQ `worker.rateLimit`). */
+  readonly rateLimit: (ms: number) => Promise<void>;
+  /** Called once, by whoever recorded a batch's last chat: enqueue its report. */
+  readonly onBatchComplete: (batchId: string) => Promise<void>;
+  /** Called once, by whoever stopped a batch: take its waiting chats off the queue. */
+  readonly onBatchStopped: (batchId: string) => Promise<void>;
+  readonly now?: () => number;
+}
+
+/** What a job returned, for BullMQ's `completed` event and tests. */
+export type UnassignOutcome = 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'parked';
+
+export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJobData>) => Promise<UnassignOutcome> {
+  const now = deps.now ?? Date.now;
+  let consecutive429s = 0;
+
+  const finish = async (job: Job<UnassignJobData>, result: ChatResult): Promise<UnassignOutcome> => {
+    const outcome = await deps.results.record(job.data.b, job.data.k, result);
+    if (outcome === 'last') await deps.onBatchComplete(job.data.b);
+    return outcome === 'duplicate' ? 'skipped' : result.state;
+  };
+
+  const failure = (job: Job<UnassignJobData>, verdict: Verdict & { reason: string }, httpStatus: number, latencyMs: number): ChatResult => ({
+    state: 'failed',
+    httpStatus,
+    attempts: job.attemptsMade + 1,
+    finishedAt: now(),
+    latencyMs,
+    failureClass: verdict.kind === 'permanent' ? 'permanent' : 'transient',
+    reason: verdict.reason,
+  });
+
+  return async (job) => {
+    const { b: batchId, k: chatKey } = job.data;
+    const claim = await deps.results.claim(batchId, chatKey);
+    if (claim === 'done' || claim === 'gone') return 'skipped';
+    if (claim === 'parked') return 'parked';
+    if (claim === 'cancel') {
+      return finish(job, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: now(), latencyMs: 0, reason: 'batch cancelled' });
+    }
+
+    const outcome = await deps.api.unassign(chatFromKey(chatKey));
+    const verdict = classify(outcome, now());
+    const httpStatus = outcome.kind === 'response' ? outcome.statusCode : 0;
+    switch (verdict.kind) {
+      case 'success':
+        consecutive429s = 0;
+        return finish(job, { state: 'succeeded', httpStatus, attempts: job.attemptsMade + 1, finishedAt: now(), latencyMs: outcome.latencyMs, reason: '' });
+      case 'permanent':
+        return finish(job, failure(job, verdict, httpStatus, outcome.latencyMs));
+      case 'auth': {
+        // Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat.
+        await deps.results.park(batchId, chatKey);
+        const previous = await deps.batches.transition(batchId, 'stopped', ['running', 'queued'], `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``);
+        if (previous !== undefined) {
+          deps.logger.error({ batchId, reason: verdict.reason }, 'API key rejected: batch stopped');
+          await deps.onBatchStopped(batchId);
+        }
+        return 'parked';
+      }
+      case 'rate_limited': {
+        consecutive429s += 1;
+        await deps.results.count429(batchId);
+        const pauseMs = verdict.retryAfterMs ?? rateLimitBackoffMs(consecutive429s);
+        deps.logger.warn({ batchId, pauseMs, retryAfter: verdict.retryAfterMs !== undefined }, '429 from API: pausing all workers');
+        // Global: BullMQ's limiter key is shared, so every worker process waits, not just this one.
+        await deps.rateLimit(pauseMs);
+        throw Worker.RateLimitError();
+      }
+      case 'transient': {
+        if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+          return finish(job, failure(job, verdict, httpStatus, outcome.latencyMs));
+        }
+        deps.logger.info({ batchId, chat: maskChatKey(chatKey), attempt: job.attemptsMade + 1, reason: verdict.reason }, 'transient failure: will retry');
+        throw new Error(verdict.reason);
+      }
+    }
+  };
+}

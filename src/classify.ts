@@ -1,0 +1,93 @@
+/**
+ * One table decides what an API answer means for a chat (house style G7). Pure: no I/O, injected clock.
+ */
+
+/** What came back from one HTTP attempt, before interpretation. */
+export type ApiOutcome =
+  | {
+      readonly kind: 'response';
+      readonly statusCode: number;
+      readonly body: unknown;
+      /** Raw `Retry-After` header, if any. */
+      readonly retryAfter?: string;
+      readonly latencyMs: number;
+    }
+  | { readonly kind: 'network'; readonly code: string; readonly message: string; readonly latencyMs: number };
+
+/** What the worker does next. */
+export type Verdict =
+  | { readonly kind: 'success' }
+  /** The API refused this chat; retrying cannot help (400, 404, 422, other 4xx). */
+  | { readonly kind: 'permanent'; readonly reason: string }
+  /** The key is wrong or revoked (401, 403): stop the batch instead of burning every chat. */
+  | { readonly kind: 'auth'; readonly reason: string }
+  /** 429: pause every worker for `retryAfterMs` (undefined = no usable header, back off on our own). */
+  | { readonly kind: 'rate_limited'; readonly reason: string; readonly retryAfterMs?: number }
+  /** 5xx, 408, timeouts, connection errors: retry with backoff up to MAX_ATTEMPTS. */
+  | { readonly kind: 'transient'; readonly reason: string };
+
+/** Network error codes worth retrying (graphile-worker's RETRYABLE_ERROR_CODES idea). Anything else too: a network error is never the chat's fault. */
+const NETWORK_REASONS: Readonly<Record<string, string>> = {
+  ETIMEDOUT: 'timed out',
+  ECONNRESET: 'connection reset',
+  ECONNREFUSED: 'connection refused',
+  EPIPE: 'connection closed',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'DNS lookup failed',
+  ECONNABORTED: 'connection aborted',
+  EHOSTUNREACH: 'host unreachable',
+  ERR_STREAM_PREMATURE_CLOSE: 'connection closed early',
+};
+
+/** `message` is an array in the reference and a string in the guide: accept both. */
+export function messageOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const message = (body as { message?: unknown }).message;
+  if (Array.isArray(message)) return message.map(String).join('; ');
+  if (typeof message === 'string') return message;
+  return undefined;
+}
+
+function httpReason(statusCode: number, body: unknown): string {
+  const message = messageOf(body);
+  return message ? `HTTP ${statusCode}: ${message}` : `HTTP ${statusCode}`;
+}
+
+/** `Retry-After` in seconds or as an HTTP date → milliseconds from `now`, or undefined if unusable. */
+export function parseRetryAfter(header: string | undefined, now: number): number | undefined {
+  if (header === undefined || header.trim() === '') return undefined;
+  const trimmed = header.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}
+
+/** The table: status code (or network failure) → verdict. */
+export function classify(outcome: ApiOutcome, now: number = Date.now()): Verdict {
+  if (outcome.kind === 'network') {
+    const words = NETWORK_REASONS[outcome.code] ?? 'network error';
+    return { kind: 'transient', reason: `${words} (${outcome.code})` };
+  }
+  const { statusCode, body } = outcome;
+  const reason = httpReason(statusCode, body);
+  if (statusCode === 201 || statusCode === 200) return { kind: 'success' };
+  if (statusCode === 401 || statusCode === 403) return { kind: 'auth', reason };
+  if (statusCode === 429) {
+    const retryAfterMs = parseRetryAfter(outcome.retryAfter, now);
+    return retryAfterMs === undefined ? { kind: 'rate_limited', reason } : { kind: 'rate_limited', reason, retryAfterMs };
+  }
+  if (statusCode === 408 || statusCode >= 500) return { kind: 'transient', reason };
+  if (statusCode >= 400) return { kind: 'permanent', reason };
+  // 1xx/3xx/other 2xx: not the documented success; retrying is the safe reading.
+  return { kind: 'transient', reason: `unexpected ${reason}` };
+}
+
+/**
+ * Backoff when a 429 carries no usable Retry-After: 1 s, 2 s, 4 s … capped at 60 s, with ±25 % jitter so
+ * several processes do not come back in lockstep. `random` is injected for tests.
+ */
+export function rateLimitBackoffMs(consecutive429s: number, random: () => number = Math.random): number {
+  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, consecutive429s - 1));
+  return Math.round(base * (0.75 + random() * 0.5));
+}

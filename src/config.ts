@@ -1,0 +1,241 @@
+/**
+ * Configuration: `RunnerOptions` is what a user may set (all optional), `ResolvedConfig` what the code runs
+ * with. `resolveConfig` is the only place that applies defaults and precedence: flag > env > .env file > default.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+
+import { ConfigError } from './errors.js';
+import { isCountryCode } from './phone.js';
+
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+/** Hard limits on what a setting may be. Values outside are refused at start-up, not clamped. */
+export const LIMITS = {
+  rateLimitMax: { min: 1, max: 100_000 },
+  rateLimitDurationMs: { min: 10, max: HOUR },
+  workerConcurrency: { min: 1, max: 1_000 },
+  maxAttempts: { min: 1, max: 50 },
+  requestTimeoutMs: { min: 100, max: 5 * MINUTE },
+  resultsTtlDays: { min: 1, max: 3_650 },
+  duplicateWindowHours: { min: 0, max: 24 * 365 },
+  maxFileMb: { min: 1, max: 100_000 },
+} as const;
+
+/** What a user may set, from flags, the environment or `.env`. */
+export interface RunnerOptions {
+  /** DoubleTick API key, sent raw in `Authorization`. Required for anything that calls the API. */
+  readonly apiKey?: string;
+  /** API base URL. @default 'https://public.doubletick.io' */
+  readonly baseUrl?: string;
+  /** Redis connection URL. @default 'redis://127.0.0.1:6379' */
+  readonly redisUrl?: string;
+  /** Prefix of every Redis key this tool writes. @default 'bulk-unassign' */
+  readonly queuePrefix?: string;
+  /**
+   * Calls allowed per `rateLimitDurationMs`, across ALL workers (BullMQ's limiter is global).
+   * @default 1 — DoubleTick documents no limit for this endpoint; its strictest documented per-organisation
+   * limit is 1 req/s, so we start there. Raise it once DoubleTick confirms a higher limit for your account.
+   */
+  readonly rateLimitMax?: number;
+  /** Window of the rate limit, in milliseconds. @default 1000 */
+  readonly rateLimitDurationMs?: number;
+  /** Jobs one worker process runs at once. @default 4 — enough to keep a 1-5 req/s limit busy with slow answers. */
+  readonly workerConcurrency?: number;
+  /** HTTP attempts per chat before it is recorded as failed (transient errors only). @default 5 */
+  readonly maxAttempts?: number;
+  /** Timeout of one HTTP call, in milliseconds. @default 15000 */
+  readonly requestTimeoutMs?: number;
+  /** Directory reports are written to. @default './reports' */
+  readonly reportsDir?: string;
+  /** Days batch records stay in Redis after a batch finishes. @default 30 */
+  readonly resultsTtlDays?: number;
+  /** Uploading the same file content again within this many hours needs --force. 0 disables. @default 24 */
+  readonly duplicateWindowHours?: number;
+  /** Largest CSV accepted, in MiB. @default 512 */
+  readonly maxFileMb?: number;
+  /** ISO country for numbers written without a country code (e.g. IN). @default none */
+  readonly defaultCountry?: string;
+  /** pino log level. @default 'info' */
+  readonly logLevel?: string;
+}
+
+/** Everything the code needs, validated. */
+export interface ResolvedConfig {
+  readonly apiKey: string | undefined;
+  readonly baseUrl: string;
+  readonly redisUrl: string;
+  readonly queuePrefix: string;
+  readonly rateLimitMax: number;
+  readonly rateLimitDurationMs: number;
+  readonly workerConcurrency: number;
+  readonly maxAttempts: number;
+  readonly requestTimeoutMs: number;
+  readonly reportsDir: string;
+  readonly resultsTtlDays: number;
+  readonly duplicateWindowHours: number;
+  readonly maxFileMb: number;
+  readonly defaultCountry: string | undefined;
+  readonly logLevel: string;
+}
+
+export const DEFAULTS = {
+  baseUrl: 'https://public.doubletick.io',
+  redisUrl: 'redis://127.0.0.1:6379',
+  queuePrefix: 'bulk-unassign',
+  rateLimitMax: 1,
+  rateLimitDurationMs: 1000,
+  workerConcurrency: 4,
+  maxAttempts: 5,
+  requestTimeoutMs: 15_000,
+  reportsDir: './reports',
+  resultsTtlDays: 30,
+  duplicateWindowHours: 24,
+  maxFileMb: 512,
+  logLevel: 'info',
+} satisfies Partial<Record<keyof ResolvedConfig, string | number>>;
+
+/** Environment variable for each option (the names are fixed: other tooling depends on them). */
+export const ENV_NAMES = {
+  apiKey: 'DOUBLETICK_API_KEY',
+  baseUrl: 'DOUBLETICK_BASE_URL',
+  redisUrl: 'REDIS_URL',
+  queuePrefix: 'QUEUE_PREFIX',
+  rateLimitMax: 'RATE_LIMIT_MAX',
+  rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS',
+  workerConcurrency: 'WORKER_CONCURRENCY',
+  maxAttempts: 'MAX_ATTEMPTS',
+  requestTimeoutMs: 'REQUEST_TIMEOUT_MS',
+  reportsDir: 'REPORTS_DIR',
+  resultsTtlDays: 'RESULTS_TTL_DAYS',
+  duplicateWindowHours: 'DUPLICATE_WINDOW_HOURS',
+  maxFileMb: 'MAX_FILE_MB',
+  defaultCountry: 'DEFAULT_COUNTRY',
+  logLevel: 'LOG_LEVEL',
+} as const satisfies Record<keyof ResolvedConfig, string>;
+
+type Source = Readonly<Record<string, string | undefined>>;
+type IntKey = keyof typeof LIMITS;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Reads `.env` in `dir` if there is one (no I/O at import time: called by the CLI). */
+export function readDotEnv(dir = process.cwd()): Record<string, string> {
+  const path = `${dir}/.env`;
+  if (!existsSync(path)) return {};
+  return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+}
+
+function describe(value: unknown): string {
+  return `\`${String(value)}\` (${typeof value})`;
+}
+
+function pick(key: keyof ResolvedConfig, flags: RunnerOptions, env: Source, file: Source): unknown {
+  const flag = flags[key as keyof RunnerOptions];
+  if (flag !== undefined) return flag;
+  const name = ENV_NAMES[key];
+  const fromEnv = env[name];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const fromFile = file[name];
+  if (fromFile !== undefined && fromFile !== '') return fromFile;
+  return undefined;
+}
+
+function intSetting(key: IntKey, raw: unknown): number {
+  const value = raw ?? DEFAULTS[key as keyof typeof DEFAULTS];
+  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  const { min, max } = LIMITS[key];
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const name = `${key}\` (${ENV_NAMES[key as keyof typeof ENV_NAMES]}`;
+    throw new ConfigError(`Expected \`${name}) to be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return n;
+}
+
+function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string[]): string {
+  const value = String(raw ?? DEFAULTS[key]);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be a URL, got ${describe(value)}`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(
+      `Expected \`${key}\` (${ENV_NAMES[key]}) to use ${protocols.join(' or ')}, got ${describe(value)}`,
+    );
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function stringSetting(key: 'queuePrefix' | 'reportsDir' | 'logLevel', raw: unknown): string {
+  const value = String(raw ?? DEFAULTS[key]).trim();
+  if (key === 'queuePrefix' && !/^[A-Za-z0-9_.-]{1,64}$/.test(value)) {
+    throw new ConfigError(
+      `Expected \`queuePrefix\` (QUEUE_PREFIX) to be 1-64 letters, digits, '_', '.' or '-', got ${describe(value)}`,
+    );
+  }
+  if (key === 'logLevel' && !LOG_LEVELS.includes(value)) {
+    throw new ConfigError(`Expected \`logLevel\` (LOG_LEVEL) to be one of ${LOG_LEVELS.join(', ')}, got ${describe(value)}`);
+  }
+  if (value === '') throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be non-empty`);
+  return value;
+}
+
+function apiKeySetting(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  const value = String(raw).trim();
+  // A key pasted with a scheme would be sent verbatim and rejected with 401 on every chat: catch it here.
+  if (/^(bearer|key)\s/i.test(value)) {
+    throw new ConfigError('Expected `apiKey` (DOUBLETICK_API_KEY) to be the raw key (e.g. key_AbC...), without "Bearer"');
+  }
+  if (/\s/.test(value) || value === '') {
+    throw new ConfigError('Expected `apiKey` (DOUBLETICK_API_KEY) to be a single token without spaces');
+  }
+  return value;
+}
+
+function countrySetting(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  const value = String(raw).trim().toUpperCase();
+  if (!isCountryCode(value)) {
+    throw new ConfigError(`Expected \`defaultCountry\` (DEFAULT_COUNTRY) to be an ISO country code like IN, got ${describe(raw)}`);
+  }
+  return value;
+}
+
+/**
+ * The only place defaults and precedence live: flag > env > `.env` file > default. Validates everything
+ * once, so the rest of the code can trust the values. Throws `ConfigError`.
+ */
+export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.env, file: Source = {}): ResolvedConfig {
+  const get = (key: keyof ResolvedConfig): unknown => pick(key, flags, env, file);
+  return {
+    apiKey: apiKeySetting(get('apiKey')),
+    baseUrl: urlSetting('baseUrl', get('baseUrl'), ['http:', 'https:']),
+    redisUrl: urlSetting('redisUrl', get('redisUrl'), ['redis:', 'rediss:']),
+    queuePrefix: stringSetting('queuePrefix', get('queuePrefix')),
+    rateLimitMax: intSetting('rateLimitMax', get('rateLimitMax')),
+    rateLimitDurationMs: intSetting('rateLimitDurationMs', get('rateLimitDurationMs')),
+    workerConcurrency: intSetting('workerConcurrency', get('workerConcurrency')),
+    maxAttempts: intSetting('maxAttempts', get('maxAttempts')),
+    requestTimeoutMs: intSetting('requestTimeoutMs', get('requestTimeoutMs')),
+    reportsDir: stringSetting('reportsDir', get('reportsDir')),
+    resultsTtlDays: intSetting('resultsTtlDays', get('resultsTtlDays')),
+    duplicateWindowHours: intSetting('duplicateWindowHours', get('duplicateWindowHours')),
+    maxFileMb: intSetting('maxFileMb', get('maxFileMb')),
+    defaultCountry: countrySetting(get('defaultCountry')),
+    logLevel: stringSetting('logLevel', get('logLevel')),
+  };
+}
+
+/** The API key, or a ConfigError saying how to set it. For commands that call the API. */
+export function requireApiKey(config: ResolvedConfig): string {
+  if (config.apiKey === undefined) {
+    throw new ConfigError('DOUBLETICK_API_KEY is not set: export DOUBLETICK_API_KEY=key_... (or put it in .env)');
+  }
+  return config.apiKey;
+}

@@ -1,0 +1,49 @@
+/**
+ * Everything a command needs, opened once from a resolved config and closed once (house style G10).
+ */
+import type { Queue } from 'bullmq';
+
+import { type BatchStore, makeBatchStore } from './batch-store.js';
+import type { ResolvedConfig } from './config.js';
+import { type Keys, makeKeys } from './keys.js';
+import { type Logger, makeLogger } from './logger.js';
+import { type FinalizeJobData, type JobPolicy, makeQueue, type UnassignJobData } from './queue.js';
+import { connectRedis } from './redis.js';
+import { makeResultStore, type ResultStore } from './result-store.js';
+import type { ScriptedRedis } from './scripts.js';
+
+export interface Context {
+  readonly config: ResolvedConfig;
+  readonly redis: ScriptedRedis;
+  readonly keys: Keys;
+  readonly batches: BatchStore;
+  readonly results: ResultStore;
+  readonly queue: Queue<UnassignJobData | FinalizeJobData>;
+  readonly logger: Logger;
+  readonly policy: JobPolicy;
+  close(): Promise<void>;
+}
+
+/** First retry after 1 s, then 2, 4, 8 … (with jitter): a 5xx burst of a few seconds is absorbed within MAX_ATTEMPTS. */
+export const BACKOFF_DELAY_MS = 1000;
+
+export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(config.logLevel)): Context {
+  const redis = connectRedis(config.redisUrl, 'bulk-unassign');
+  const keys = makeKeys(config.queuePrefix);
+  const queue = makeQueue(redis, keys);
+  queue.on('error', (error) => logger.warn({ err: error.message }, 'queue connection error'));
+  return {
+    config,
+    redis,
+    keys,
+    batches: makeBatchStore(redis, keys),
+    results: makeResultStore(redis, keys),
+    queue,
+    logger,
+    policy: { maxAttempts: config.maxAttempts, backoffDelayMs: BACKOFF_DELAY_MS },
+    close: async () => {
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * The closed set of errors this tool raises on purpose. Each has a stable `code`; only `cli.ts` maps codes
+ * to exit codes. Anything else that escapes is a bug and is reported with its stack under DEBUG.
+ */
+
+/** Base class: every deliberate error has a stable string code. */
+export class BulkUnassignError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Thrown by `resolveConfig` when a setting is missing or malformed. */
+export class ConfigError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_CONFIG', message);
+  }
+}
+
+/** Thrown when the command line itself is wrong (unknown command, missing argument). */
+export class UsageError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}
+
+/** Where in an input file a problem is. `line` and `column` are 1-based. */
+export interface InputLocation {
+  readonly file: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** Thrown when an input file cannot be read as a whole (broken CSV, no usable header, too large). Nothing is enqueued. */
+export class InputError extends BulkUnassignError {
+  readonly location: InputLocation;
+  constructor(location: InputLocation, message: string, options?: { cause?: unknown }) {
+    const where = [location.file, location.line, location.column].filter((p) => p !== undefined).join(':');
+    super('ERR_CSV_INVALID', `${where}: ${message}`, options);
+    this.location = location;
+  }
+}
+
+/** Thrown when a file parsed but not one row in it is a chat we could unassign. */
+export class NoValidRowsError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_NO_VALID_ROWS', message);
+  }
+}
+
+/** Thrown when a batch is asked to do something its state does not allow (rerun while running, unknown id). */
+export class BatchStateError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_BATCH_STATE', message);
+  }
+}
+
+/** Thrown when the same file content was run recently and `--force` was not given. */
+export class DuplicateUploadError extends BulkUnassignError {
+  readonly earlierBatchId: string;
+  constructor(earlierBatchId: string, message: string) {
+    super('ERR_DUPLICATE_UPLOAD', message);
+    this.earlierBatchId = earlierBatchId;
+  }
+}
+
+/** Thrown when Redis cannot be reached at start-up. */
+export class RedisUnavailableError extends BulkUnassignError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REDIS_UNAVAILABLE', message, options);
+  }
+}
+
+/** A batch stopped before finishing (bad API key, cancelled). */
+export class BatchStoppedError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_BATCH_STOPPED', message);
+  }
+}
+
+/** Normalise whatever a `catch` caught into an Error (graphile-worker's coerceError). */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}

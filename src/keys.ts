@@ -1,0 +1,65 @@
+/**
+ * The one module that names Redis keys (house style G8). Every key lives under `{<QUEUE_PREFIX>}`: the braces
+ * are a Redis Cluster hash tag, so the BullMQ queue and every batch's keys land in one slot and the Lua
+ * scripts that touch several of them stay legal on a cluster.
+ */
+
+/** BullMQ queue that holds one job per chat (and the per-batch finalize jobs). */
+export const QUEUE_NAME = 'unassign';
+
+export interface BatchKeys {
+  /** HASH: batch record — meta (id, name, source, sha256, times, status) and counters. */
+  readonly batch: string;
+  /** HASH: chat key → JSON input row (line + original cells). Succeeded chats are removed to save memory. */
+  readonly chats: string;
+  /** LIST: chat keys in file order, staged during ingest until they are enqueued, then deleted. */
+  readonly order: string;
+  /** HASH: chat key → result record (see result-store.ts). Exactly one per terminal chat. */
+  readonly results: string;
+  /** LIST: JSON rejected rows, in file order. */
+  readonly rejected: string;
+  /** HASH: chat key → 1 for chats taken off the queue while the batch is paused or stopped. */
+  readonly parked: string;
+  /** HASH: latency histogram bucket → count, filled as results are recorded. */
+  readonly latency: string;
+}
+
+export interface Keys {
+  /** BullMQ `prefix` option: the hash-tagged prefix. */
+  readonly bullPrefix: string;
+  /** ZSET: batch id → created-at ms, for listing newest first. */
+  readonly batchIndex: string;
+  /** STRING per file hash: batch id of the last batch made from that content (expires with the duplicate window). */
+  sourceHash(sha256: string): string;
+  /** HASH: schedule definitions (name → JSON). */
+  readonly schedules: string;
+  /** All keys of one batch. */
+  batch(batchId: string): BatchKeys;
+}
+
+export function makeKeys(queuePrefix: string): Keys {
+  const root = `{${queuePrefix}}`;
+  return {
+    bullPrefix: root,
+    batchIndex: `${root}:batches`,
+    schedules: `${root}:schedules`,
+    sourceHash: (sha256) => `${root}:source:${sha256}`,
+    batch: (batchId) => {
+      const base = `${root}:batch:${batchId}`;
+      return {
+        batch: base,
+        chats: `${base}:chats`,
+        order: `${base}:order`,
+        results: `${base}:results`,
+        rejected: `${base}:rejected`,
+        parked: `${base}:parked`,
+        latency: `${base}:latency`,
+      };
+    },
+  };
+}
+
+/** Every key of a batch, for expiry and deletion. */
+export function allBatchKeys(keys: BatchKeys): string[] {
+  return Object.values(keys);
+}

@@ -1,0 +1,78 @@
+/**
+ * The BullMQ queue and the job shapes on it. One queue for every batch: BullMQ's limiter is per queue, so one
+ * queue is what makes the rate limit global across batches and worker processes.
+ */
+import { createHash } from 'node:crypto';
+
+import { type JobsOptions, Queue } from 'bullmq';
+
+import type { Keys } from './keys.js';
+import { QUEUE_NAME } from './keys.js';
+import type { ScriptedRedis } from './scripts.js';
+
+/** Data of an `unassign` job: deliberately tiny (batch id + chat key); the row itself stays in the batch's chats hash. */
+export interface UnassignJobData {
+  readonly b: string;
+  readonly k: string;
+}
+
+/** Data of a `finalize` job: writes the batch's report once every chat is terminal. */
+export interface FinalizeJobData {
+  readonly b: string;
+}
+
+export const JOB_UNASSIGN = 'unassign';
+export const JOB_FINALIZE = 'finalize';
+
+/** BullMQ's highest priority number (2^21 - 1). */
+export const PRIORITY_LIMIT = 2 ** 21 - 1;
+
+/**
+ * Deterministic job id from batch + chat: re-delivering an ingest cannot create a second job for a chat.
+ * BullMQ custom ids may not contain ':', so phone chats use dashes and group ids (free text) are hashed.
+ */
+export function jobIdFor(batchId: string, chatKey: string): string {
+  if (chatKey.startsWith('p:')) return `${batchId}-${chatKey.slice(2).replace('@', '-')}`;
+  return `${batchId}-g${createHash('sha1').update(chatKey).digest('hex').slice(0, 20)}`;
+}
+
+export function finalizeJobId(batchId: string): string {
+  return `${batchId}-finalize`;
+}
+
+/**
+ * Fairness between batches: a chat's priority is its position in its batch (1 = first). BullMQ serves lower
+ * numbers first, so the n-th chat of every batch runs before the (n+1)-th of any: batches advance round-robin,
+ * and a 20-chat batch uploaded behind a 100k-chat batch finishes in its first ~20 rounds instead of waiting
+ * for the big one. (One queue per batch would break the global limiter; BullMQ Pro groups are not available.)
+ */
+export function priorityFor(position: number): number {
+  return Math.min(Math.max(1, position + 1), PRIORITY_LIMIT);
+}
+
+export interface JobPolicy {
+  readonly maxAttempts: number;
+  /** First retry delay; doubles each attempt, with jitter. */
+  readonly backoffDelayMs: number;
+}
+
+/** Options every unassign job gets. Finished jobs are removed at once: results live in the compact batch records. */
+export function unassignJobOptions(batchId: string, chatKey: string, position: number, policy: JobPolicy): JobsOptions {
+  return {
+    jobId: jobIdFor(batchId, chatKey),
+    priority: priorityFor(position),
+    attempts: policy.maxAttempts,
+    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: 0.5 },
+    removeOnComplete: true,
+    removeOnFail: true,
+  };
+}
+
+export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<UnassignJobData | FinalizeJobData> {
+  return new Queue<UnassignJobData | FinalizeJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
+}
+
+/** Enqueues the report job of a batch (idempotent: fixed job id). Finalize jobs have no priority, so they run before any chat. */
+export async function enqueueFinalize(queue: Queue<UnassignJobData | FinalizeJobData>, batchId: string): Promise<void> {
+  await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+}

@@ -1,0 +1,60 @@
+/**
+ * Redis connections. Workers and the CLI use `maxRetriesPerRequest: null` (BullMQ requires it for workers,
+ * and it is what makes a Redis restart survivable: commands wait for the reconnect instead of failing).
+ */
+import { Redis } from 'ioredis';
+
+import { RedisUnavailableError } from './errors.js';
+import { defineScripts, type ScriptedRedis } from './scripts.js';
+
+export function connectRedis(url: string, name = 'bulk-unassign'): ScriptedRedis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    connectionName: name,
+    // Back off up to 2 s between reconnect attempts; never give up (a restarting Redis comes back).
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  });
+  // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
+  redis.on('error', () => undefined);
+  return defineScripts(redis);
+}
+
+/** Answers whether something at `url` replies to PING within `timeoutMs`. Never throws. */
+export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Fails fast with an actionable message when Redis is not there (instead of hanging on reconnects). */
+export async function assertRedisReachable(url: string): Promise<void> {
+  if (await redisAnswers(url)) return;
+  throw new RedisUnavailableError(
+    `cannot reach Redis at ${redactUrl(url)}. Start one with \`docker compose up -d redis\`, ` +
+      '`redis-server --port 6379 --daemonize yes` (Debian/Ubuntu: `apt-get install redis-server`), or set REDIS_URL.',
+  );
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * A worker process's BullMQ Worker: the global limiter, concurrency, lock and stall settings, and the two
+ * processors (`unassign`, `finalize`) behind one dispatch.
+ */
+import { type Job, Worker } from 'bullmq';
+
+import { makeFinalizeProcessor } from '../jobs/finalize.js';
+import { makeUnassignProcessor } from '../jobs/unassign.js';
+import { makeApiClient } from './api-client.js';
+import { parkWaiting } from './batch-control.js';
+import { requireApiKey } from './config.js';
+import type { Context } from './context.js';
+import { toError } from './errors.js';
+import { QUEUE_NAME } from './keys.js';
+import { enqueueFinalize, type FinalizeJobData, JOB_FINALIZE, type UnassignJobData } from './queue.js';
+import type { ReportSummary } from './report.js';
+
+export interface RunningWorker {
+  readonly worker: Worker<UnassignJobData | FinalizeJobData>;
+  /** Stops taking jobs, waits for the ones in flight (BullMQ `close()`), releases the HTTP agents. */
+  close(force?: boolean): Promise<void>;
+}
+
+export interface WorkerOptions {
+  /** Called after a batch's report is written. */
+  readonly onBatchFinished?: (summary: ReportSummary) => Promise<void>;
+  /** How often to look for batches whose finalize job was lost (a crash right after the last result). */
+  readonly sweepIntervalMs?: number;
+}
+
+/**
+ * Lock longer than any one job can legitimately take: a job is one HTTP call of at most REQUEST_TIMEOUT_MS
+ * plus a few Redis round trips. BullMQ renews the lock every lockDuration/2, so even a slow call is never
+ * mistaken for a stalled job; only a dead process (no renewals) is.
+ */
+export function lockDurationFor(requestTimeoutMs: number): number {
+  return Math.max(30_000, requestTimeoutMs * 2 + 5_000);
+}
+
+/** Re-enqueue finalize for batches stuck in `finalizing` (idempotent: the finalize job id is fixed). */
+export async function sweepFinalizing(ctx: Context): Promise<number> {
+  let found = 0;
+  for (const batch of await ctx.batches.list(200)) {
+    if (batch.status === 'finalizing') {
+      await enqueueFinalize(ctx.queue, batch.id);
+      found += 1;
+    }
+  }
+  return found;
+}
+
+export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningWorker {
+  const { config, logger } = ctx;
+  const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
+  let worker: Worker<UnassignJobData | FinalizeJobData> | undefined;
+  const unassign = makeUnassignProcessor({
+    api,
+    results: ctx.results,
+    batches: ctx.batches,
+    logger,
+    rateLimit: async (ms) => worker?.rateLimit(ms),
+    onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
+    onBatchStopped: async (batchId) => {
+      const parked = await parkWaiting(ctx, batchId);
+      logger.warn({ batchId, parked }, 'batch stopped: waiting chats parked until resume');
+    },
+  });
+  const finalize = makeFinalizeProcessor({ ...ctx, reportsDir: config.reportsDir, resultsTtlDays: config.resultsTtlDays, ...(options.onBatchFinished ? { onFinished: options.onBatchFinished } : {}) });
+  worker = new Worker<UnassignJobData | FinalizeJobData>(
+    QUEUE_NAME,
+    async (job: Job) => (job.name === JOB_FINALIZE ? finalize(job as Job<FinalizeJobData>) : unassign(job as Job<UnassignJobData>)),
+    {
+      connection: ctx.redis,
+      prefix: ctx.keys.bullPrefix,
+      concurrency: config.workerConcurrency,
+      limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs },
+      lockDuration: lockDurationFor(config.requestTimeoutMs),
+      // A job whose process died is re-run once its lock expires; twice more is plenty before giving up on it.
+      maxStalledCount: 3,
+      autorun: true,
+    },
+  );
+  worker.on('error', (error) => logger.warn({ err: toError(error).message }, 'worker connection error'));
+  // Safety net: a job that failed for an unexpected reason (a bug, not an API answer) on its last attempt still
+  // gets a terminal result, so the batch can finish and the report shows it.
+  worker.on('failed', (job, error) => {
+    if (!job || job.name === JOB_FINALIZE || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    const data = job.data as UnassignJobData;
+    void ctx.results
+      .record(data.b, data.k, { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` })
+      .then((outcome) => (outcome === 'last' ? enqueueFinalize(ctx.queue, data.b) : undefined))
+      .catch((e: unknown) => logger.error({ err: String(e) }, 'could not record failed job'));
+  });
+  const sweep = setInterval(() => void sweepFinalizing(ctx).catch(() => undefined), options.sweepIntervalMs ?? 30_000);
+  sweep.unref();
+  void sweepFinalizing(ctx).catch(() => undefined);
+  return {
+    worker,
+    close: async (force = false) => {
+      clearInterval(sweep);
+      await worker?.close(force);
+      api.close();
+    },
+  };
+}
