@@ -19,8 +19,10 @@ export interface UnassignDeps {
   readonly results: ResultStore;
   readonly batches: BatchStore;
   readonly logger: Logger;
-  /** Pauses every worker of the queue (BullMQ `worker.rateLimit`). */
+  /** Pauses every worker of the queue (BullMQ `worker.rateLimit` + the pacer). */
   readonly rateLimit: (ms: number) => Promise<void>;
+  /** Waits for this call's slot under the global rate limit (see src/pacer.ts). */
+  readonly pace: () => Promise<void>;
   /** Called once, by whoever recorded a batch's last chat: enqueue its report. */
   readonly onBatchComplete: (batchId: string) => Promise<void>;
   /** Called once, by whoever stopped a batch: take its waiting chats off the queue. */
@@ -60,6 +62,7 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       return finish(job, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: now(), latencyMs: 0, reason: 'batch cancelled' });
     }
 
+    await deps.pace();
     const outcome = await deps.api.unassign(chatFromKey(chatKey));
     const verdict = classify(outcome, now());
     const httpStatus = outcome.kind === 'response' ? outcome.statusCode : 0;

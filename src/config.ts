@@ -15,7 +15,7 @@ export const DAY = 24 * HOUR;
 
 /** Hard limits on what a setting may be. Values outside are refused at start-up, not clamped. */
 export const LIMITS = {
-  rateLimitMax: { min: 1, max: 100_000 },
+  rateLimitMax: { min: 0, max: 100_000 },
   rateLimitDurationMs: { min: 10, max: HOUR },
   workerConcurrency: { min: 1, max: 1_000 },
   maxAttempts: { min: 1, max: 50 },
@@ -36,7 +36,8 @@ export interface RunnerOptions {
   /** Prefix of every Redis key this tool writes. @default 'bulk-unassign' */
   readonly queuePrefix?: string;
   /**
-   * Calls allowed per `rateLimitDurationMs`, across ALL workers (BullMQ's limiter is global).
+   * Calls allowed in any window of `rateLimitDurationMs`, across ALL workers (global: BullMQ limiter + pacer in
+   * Redis). 0 turns the limit off (benchmarks only).
    * @default 1 — DoubleTick documents no limit for this endpoint; its strictest documented per-organisation
    * limit is 1 req/s, so we start there. Raise it once DoubleTick confirms a higher limit for your account.
    */

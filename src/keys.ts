@@ -33,6 +33,8 @@ export interface Keys {
   sourceHash(sha256: string): string;
   /** HASH: schedule definitions (name → JSON). */
   readonly schedules: string;
+  /** STRING: the global pacer's next free call slot, µs since epoch (see pacer.ts). */
+  readonly pacer: string;
   /** All keys of one batch. */
   batch(batchId: string): BatchKeys;
 }
@@ -43,6 +45,7 @@ export function makeKeys(queuePrefix: string): Keys {
     bullPrefix: root,
     batchIndex: `${root}:batches`,
     schedules: `${root}:schedules`,
+    pacer: `${root}:pacer`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     batch: (batchId) => {
       const base = `${root}:batch:${batchId}`;

@@ -96,7 +96,36 @@ export interface ScriptCommands {
     ...args: string[]
   ): Promise<number>;
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
+  pacerReserve(pacer: string, intervalUs: string): Promise<number>;
+  pacerPause(pacer: string, pauseUs: string): Promise<number>;
 }
+
+/**
+ * Pacer slot (GCRA). ARGV[1] = interval µs. Returns µs to wait before this call's slot. Time comes from Redis
+ * (TIME) so every process shares one clock. Numbers are µs since epoch (< 2^53, exact in Lua doubles) and are
+ * written with %.0f because tostring() would round them to 14 digits.
+ */
+const pacerReserve = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+local nextSlot = slot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', nextSlot), 'PX', math.ceil((nextSlot - now) / 1000) + 60000)
+return math.floor(slot - now)
+`;
+
+/** Pacer pause: no slot before now + ARGV[1] µs. */
+const pacerPause = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+local resume = now + tonumber(ARGV[1])
+if resume > slot then
+  redis.call('SET', KEYS[1], string.format('%.0f', resume), 'PX', math.ceil((resume - now) / 1000) + 60000)
+end
+return 1
+`;
 
 export type ScriptedRedis = Redis & ScriptCommands;
 
@@ -108,5 +137,7 @@ export function defineScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('claimChat', { numberOfKeys: 3, lua: claimChat });
   redis.defineCommand('recordResult', { numberOfKeys: 5, lua: recordResult });
   redis.defineCommand('transitionStatus', { numberOfKeys: 1, lua: transitionStatus });
+  redis.defineCommand('pacerReserve', { numberOfKeys: 1, lua: pacerReserve });
+  redis.defineCommand('pacerPause', { numberOfKeys: 1, lua: pacerPause });
   return scripted;
 }

@@ -9,6 +9,7 @@ import { makeUnassignProcessor } from '../jobs/unassign.js';
 import { makeApiClient } from './api-client.js';
 import { parkWaiting } from './batch-control.js';
 import { requireApiKey } from './config.js';
+import { makePacer } from './pacer.js';
 import type { Context } from './context.js';
 import { toError } from './errors.js';
 import { QUEUE_NAME } from './keys.js';
@@ -53,12 +54,17 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
   const { config, logger } = ctx;
   const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
   let worker: Worker<UnassignJobData | FinalizeJobData> | undefined;
+  const pacer = makePacer(ctx.redis, ctx.keys.pacer, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
   const unassign = makeUnassignProcessor({
     api,
     results: ctx.results,
     batches: ctx.batches,
     logger,
-    rateLimit: async (ms) => worker?.rateLimit(ms),
+    rateLimit: async (ms) => {
+      await pacer.pause(ms);
+      await worker?.rateLimit(ms);
+    },
+    pace: () => pacer.acquire(),
     onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
     onBatchStopped: async (batchId) => {
       const parked = await parkWaiting(ctx, batchId);
@@ -73,7 +79,7 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
       connection: ctx.redis,
       prefix: ctx.keys.bullPrefix,
       concurrency: config.workerConcurrency,
-      limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs },
+      ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
       lockDuration: lockDurationFor(config.requestTimeoutMs),
       // A job whose process died is re-run once its lock expires; twice more is plenty before giving up on it.
       maxStalledCount: 3,

@@ -1,0 +1,300 @@
+/**
+ * CSV file → rows, streaming. Two layers:
+ *  - `readCsvRecords`: bytes → header + records with their starting line numbers (csv-parse does the parsing;
+ *    this adds delimiter sniffing, size limits, encoding checks and errors that name file, line and column).
+ *  - `openCsvSource`: records → valid chats or rejected rows (column roles, phone normalisation).
+ * Memory stays flat: records are pulled one at a time with back-pressure and never collected.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream';
+
+import { CsvError, parse } from 'csv-parse';
+import type { CountryCode } from 'libphonenumber-js';
+
+import { aliasesOf, CANONICAL, type ColumnMap, mapColumns, uniqueHeaderNames } from './csv-headers.js';
+import { InputError } from './errors.js';
+import { normalisePhone } from './phone.js';
+import { type ChatRow, type ChatTarget, chatKeyOf, type RejectedRow } from './types.js';
+
+/** What the ingester yields for each data row. Duplicates are found later, in Redis staging. */
+export type IngestRow = { readonly kind: 'valid'; readonly row: ChatRow } | { readonly kind: 'rejected'; readonly row: RejectedRow };
+
+export interface CsvReadOptions {
+  readonly file: string;
+  /** Refuse files bigger than this before reading a byte. */
+  readonly maxFileBytes: number;
+  /** Longest single cell or record, in characters (csv-parse max_record_size). */
+  readonly maxRecordBytes: number;
+  readonly maxColumns: number;
+}
+
+export interface CsvSourceOptions extends CsvReadOptions {
+  /** Business number for files without a WABA column (--waba). */
+  readonly defaultWaba?: string;
+  /** For national-format numbers (--default-country). */
+  readonly defaultCountry?: CountryCode;
+}
+
+/** One parsed record: its cells and the 1-based line it starts on. */
+export interface CsvRecord {
+  readonly line: number;
+  readonly cells: readonly string[];
+}
+
+export interface CsvRecords {
+  readonly header: readonly string[];
+  readonly delimiter: string;
+  /** Data records after the header; blank lines (all cells empty) are skipped. Single use. */
+  records(): AsyncIterable<CsvRecord>;
+  /** sha256 of the file's bytes, complete once records() has been consumed. */
+  sha256(): string;
+}
+
+const SNIFF_BYTES = 64 * 1024;
+const DELIMITERS = [',', ';', '\t'] as const;
+const LINE_BREAK = /\r\n|\r|\n/g;
+
+/** Picks the delimiter that occurs most often outside quotes on the first line (ties and none → comma). */
+export function sniffDelimiter(text: string): string {
+  const counts = new Map<string, number>(DELIMITERS.map((d) => [d, 0]));
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && (ch === '\n' || ch === '\r')) break;
+    else if (!quoted && counts.has(ch)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  }
+  let best = ',';
+  for (const d of DELIMITERS) if ((counts.get(d) ?? 0) > (counts.get(best) ?? 0)) best = d;
+  return best;
+}
+
+/** Refuses what is clearly not a UTF-8 CSV, with what to do about it. */
+function checkEncoding(file: string, head: Buffer): void {
+  const fail = (msg: string): never => {
+    throw new InputError({ file, line: 1 }, msg);
+  };
+  if (head.length === 0) fail('the file is empty: expected a header row such as "customerPhoneNumber,wabaNumber"');
+  if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) {
+    fail('this is a zip/Excel (.xlsx) file, not CSV: in your spreadsheet use "Save as / Download → CSV UTF-8"');
+  }
+  if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
+    fail('the file is UTF-16 ("Unicode text"): save it as "CSV UTF-8" instead');
+  }
+  if (head.includes(0)) fail('the file contains NUL bytes: it looks binary, not a CSV text file');
+}
+
+function countLineBreaks(cells: readonly string[]): number {
+  let n = 0;
+  for (const c of cells) n += c.match(LINE_BREAK)?.length ?? 0;
+  return n;
+}
+
+/** Maps a csv-parse error to an InputError at the line where the broken record starts. */
+function csvErrorAt(file: string, err: CsvError, line: number): InputError {
+  const context = err as CsvError & { column?: number | string };
+  const column = typeof context.column === 'number' ? context.column + 1 : undefined;
+  const what: Record<string, string> = {
+    CSV_QUOTE_NOT_CLOSED: 'a quoted cell is never closed: expected a closing " before the end of the file',
+    CSV_INVALID_CLOSING_QUOTE: 'unexpected character after a closing quote: expected a delimiter or end of line (write "" for a quote inside a quoted cell)',
+    CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'unexpected character after a closing quote: expected a delimiter or end of line',
+    CSV_MAX_RECORD_SIZE: 'a cell or row is too large (over the per-row limit): is a quote left open?',
+  };
+  const message = what[err.code] ?? `malformed CSV: ${err.message}`;
+  return new InputError({ file, line, ...(column === undefined ? {} : { column }) }, message, { cause: err });
+}
+
+/** Opens a CSV file: checks size and encoding, sniffs the delimiter, reads the header row. */
+export async function readCsvRecords(opts: CsvReadOptions): Promise<CsvRecords> {
+  const { file } = opts;
+  const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new InputError({ file }, err.code === 'ENOENT' ? 'no such file' : `cannot read the file (${err.code ?? err.message})`);
+  });
+  if (!info.isFile()) throw new InputError({ file }, 'not a regular file');
+  if (info.size > opts.maxFileBytes) {
+    const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
+    throw new InputError({ file }, `the file is ${mb(info.size)}, over the ${mb(opts.maxFileBytes)} limit (MAX_FILE_MB): split it or raise the limit`);
+  }
+  const handle = await open(file, 'r');
+  const head = Buffer.alloc(Math.min(SNIFF_BYTES, info.size));
+  try {
+    await handle.read(head, 0, head.length, 0);
+  } finally {
+    await handle.close();
+  }
+  checkEncoding(file, head);
+  const delimiter = sniffDelimiter(head.toString('utf8').replace(/^\ufeff/, ''));
+
+  const hash = createHash('sha256');
+  let digest = '';
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      digest = hash.digest('hex');
+      done();
+    },
+  });
+  const parser = parse({
+    bom: true,
+    delimiter,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    max_record_size: opts.maxRecordBytes,
+    info: true,
+  });
+  const stream = pipeline(createReadStream(file), hasher, parser, () => {
+    /* errors surface through the iterator below */
+  });
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: { empty_lines: number } }>;
+
+  // Line bookkeeping: csv-parse's own line counter miscounts CRLF inside quoted cells, so we count ourselves:
+  // a record starts one line after the previous one ended, plus the blank lines skipped in between.
+  let nextLine = 1;
+  let emptySeen = 0;
+  const pull = async (): Promise<CsvRecord | undefined> => {
+    for (;;) {
+      let step: IteratorResult<{ record: string[]; info: { empty_lines: number } }>;
+      try {
+        step = await iterator.next();
+      } catch (err) {
+        if (err instanceof CsvError) {
+          const emptyLines = (err as CsvError & { empty_lines?: number }).empty_lines ?? emptySeen;
+          throw csvErrorAt(file, err, nextLine + (emptyLines - emptySeen));
+        }
+        throw new InputError({ file, line: nextLine }, `cannot read the file: ${(err as Error).message}`, { cause: err });
+      }
+      if (step.done) return undefined;
+      const { record, info: recInfo } = step.value;
+      const line = nextLine + (recInfo.empty_lines - emptySeen);
+      emptySeen = recInfo.empty_lines;
+      nextLine = line + 1 + countLineBreaks(record);
+      if (record.length > opts.maxColumns) {
+        throw new InputError({ file, line }, `${record.length} columns, over the limit of ${opts.maxColumns}: is the delimiter right?`);
+      }
+      if (record.every((c) => c.trim() === '')) continue; // ",,," is a blank line a spreadsheet wrote
+      return { line, cells: record };
+    }
+  };
+
+  const first = await pull();
+  if (first === undefined) throw new InputError({ file, line: 1 }, 'the file has no rows: expected a header row such as "customerPhoneNumber,wabaNumber"');
+  let consumed = false;
+  return {
+    header: first.cells,
+    delimiter,
+    sha256: () => digest,
+    async *records() {
+      if (consumed) throw new Error('records() can be read once');
+      consumed = true;
+      try {
+        for (let rec = await pull(); rec !== undefined; rec = await pull()) yield rec;
+      } finally {
+        stream.destroy();
+      }
+    },
+  };
+}
+
+/** A row source over one CSV file; see RowSource in enqueue.ts. */
+export interface CsvSource {
+  readonly file: string;
+  /** The header as row cells are keyed (unique names; `wabaNumber` appended when --waba supplied it). */
+  readonly header: readonly string[];
+  readonly delimiter: string;
+  rows(): AsyncIterable<IngestRow>;
+  sha256(): string;
+}
+
+function describeHeader(header: readonly string[]): string {
+  const shown = header.slice(0, 8).map((h) => JSON.stringify(h)).join(', ');
+  return header.length > 8 ? `${shown}, … (${header.length} columns)` : shown;
+}
+
+/** Decides which columns mean what, or explains why the header cannot work. */
+function resolveColumns(file: string, header: readonly string[], defaultWaba: string | undefined): ColumnMap {
+  const map = mapColumns(header);
+  if (map.phone === undefined && map.group === undefined) {
+    const looksLikeData = header.some((h) => normalisePhone(h).ok);
+    throw new InputError(
+      { file, line: 1 },
+      looksLikeData
+        ? `the first line looks like data, not a header: add a header row such as "${CANONICAL.phone},${CANONICAL.waba}"`
+        : `no phone or group column: expected a header named one of ${aliasesOf('phone').slice(0, 6).join(', ')} … or ` +
+            `${aliasesOf('group').slice(0, 2).join(', ')} (found ${describeHeader(header)})`,
+    );
+  }
+  if (map.phone !== undefined && map.waba === undefined && defaultWaba === undefined) {
+    throw new InputError(
+      { file, line: 1 },
+      `no business number column (${aliasesOf('waba').slice(0, 3).join(', ')} …): add one or pass --waba <number>`,
+    );
+  }
+  return map;
+}
+
+/** Opens a CSV file as a row source. Header problems throw here, before any batch exists. */
+export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> {
+  const { file } = opts;
+  const csv = await readCsvRecords(opts);
+  let defaultWaba: string | undefined;
+  if (opts.defaultWaba !== undefined) {
+    const waba = normalisePhone(opts.defaultWaba, opts.defaultCountry);
+    if (!waba.ok) throw new InputError({ file }, `--waba ${JSON.stringify(opts.defaultWaba)}: ${waba.reason}`);
+    defaultWaba = waba.digits;
+  }
+  const map = resolveColumns(file, csv.header, defaultWaba);
+  const names = uniqueHeaderNames(csv.header);
+  const addWaba = map.waba === undefined && defaultWaba !== undefined;
+  const header = addWaba ? [...names, uniqueHeaderNames([...names, CANONICAL.waba]).at(-1) as string] : names;
+  const wabaName = addWaba ? (header.at(-1) as string) : undefined;
+
+  const toRow = (rec: CsvRecord): IngestRow => {
+    const cells: Record<string, string> = {};
+    rec.cells.forEach((value, i) => {
+      cells[names[i] ?? `column_${i + 1}`] = value;
+    });
+    if (wabaName !== undefined && defaultWaba !== undefined) cells[wabaName] = defaultWaba;
+    const reject = (column: number | undefined, raw: string, reason: string): IngestRow => ({
+      kind: 'rejected',
+      row: { line: rec.line, raw, reason, cells, ...(column === undefined ? {} : { column: names[column] ?? `column_${column + 1}` }) },
+    });
+    const cell = (i: number | undefined): string => (i === undefined ? '' : (rec.cells[i] ?? '').trim());
+    const phoneRaw = cell(map.phone);
+    const groupRaw = cell(map.group);
+    if (phoneRaw !== '' && groupRaw !== '') return reject(map.group, groupRaw, 'both a phone number and a group id: one row names one chat');
+    let chat: ChatTarget;
+    if (groupRaw !== '') {
+      if (!/^[\w.@:-]{1,128}$/u.test(groupRaw)) return reject(map.group, groupRaw, 'not a group id (letters, digits, _ . @ : - only, up to 128)');
+      chat = { kind: 'group', groupId: groupRaw };
+    } else {
+      if (map.phone === undefined) return reject(map.group, '', 'group id is empty');
+      const phone = normalisePhone(phoneRaw, opts.defaultCountry);
+      if (!phone.ok) return reject(map.phone, phoneRaw, `phone number ${phone.reason}`);
+      const wabaRaw = map.waba === undefined ? '' : cell(map.waba);
+      let waba = defaultWaba;
+      if (wabaRaw !== '') {
+        const parsed = normalisePhone(wabaRaw, opts.defaultCountry);
+        if (!parsed.ok) return reject(map.waba, wabaRaw, `business number ${parsed.reason}`);
+        waba = parsed.digits;
+      }
+      if (waba === undefined) return reject(map.waba, '', 'business number is empty (fill it in or pass --waba)');
+      chat = { kind: 'individual', customerPhoneNumber: phone.digits, wabaNumber: waba };
+    }
+    return { kind: 'valid', row: { line: rec.line, chat, key: chatKeyOf(chat), cells } };
+  };
+
+  return {
+    file,
+    header,
+    delimiter: csv.delimiter,
+    sha256: csv.sha256,
+    async *rows() {
+      for await (const rec of csv.records()) yield toRow(rec);
+    },
+  };
+}
