@@ -31,9 +31,10 @@ export function makeFinalizeProcessor(deps: FinalizeDeps): (job: Job<FinalizeJob
     const before = await deps.batches.get(batchId);
     if (!before) return 'gone';
     const final = before.counts.cancelled > 0 ? 'cancelled' : 'finished';
-    await deps.batches.transition(batchId, final, ['finalizing']);
-    const batch = await deps.batches.require(batchId);
+    // Report first, status second: whoever sees `finished` can read the report.
+    const batch = { ...before, status: before.status === 'finalizing' ? final : before.status };
     const summary = await writeReport(deps, batch, deps.reportsDir);
+    await deps.batches.transition(batchId, final, ['finalizing']);
     await deps.batches.expire(batchId, Math.round((deps.resultsTtlDays * DAY) / 1000));
     deps.logger.info({ batchId, status: batch.status, counts: batch.counts, report: summary.files.summaryJson }, 'batch finished');
     if (deps.onFinished) {

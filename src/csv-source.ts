@@ -8,8 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 
 import { CsvError, parse } from 'csv-parse';
 import type { CountryCode } from 'libphonenumber-js';
@@ -86,6 +85,56 @@ function checkEncoding(file: string, head: Buffer): void {
   if (head.includes(0)) fail('the file contains NUL bytes: it looks binary, not a CSV text file');
 }
 
+type ParsedRecord = { record: string[]; info: { empty_lines: number } };
+
+const QUEUE_HIGH = 512;
+
+/**
+ * Pulls parsed records one at a time with back-pressure. Unlike the stream's async iterator, records parsed
+ * before an error are still handed out before the error is thrown, so the error's line number is exact.
+ */
+function recordQueue(stream: NodeJS.ReadableStream & { destroyed?: boolean }): () => Promise<ParsedRecord | undefined> {
+  const queue: ParsedRecord[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    wake?.();
+    wake = undefined;
+  };
+  stream.on('data', (rec: ParsedRecord) => {
+    queue.push(rec);
+    if (queue.length >= QUEUE_HIGH) stream.pause();
+    notify();
+  });
+  stream.on('end', () => {
+    ended = true;
+    notify();
+  });
+  stream.on('error', (err: unknown) => {
+    failure ??= err;
+    notify();
+  });
+  stream.on('close', () => {
+    ended = true;
+    notify();
+  });
+  return async () => {
+    for (;;) {
+      const rec = queue.shift();
+      if (rec !== undefined) {
+        if (queue.length < QUEUE_HIGH / 2 && stream.isPaused()) stream.resume();
+        return rec;
+      }
+      if (failure !== undefined) throw failure;
+      if (ended) return undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  };
+}
+
 function countLineBreaks(cells: readonly string[]): number {
   let n = 0;
   for (const c of cells) n += c.match(LINE_BREAK)?.length ?? 0;
@@ -148,9 +197,9 @@ export async function readCsvRecords(opts: CsvReadOptions): Promise<CsvRecords> 
     info: true,
   });
   const stream = pipeline(createReadStream(file), hasher, parser, () => {
-    /* errors surface through the iterator below */
+    /* errors surface through the record queue below */
   });
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: { empty_lines: number } }>;
+  const next = recordQueue(stream);
 
   // Line bookkeeping: csv-parse's own line counter miscounts CRLF inside quoted cells, so we count ourselves:
   // a record starts one line after the previous one ended, plus the blank lines skipped in between.
@@ -158,18 +207,18 @@ export async function readCsvRecords(opts: CsvReadOptions): Promise<CsvRecords> 
   let emptySeen = 0;
   const pull = async (): Promise<CsvRecord | undefined> => {
     for (;;) {
-      let step: IteratorResult<{ record: string[]; info: { empty_lines: number } }>;
+      let step: ParsedRecord | undefined;
       try {
-        step = await iterator.next();
+        step = await next();
       } catch (err) {
         if (err instanceof CsvError) {
           const emptyLines = (err as CsvError & { empty_lines?: number }).empty_lines ?? emptySeen;
-          throw csvErrorAt(file, err, nextLine + (emptyLines - emptySeen));
+          throw csvErrorAt(file, err, nextLine + Math.max(0, emptyLines - emptySeen));
         }
         throw new InputError({ file, line: nextLine }, `cannot read the file: ${(err as Error).message}`, { cause: err });
       }
-      if (step.done) return undefined;
-      const { record, info: recInfo } = step.value;
+      if (step === undefined) return undefined;
+      const { record, info: recInfo } = step;
       const line = nextLine + (recInfo.empty_lines - emptySeen);
       emptySeen = recInfo.empty_lines;
       nextLine = line + 1 + countLineBreaks(record);
