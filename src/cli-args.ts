@@ -12,6 +12,7 @@ export const OPTIONS = {
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   wait: { type: 'boolean' },
+  detach: { type: 'boolean' },
   watch: { type: 'boolean' },
   force: { type: 'boolean' },
   status: { type: 'string' },
@@ -83,6 +84,10 @@ Commands
   pause <batchId>      Take a batch's waiting chats off the queue (other batches carry on).
   resume <batchId>     Put a paused or stopped batch back on the queue (e.g. after fixing the API key).
   cancel <batchId>     Cancel waiting chats (counted as cancelled); chats in flight finish.
+  rerun <batchId>      New batch of the failed chats of a finished batch (linked parent/child), run here.
+                       Default: only failures a rerun can fix (5xx, timeouts, 429, auth).
+                       --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
+                       --detach only enqueues it for workers elsewhere.
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --fail-rate).
 
@@ -92,6 +97,9 @@ Input options
   --name <text>              Batch name shown in lists and reports (default: the batch id).
   --dry-run                  Validate and report what would be sent; no API call is made.
   --force                    Run a file again even though the same content ran recently.
+  --include-permanent        rerun: also rerun permanent failures (400/404/422).
+  --only-reason <text>       rerun: only failures whose reason contains <text> (case-insensitive).
+  --detach                   rerun: enqueue for workers elsewhere instead of running here.
 
 Runtime options (each overrides its environment variable)
   --base-url <url>           DOUBLETICK_BASE_URL        default https://public.doubletick.io
@@ -125,4 +133,5 @@ Examples
   bulk-unassign upload big.csv --name "Q4 cleanup" && bulk-unassign worker
   bulk-unassign status 20261125-020000-ab12cd --watch
   bulk-unassign resume 20261125-020000-ab12cd           # after fixing a revoked key
+  bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
 `;

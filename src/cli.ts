@@ -11,6 +11,7 @@ import { cmdBatches, cmdReport, cmdStatus } from './commands/inspect.js';
 import { controlCommand } from './commands/control.js';
 import { cmdDemo, cmdMockApi } from './commands/demo.js';
 import type { Io } from './commands/common.js';
+import { cmdRerun } from './commands/rerun.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
 import { BulkUnassignError, UsageError } from './errors.js';
 
@@ -26,6 +27,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   pause: controlCommand('pause'),
   resume: controlCommand('resume'),
   cancel: controlCommand('cancel'),
+  rerun: cmdRerun,
   demo: cmdDemo,
   'mock-api': cmdMockApi,
 };

@@ -23,6 +23,7 @@ export const LIMITS = {
   resultsTtlDays: { min: 1, max: 3_650 },
   duplicateWindowHours: { min: 0, max: 24 * 365 },
   maxFileMb: { min: 1, max: 100_000 },
+  lockDurationMs: { min: SECOND, max: 30 * MINUTE },
 } as const;
 
 /** What a user may set, from flags, the environment or `.env`. */
@@ -62,6 +63,13 @@ export interface RunnerOptions {
   readonly defaultCountry?: string;
   /** pino log level. @default 'info' */
   readonly logLevel?: string;
+  /**
+   * How long a worker's lock on a job lasts without renewal, in milliseconds: a worker process that dies
+   * (kill -9, lost host) holds its jobs this long, plus up to two stall checks, before another worker re-runs
+   * them. Must exceed `requestTimeoutMs` by at least a second (see `lockDurationFor` in worker.ts for why).
+   * @default derived from `requestTimeoutMs`: max(30 s, 2 × timeout + 5 s) — lower it only to recover faster.
+   */
+  readonly lockDurationMs?: number;
 }
 
 /** Everything the code needs, validated. */
@@ -81,6 +89,8 @@ export interface ResolvedConfig {
   readonly maxFileMb: number;
   readonly defaultCountry: string | undefined;
   readonly logLevel: string;
+  /** undefined = derived from requestTimeoutMs by the worker (`lockDurationFor`). */
+  readonly lockDurationMs: number | undefined;
 }
 
 export const DEFAULTS = {
@@ -116,6 +126,7 @@ export const ENV_NAMES = {
   maxFileMb: 'MAX_FILE_MB',
   defaultCountry: 'DEFAULT_COUNTRY',
   logLevel: 'LOG_LEVEL',
+  lockDurationMs: 'LOCK_DURATION_MS',
 } as const satisfies Record<keyof ResolvedConfig, string>;
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -209,11 +220,27 @@ function countrySetting(raw: unknown): string | undefined {
 }
 
 /**
+ * An explicit lock duration, or undefined for the derived default. A lock no longer than one HTTP call would let
+ * a second worker re-run a chat whose first call is still going (two unassigns), so it must outlast the timeout.
+ */
+function lockDurationSetting(raw: unknown, requestTimeoutMs: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = intSetting('lockDurationMs', raw);
+  if (n < requestTimeoutMs + SECOND) {
+    throw new ConfigError(
+      `Expected \`lockDurationMs\` (LOCK_DURATION_MS) to be at least REQUEST_TIMEOUT_MS + 1000 (${requestTimeoutMs + SECOND}), got ${describe(raw)}`,
+    );
+  }
+  return n;
+}
+
+/**
  * The only place defaults and precedence live: flag > env > `.env` file > default. Validates everything
  * once, so the rest of the code can trust the values. Throws `ConfigError`.
  */
 export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.env, file: Source = {}): ResolvedConfig {
   const get = (key: keyof ResolvedConfig): unknown => pick(key, flags, env, file);
+  const requestTimeoutMs = intSetting('requestTimeoutMs', get('requestTimeoutMs'));
   return {
     apiKey: apiKeySetting(get('apiKey')),
     baseUrl: urlSetting('baseUrl', get('baseUrl'), ['http:', 'https:']),
@@ -223,13 +250,14 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     rateLimitDurationMs: intSetting('rateLimitDurationMs', get('rateLimitDurationMs')),
     workerConcurrency: intSetting('workerConcurrency', get('workerConcurrency')),
     maxAttempts: intSetting('maxAttempts', get('maxAttempts')),
-    requestTimeoutMs: intSetting('requestTimeoutMs', get('requestTimeoutMs')),
+    requestTimeoutMs,
     reportsDir: stringSetting('reportsDir', get('reportsDir')),
     resultsTtlDays: intSetting('resultsTtlDays', get('resultsTtlDays')),
     duplicateWindowHours: intSetting('duplicateWindowHours', get('duplicateWindowHours')),
     maxFileMb: intSetting('maxFileMb', get('maxFileMb')),
     defaultCountry: countrySetting(get('defaultCountry')),
     logLevel: stringSetting('logLevel', get('logLevel')),
+    lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
   };
 }
 

@@ -32,10 +32,23 @@ export interface WorkerOptions {
 /**
  * Lock longer than any one job can legitimately take: a job is one HTTP call of at most REQUEST_TIMEOUT_MS
  * plus a few Redis round trips. BullMQ renews the lock every lockDuration/2, so even a slow call is never
- * mistaken for a stalled job; only a dead process (no renewals) is.
+ * mistaken for a stalled job; only a dead process (no renewals) is. Longer than the timeout matters because
+ * renewals can be missed (a Redis blip, a busy event loop): if the lock could lapse while a call is still in
+ * flight, another worker would re-run that chat and DoubleTick would get a second unassign for it. With
+ * lock > timeout, a live job's call has always ended before anyone else may take the job.
+ * LOCK_DURATION_MS overrides it (config.ts checks it stays ≥ timeout + 1 s).
  */
 export function lockDurationFor(requestTimeoutMs: number): number {
   return Math.max(30_000, requestTimeoutMs * 2 + 5_000);
+}
+
+/**
+ * How often each worker looks for jobs of dead workers. BullMQ needs two checks to move one (the first marks
+ * active jobs, the next moves those whose lock is gone), so a crashed worker's jobs run again within about
+ * lockDuration + 2 × this. Checks only move jobs whose lock expired, so a short interval cannot steal live jobs.
+ */
+export function stalledIntervalFor(lockDurationMs: number): number {
+  return Math.min(30_000, Math.max(500, Math.round(lockDurationMs / 2)));
 }
 
 /** Re-enqueue finalize for batches stuck in `finalizing` (idempotent: the finalize job id is fixed). */
@@ -71,6 +84,7 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
       logger.warn({ batchId, parked }, 'batch stopped: waiting chats parked until resume');
     },
   });
+  const lockDuration = config.lockDurationMs ?? lockDurationFor(config.requestTimeoutMs);
   const finalize = makeFinalizeProcessor({ ...ctx, reportsDir: config.reportsDir, resultsTtlDays: config.resultsTtlDays, ...(options.onBatchFinished ? { onFinished: options.onBatchFinished } : {}) });
   worker = new Worker<UnassignJobData | FinalizeJobData>(
     QUEUE_NAME,
@@ -80,17 +94,20 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
       prefix: ctx.keys.bullPrefix,
       concurrency: config.workerConcurrency,
       ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
-      lockDuration: lockDurationFor(config.requestTimeoutMs),
+      lockDuration,
+      stalledInterval: stalledIntervalFor(lockDuration),
       // A job whose process died is re-run once its lock expires; twice more is plenty before giving up on it.
       maxStalledCount: 3,
       autorun: true,
     },
   );
   worker.on('error', (error) => logger.warn({ err: toError(error).message }, 'worker connection error'));
-  // Safety net: a job that failed for an unexpected reason (a bug, not an API answer) on its last attempt still
-  // gets a terminal result, so the batch can finish and the report shows it.
+  // Safety net: a job that failed for good for an unexpected reason (a bug, not an API answer; or BullMQ's
+  // "job stalled more than allowable limit" after repeated worker crashes, which fails it on its first attempt)
+  // still gets a terminal result, so the batch can finish and the report shows it. BullMQ sets finishedOn only
+  // when it will not retry the job, which covers both last attempts and unrecoverable errors.
   worker.on('failed', (job, error) => {
-    if (!job || job.name === JOB_FINALIZE || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    if (!job || job.name === JOB_FINALIZE || job.finishedOn === undefined) return;
     const data = job.data as UnassignJobData;
     void ctx.results
       .record(data.b, data.k, { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` })

@@ -1,7 +1,9 @@
 /**
  * `run`, `upload` and `worker`: getting chats onto the queue and through the API.
  */
+import type { BatchRecord } from '../batch-store.js';
 import type { Flags } from '../cli-args.js';
+import type { Context } from '../context.js';
 import { requireApiKey } from '../config.js';
 import { UsageError } from '../errors.js';
 import { writeReport } from '../report.js';
@@ -34,28 +36,36 @@ export async function cmdRun(args: readonly string[], flags: Flags, io: Io): Pro
   try {
     const batch = await ingestFile(ctx, file, flags);
     if (batch.status === 'dry-run') return await finishDryRun(ctx, batch, flags, io);
-    const running = startWorker(ctx);
-    const interrupted = new AbortController();
-    registerShutdown({
-      graceMs: config.requestTimeoutMs + 5000,
-      log: io.err,
-      forcedExitCode: 3,
-      onSignal: async () => interrupted.abort(),
-    });
-    const done = await waitForBatch(ctx, batch.id, flags, interrupted.signal);
-    await running.close();
-    if (interrupted.signal.aborted && done.status !== 'finished') {
-      io.err(`interrupted: batch ${batch.id} keeps its place in the queue; \`bulk-unassign worker\` finishes it, \`bulk-unassign cancel ${batch.id}\` drops it`);
-      return 3;
-    }
-    printResult(io, flags, done, config.reportsDir);
-    return exitCodeFor(done);
+    return await processHere(ctx, batch, flags, io);
   } finally {
     await ctx.close();
   }
 }
 
-async function finishDryRun(ctx: Awaited<ReturnType<typeof openContext>>, batch: Awaited<ReturnType<typeof ingestFile>>, flags: Flags, io: Io): Promise<number> {
+/**
+ * The one-machine path after a batch is enqueued: in-process workers until it ends, then the result.
+ * SIGINT/SIGTERM leave the batch queued for any `worker` (nothing is lost or counted twice).
+ */
+export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
+  const running = startWorker(ctx);
+  const interrupted = new AbortController();
+  registerShutdown({
+    graceMs: ctx.config.requestTimeoutMs + 5000,
+    log: io.err,
+    forcedExitCode: 3,
+    onSignal: async () => interrupted.abort(),
+  });
+  const done = await waitForBatch(ctx, batch.id, flags, interrupted.signal);
+  await running.close();
+  if (interrupted.signal.aborted && done.status !== 'finished') {
+    io.err(`interrupted: batch ${batch.id} keeps its place in the queue; \`bulk-unassign worker\` finishes it, \`bulk-unassign cancel ${batch.id}\` drops it`);
+    return 3;
+  }
+  printResult(io, flags, done, ctx.config.reportsDir);
+  return exitCodeFor(done);
+}
+
+export async function finishDryRun(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
   await writeReport(ctx, batch, ctx.config.reportsDir);
   await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
   const view = await dryRunView(ctx, batch);

@@ -1,0 +1,117 @@
+/**
+ * Rerun: a new batch made of the failed chats of a finished (or cancelled) batch, linked parent ↔ child.
+ * The child keeps each chat's original row (line + cells), so its failed.csv has the source's own columns and
+ * uploading the parent's failed.csv gives the same chats.
+ *
+ * Default selection is what a rerun can fix: transient errors, rate limiting, auth. Permanent refusals
+ * (400/404/422) fail again unless someone fixed the data, so they need --include-permanent.
+ */
+import type { BatchRecord } from './batch-store.js';
+import type { Context } from './context.js';
+import type { IngestRow } from './csv-source.js';
+import { ingest, type RowSource } from './enqueue.js';
+import { BatchStateError, NoValidRowsError } from './errors.js';
+import { writeReport } from './report.js';
+import type { ChatResult } from './result-store.js';
+import { chatFromKey, type FailureClass } from './types.js';
+
+export interface RerunOptions {
+  /** Also rerun permanent failures (400/404/422). */
+  readonly includePermanent?: boolean;
+  /** Only failures whose reason contains this text (case-insensitive). */
+  readonly onlyReason?: string;
+  readonly name?: string;
+  readonly dryRun?: boolean;
+}
+
+const FIXABLE: ReadonlySet<FailureClass> = new Set(['transient', 'rate_limited', 'auth']);
+const RERUNNABLE_STATUS = new Set(['finished', 'cancelled']);
+const ACTIVE_STATUS = new Set(['ingesting', 'queued', 'running', 'paused', 'stopped', 'cancelling', 'finalizing']);
+
+/** Whether one failed chat is selected for the rerun. */
+export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean {
+  if (result.state !== 'failed') return false;
+  if (!opts.includePermanent && !FIXABLE.has(result.failureClass ?? 'transient')) return false;
+  if (opts.onlyReason && !result.reason.toLowerCase().includes(opts.onlyReason.toLowerCase())) return false;
+  return true;
+}
+
+interface Selected {
+  readonly key: string;
+  readonly line: number;
+  readonly cells: Record<string, string>;
+}
+
+/** The failed chats to rerun, in the parent's file order. Failures are few compared to a batch: kept in memory. */
+async function selectFailures(ctx: Pick<Context, 'redis' | 'keys' | 'results'>, parent: BatchRecord, opts: RerunOptions): Promise<{ selected: Selected[]; failed: number }> {
+  const chosen = new Map<string, ChatResult>();
+  let failed = 0;
+  for await (const [key, result] of ctx.results.scan(parent.id)) {
+    if (result.state === 'failed') failed += 1;
+    if (selectsFailure(result, opts)) chosen.set(key, result);
+  }
+  const keys = [...chosen.keys()];
+  const selected: Selected[] = [];
+  for (let i = 0; i < keys.length; i += 1000) {
+    const slice = keys.slice(i, i + 1000);
+    const stored = await ctx.redis.hmget(ctx.keys.batch(parent.id).chats, ...slice);
+    slice.forEach((key, j) => {
+      const row = stored[j] ? (JSON.parse(stored[j] as string) as { line: number; cells: Record<string, string> }) : undefined;
+      const chat = chatFromKey(key);
+      const cells = row?.cells ?? (chat.kind === 'group' ? { groupId: chat.groupId } : { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber });
+      selected.push({ key, line: row?.line ?? 0, cells });
+    });
+  }
+  selected.sort((a, b) => a.line - b.line || a.key.localeCompare(b.key));
+  return { selected, failed };
+}
+
+function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
+  if (parent.status === 'stopped') {
+    throw new BatchStateError(
+      `batch ${parent.id} is stopped (${parent.reason || 'API key rejected'}): its chats are not failed, they are waiting — ` +
+        `fix the cause and \`bulk-unassign resume ${parent.id}\`, or \`cancel\` it first and then rerun`,
+    );
+  }
+  if (!RERUNNABLE_STATUS.has(parent.status)) {
+    throw new BatchStateError(
+      `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, or \`bulk-unassign cancel ${parent.id}\` first`,
+    );
+  }
+  const active = children.find((c) => ACTIVE_STATUS.has(c.status));
+  if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
+}
+
+/** Creates (and unless dry-run enqueues) the rerun batch. */
+export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOptions = {}): Promise<BatchRecord> {
+  const parent = await ctx.batches.require(parentId);
+  const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);
+  refuse(parent, children);
+  const { selected, failed } = await selectFailures(ctx, parent, opts);
+  if (selected.length === 0) {
+    const why = failed === 0 ? 'it has no failed chats' : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
+    throw new NoValidRowsError(`nothing to rerun in batch ${parentId}: ${why}`);
+  }
+  const source: RowSource = {
+    header: parent.header,
+    sha256: () => '',
+    async *rows(): AsyncIterable<IngestRow> {
+      for (const s of selected) yield { kind: 'valid', row: { line: s.line, chat: chatFromKey(s.key), key: s.key, cells: s.cells } };
+    },
+  };
+  const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
+  const child = await ingest(ctx, source, {
+    batch: {
+      kind: 'rerun',
+      source: `rerun of ${parent.id} (${parent.source})`,
+      parent: parent.id,
+      name: opts.name ?? `${parent.name} (rerun)`,
+      notes: [`rerun of ${parent.id}: ${selected.length} of ${failed} failed chat(s), ${filters}`],
+    },
+    dryRun: opts.dryRun ?? false,
+    duplicateWindowHours: 0,
+  });
+  // The parent's report names its reruns: rewrite it now that it has one.
+  if (!opts.dryRun) await writeReport(ctx, await ctx.batches.require(parent.id), ctx.config.reportsDir);
+  return child;
+}
