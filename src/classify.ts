@@ -53,14 +53,33 @@ function httpReason(statusCode: number, body: unknown): string {
   return message ? `HTTP ${statusCode}: ${message}` : `HTTP ${statusCode}`;
 }
 
-/** `Retry-After` in seconds or as an HTTP date → milliseconds from `now`, or undefined if unusable. */
+/**
+ * Longest pause a Retry-After may ask for. A longer one is more likely a skewed HTTP date or a daily quota than
+ * a real rate window; after this long we ask again, which costs one request.
+ */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** The three HTTP-date forms of RFC 9110 §5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT" … */
+const IMF_OR_RFC850_DATE = /^[A-Za-z]{3,9}, \d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT$/;
+/** … and "Sun Nov  6 08:49:37 1994". */
+const ASCTIME_DATE = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+/**
+ * `Retry-After` in seconds or as an HTTP date → milliseconds to wait from `now` (capped at MAX_RETRY_AFTER_MS),
+ * or undefined if unusable. "0" or a date already past is unusable too: "come back now" would let every worker
+ * hammer the API again at once, and BullMQ cannot set a 0 ms rate limit, so the caller backs off on its own.
+ * Only full HTTP dates count: V8's Date.parse reads fragments like "-5" as years.
+ */
 export function parseRetryAfter(header: string | undefined, now: number): number | undefined {
-  if (header === undefined || header.trim() === '') return undefined;
+  if (header === undefined) return undefined;
   const trimmed = header.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Math.round(Number(trimmed) * 1000);
+  else if (IMF_OR_RFC850_DATE.test(trimmed)) ms = Date.parse(trimmed) - now;
+  else if (ASCTIME_DATE.test(trimmed)) ms = Date.parse(`${trimmed} GMT`) - now; // asctime is GMT, V8 would read it as local time
+  else return undefined;
+  if (!Number.isFinite(ms) || ms <= 0) return undefined;
+  return Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
 /** The table: status code (or network failure) → verdict. */

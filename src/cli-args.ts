@@ -18,6 +18,10 @@ export const OPTIONS = {
   status: { type: 'string' },
   limit: { type: 'string' },
   port: { type: 'string' },
+  host: { type: 'string' },
+  demo: { type: 'boolean' },
+  'no-worker': { type: 'boolean' },
+  console: { type: 'boolean' },
   'default-country': { type: 'string' },
   'api-key-file': { type: 'string' },
   'base-url': { type: 'string' },
@@ -88,7 +92,11 @@ Commands
                        Default: only failures a rerun can fix (5xx, timeouts, 429, auth).
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
                        --detach only enqueues it for workers elsewhere.
+  serve                Web console + HTTP API (upload, progress, reports, rerun; Bull Board at /admin/queues)
+                       with an in-process worker. Needs CONSOLE_TOKEN; --port (3000), --host (127.0.0.1),
+                       --no-worker (workers run elsewhere), --demo (loopback only: makes a token, prints the URL).
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
+                       --console keeps it running with the web console open on it until Ctrl-C.
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --fail-rate).
 
 Input options
@@ -116,7 +124,8 @@ Runtime options (each overrides its environment variable)
 
 Environment
   DOUBLETICK_API_KEY (required to call the API; never logged or stored), RESULTS_TTL_DAYS (30),
-  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (info). A .env file in the
+  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (info),
+  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters). A .env file in the
   current directory is read too; flags > environment > .env > defaults.
 
 Exit codes

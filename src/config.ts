@@ -70,6 +70,11 @@ export interface RunnerOptions {
    * @default derived from `requestTimeoutMs`: max(30 s, 2 × timeout + 5 s) — lower it only to recover faster.
    */
   readonly lockDurationMs?: number;
+  /**
+   * Shared secret for `bulk-unassign serve` (web console and HTTP API): Bearer token or login form. At least 16
+   * characters. @default none — `serve` refuses to start without one unless `--demo` on loopback.
+   */
+  readonly consoleToken?: string;
 }
 
 /** Everything the code needs, validated. */
@@ -91,6 +96,7 @@ export interface ResolvedConfig {
   readonly logLevel: string;
   /** undefined = derived from requestTimeoutMs by the worker (`lockDurationFor`). */
   readonly lockDurationMs: number | undefined;
+  readonly consoleToken: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -127,6 +133,7 @@ export const ENV_NAMES = {
   defaultCountry: 'DEFAULT_COUNTRY',
   logLevel: 'LOG_LEVEL',
   lockDurationMs: 'LOCK_DURATION_MS',
+  consoleToken: 'CONSOLE_TOKEN',
 } as const satisfies Record<keyof ResolvedConfig, string>;
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -234,6 +241,16 @@ function lockDurationSetting(raw: unknown, requestTimeoutMs: number): number | u
   return n;
 }
 
+/** A console token short enough to guess, or with spaces (a paste accident), is refused rather than trusted. */
+function consoleTokenSetting(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  const value = String(raw);
+  if (value.length < 16 || /\s/.test(value)) {
+    throw new ConfigError('Expected `consoleToken` (CONSOLE_TOKEN) to be at least 16 characters without spaces (e.g. `openssl rand -hex 24`)');
+  }
+  return value;
+}
+
 /**
  * The only place defaults and precedence live: flag > env > `.env` file > default. Validates everything
  * once, so the rest of the code can trust the values. Throws `ConfigError`.
@@ -258,6 +275,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     defaultCountry: countrySetting(get('defaultCountry')),
     logLevel: stringSetting('logLevel', get('logLevel')),
     lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
+    consoleToken: consoleTokenSetting(get('consoleToken')),
   };
 }
 

@@ -7,7 +7,7 @@ import { type BatchStore, makeBatchStore } from './batch-store.js';
 import type { ResolvedConfig } from './config.js';
 import { type Keys, makeKeys } from './keys.js';
 import { type Logger, makeLogger } from './logger.js';
-import { type FinalizeJobData, type JobPolicy, makeQueue, type UnassignJobData } from './queue.js';
+import { type JobPolicy, makeQueue, type QueueJobData } from './queue.js';
 import { connectRedis } from './redis.js';
 import { makeResultStore, type ResultStore } from './result-store.js';
 import type { ScriptedRedis } from './scripts.js';
@@ -18,7 +18,7 @@ export interface Context {
   readonly keys: Keys;
   readonly batches: BatchStore;
   readonly results: ResultStore;
-  readonly queue: Queue<UnassignJobData | FinalizeJobData>;
+  readonly queue: Queue<QueueJobData>;
   readonly logger: Logger;
   readonly policy: JobPolicy;
   close(): Promise<void>;

@@ -10,7 +10,7 @@ import type { BatchRecord, BatchStore, NewBatch } from './batch-store.js';
 import type { IngestRow } from './csv-source.js';
 import { DuplicateUploadError, NoValidRowsError } from './errors.js';
 import type { Keys } from './keys.js';
-import { type FinalizeJobData, JOB_UNASSIGN, type JobPolicy, type UnassignJobData, unassignJobOptions } from './queue.js';
+import { JOB_UNASSIGN, type JobPolicy, type QueueJobData, unassignJobOptions } from './queue.js';
 import type { ScriptedRedis } from './scripts.js';
 import type { RejectedRow } from './types.js';
 
@@ -23,7 +23,7 @@ export interface IngestDeps {
   readonly redis: ScriptedRedis;
   readonly keys: Keys;
   readonly batches: BatchStore;
-  readonly queue: Queue<UnassignJobData | FinalizeJobData>;
+  readonly queue: Queue<QueueJobData>;
   readonly policy: JobPolicy;
 }
 

@@ -33,6 +33,12 @@ export interface Keys {
   sourceHash(sha256: string): string;
   /** HASH: schedule definitions (name → JSON). */
   readonly schedules: string;
+  /** HASH: schedule name → JSON run state (batches of its last run, the run waiting to start). See schedule-store.ts. */
+  readonly scheduleState: string;
+  /** LIST per schedule: its latest runs, newest first, JSON (capped). */
+  scheduleRuns(name: string): string;
+  /** STRING per schedule: owner of the run reading its sources right now (expires if that process dies). */
+  scheduleLock(name: string): string;
   /** STRING: the global pacer's next free call slot, µs since epoch (see pacer.ts). */
   readonly pacer: string;
   /** All keys of one batch. */
@@ -45,6 +51,9 @@ export function makeKeys(queuePrefix: string): Keys {
     bullPrefix: root,
     batchIndex: `${root}:batches`,
     schedules: `${root}:schedules`,
+    scheduleState: `${root}:schedule-state`,
+    scheduleRuns: (name) => `${root}:schedule:${name}:runs`,
+    scheduleLock: (name) => `${root}:schedule:${name}:lock`,
     pacer: `${root}:pacer`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     batch: (batchId) => {

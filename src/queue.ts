@@ -8,6 +8,7 @@ import { type JobsOptions, Queue } from 'bullmq';
 
 import type { Keys } from './keys.js';
 import { QUEUE_NAME } from './keys.js';
+import type { ReportSummary } from './report.js';
 import type { ScriptedRedis } from './scripts.js';
 
 /** Data of an `unassign` job: deliberately tiny (batch id + chat key); the row itself stays in the batch's chats hash. */
@@ -21,8 +22,27 @@ export interface FinalizeJobData {
   readonly b: string;
 }
 
+/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule-store.ts): the schedule's name. */
+export interface ScheduleJobData {
+  readonly s: string;
+  /** Set while the run waits for the previous one (--overlap wait): when it first found it busy, and why. */
+  readonly w?: { readonly since: number; readonly blockedBy: string };
+}
+
+/** Data of a `notify` job: the finished scheduled batch's summary, for NOTIFY_WEBHOOK_URL. */
+export interface NotifyJobData {
+  readonly summary: ReportSummary;
+}
+
+/** Everything that travels on the queue. */
+export type QueueJobData = UnassignJobData | FinalizeJobData | ScheduleJobData | NotifyJobData;
+
 export const JOB_UNASSIGN = 'unassign';
 export const JOB_FINALIZE = 'finalize';
+/** A schedule's tick: read its sources into batches. */
+export const JOB_NIGHTLY = 'nightly';
+/** POST a finished scheduled batch's summary to NOTIFY_WEBHOOK_URL. */
+export const JOB_NOTIFY = 'notify';
 
 /** BullMQ's highest priority number (2^21 - 1). */
 export const PRIORITY_LIMIT = 2 ** 21 - 1;
@@ -68,11 +88,22 @@ export function unassignJobOptions(batchId: string, chatKey: string, position: n
   };
 }
 
-export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<UnassignJobData | FinalizeJobData> {
-  return new Queue<UnassignJobData | FinalizeJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
+export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<QueueJobData> {
+  return new Queue<QueueJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
 }
 
 /** Enqueues the report job of a batch (idempotent: fixed job id). Finalize jobs have no priority, so they run before any chat. */
-export async function enqueueFinalize(queue: Queue<UnassignJobData | FinalizeJobData>, batchId: string): Promise<void> {
+export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: string): Promise<void> {
   await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+}
+
+/** Webhook attempts: 1 s, 2 s, 4 s … doubling (with jitter), about an hour in all, before the notification is given up. */
+export const NOTIFY_ATTEMPTS = 12;
+
+/**
+ * Enqueues the webhook call for a finished scheduled batch (idempotent: fixed job id). A job rather than an
+ * in-process retry loop: the batch's finalize never waits for the receiver, and retries survive a restart.
+ */
+export async function enqueueNotify(queue: Queue<QueueJobData>, summary: ReportSummary): Promise<void> {
+  await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, attempts: NOTIFY_ATTEMPTS, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 }, removeOnComplete: true, removeOnFail: 100 });
 }

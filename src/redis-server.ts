@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { RedisUnavailableError } from './errors.js';
 import { redisAnswers } from './redis.js';
 
 export interface PrivateRedis {
@@ -60,7 +61,7 @@ export interface PrivateRedisOptions {
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const binary = findRedisServer();
   if (!binary) {
-    throw new Error(
+    throw new RedisUnavailableError(
       'no Redis answers at REDIS_URL and no `redis-server` binary was found. Install one ' +
         '(`apt-get install redis-server`) or start one with `docker compose up -d redis`.',
     );
@@ -83,6 +84,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
     const running = child;
     if (!running || running.exitCode !== null) return;
     const exited = new Promise((r) => running.once('exit', r));
+    running.ref(); // keep the event loop alive until it has exited (it is unref'd while it runs)
     running.kill(hard ? 'SIGKILL' : 'SIGTERM');
     await exited;
   };

@@ -84,6 +84,22 @@ for i = 3, #ARGV do
 end
 return false`;
 
+/**
+ * ownedLock-1: a lock that only its owner can extend or release (a schedule's "run in progress" lock).
+ * KEYS[1] lock key. ARGV[1] 'acquire' | 'extend' | 'release', ARGV[2] owner, ARGV[3] ttl ms.
+ * acquire: take the lock if free, or keep it if `owner` already holds it (a re-delivered job resumes its own run).
+ * Output: 1 if `owner` holds (held) the lock after the call, else 0.
+ */
+const ownedLock = `
+local holder = redis.call('GET', KEYS[1])
+if ARGV[1] == 'acquire' and not holder then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if holder ~= ARGV[2] then return 0 end
+if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1`;
+
 export interface ScriptCommands {
   stageRows(chats: string, order: string, ...args: string[]): Promise<number[]>;
   claimChat(batch: string, results: string, parked: string, chatKey: string): Promise<string>;
@@ -98,6 +114,7 @@ export interface ScriptCommands {
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
   pacerReserve(pacer: string, intervalUs: string): Promise<number>;
   pacerPause(pacer: string, pauseUs: string): Promise<number>;
+  ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
 }
 
 /**
@@ -139,5 +156,6 @@ export function defineScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('transitionStatus', { numberOfKeys: 1, lua: transitionStatus });
   redis.defineCommand('pacerReserve', { numberOfKeys: 1, lua: pacerReserve });
   redis.defineCommand('pacerPause', { numberOfKeys: 1, lua: pacerPause });
+  redis.defineCommand('ownedLock', { numberOfKeys: 1, lua: ownedLock });
   return scripted;
 }

@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { type MockApi, startMockApi } from '../../src/mock-api.js';
+import { redisAnswers } from '../../src/redis.js';
+import { freePort } from '../../src/redis-server.js';
 import { deletePrefix, phones, redisUrl, TEST_KEY, uniquePrefix } from '../helpers/harness.js';
 
 const CLI = resolve('dist/src/cli.js');
@@ -138,6 +140,17 @@ describe('bulk-unassign CLI', () => {
     expect(noRedis.stderr).toMatch(/redis/i);
     noStack(noRedis.stderr);
   });
+
+  it('demo: runs end to end where no Redis answers, on a private redis-server, and checks itself', async () => {
+    const port = await freePort();
+    const demo = await cli(['demo', '-q'], { REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(demo.stderr).toContain('starting a private redis-server');
+    expect(demo.stdout).toContain('rows 300 = valid 293 + rejected 4 + duplicates 3');
+    expect(demo.stdout).toContain('succeeded 286, failed 7');
+    expect(demo.stdout).toContain('demo OK');
+    expect(demo.code).toBe(0);
+    expect(await redisAnswers(`redis://127.0.0.1:${port}`)).toBe(false); // stopped afterwards
+  }, 90_000);
 
   it('exit 3 when the API key is rejected: the batch stops, says how to resume, and resume finishes it', async () => {
     const run = await cli(['run', file('key.csv', good(30, 1000)), '--waba', WABA, '-q'], { DOUBLETICK_API_KEY: 'key_wrong', WORKER_CONCURRENCY: '2' });
