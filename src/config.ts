@@ -75,6 +75,11 @@ export interface RunnerOptions {
    * characters. @default none — `serve` refuses to start without one unless `--demo` on loopback.
    */
   readonly consoleToken?: string;
+  /**
+   * Where a scheduled batch's summary JSON is POSTed when it finishes (http or https). Retried with backoff for
+   * about an hour, never holding up the batch. @default none — no notification.
+   */
+  readonly notifyWebhookUrl?: string;
 }
 
 /** Everything the code needs, validated. */
@@ -97,6 +102,7 @@ export interface ResolvedConfig {
   /** undefined = derived from requestTimeoutMs by the worker (`lockDurationFor`). */
   readonly lockDurationMs: number | undefined;
   readonly consoleToken: string | undefined;
+  readonly notifyWebhookUrl: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -134,6 +140,7 @@ export const ENV_NAMES = {
   logLevel: 'LOG_LEVEL',
   lockDurationMs: 'LOCK_DURATION_MS',
   consoleToken: 'CONSOLE_TOKEN',
+  notifyWebhookUrl: 'NOTIFY_WEBHOOK_URL',
 } as const satisfies Record<keyof ResolvedConfig, string>;
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -251,6 +258,23 @@ function consoleTokenSetting(raw: unknown): string | undefined {
   return value;
 }
 
+/** An optional webhook URL: http(s) only, so a typo like `hooks.example.com/x` fails at start-up, not at 2 a.m. */
+function webhookUrlSetting(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  const value = String(raw).trim();
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    // The URL may carry a token: show only its start.
+    throw new ConfigError(`Expected \`notifyWebhookUrl\` (NOTIFY_WEBHOOK_URL) to be an http(s) URL, got \`${value.slice(0, 12)}…\``);
+  }
+  return value;
+}
+
 /**
  * The only place defaults and precedence live: flag > env > `.env` file > default. Validates everything
  * once, so the rest of the code can trust the values. Throws `ConfigError`.
@@ -276,6 +300,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     logLevel: stringSetting('logLevel', get('logLevel')),
     lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
     consoleToken: consoleTokenSetting(get('consoleToken')),
+    notifyWebhookUrl: webhookUrlSetting(get('notifyWebhookUrl')),
   };
 }
 

@@ -49,14 +49,23 @@ export function aliasesOf(role: Role): readonly string[] {
 
 /**
  * Header names as keys for a row's cells: blanks become `column_<n>` and repeats get `_<k>` so no cell is
- * lost when the row is written back to failed.csv.
+ * lost when the row is written back to failed.csv. A generated name never takes a name the header spells out
+ * (`a,a,a_2` → `a`, `a_3`, `a_2`), so names that are already unique come back unchanged.
  */
 export function uniqueHeaderNames(header: readonly string[]): string[] {
-  const seen = new Map<string, number>();
-  return header.map((raw, i) => {
-    const base = raw.trim() === '' ? `column_${i + 1}` : raw.trim();
-    const n = (seen.get(base) ?? 0) + 1;
-    seen.set(base, n);
-    return n === 1 ? base : `${base}_${n}`;
+  const trimmed = header.map((h) => h.trim());
+  const written = new Set(trimmed.filter((h) => h !== ''));
+  const taken = new Set<string>();
+  const fresh = (base: string): string => {
+    for (let k = 2; ; k += 1) {
+      const name = `${base}_${k}`;
+      if (!taken.has(name) && !written.has(name)) return name;
+    }
+  };
+  return trimmed.map((name, i) => {
+    const base = name === '' ? `column_${i + 1}` : name;
+    const unique = taken.has(base) || (name === '' && written.has(base)) ? fresh(base) : base;
+    taken.add(unique);
+    return unique;
   });
 }

@@ -81,6 +81,13 @@ export class BatchStoppedError extends BulkUnassignError {
   }
 }
 
+/** GET /chats (a schedule's chat query) could not be read to the end: key rejected, bad filter, API down after retries. Nothing is enqueued. */
+export class ChatListError extends BulkUnassignError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CHAT_LIST', message, options);
+  }
+}
+
 /** Normalise whatever a `catch` caught into an Error (graphile-worker's coerceError). */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;

@@ -39,7 +39,7 @@ export interface Keys {
   scheduleRuns(name: string): string;
   /** STRING per schedule: owner of the run reading its sources right now (expires if that process dies). */
   scheduleLock(name: string): string;
-  /** STRING: the global pacer's next free call slot, µs since epoch (see pacer.ts). */
+  /** STRING: the global pacer's `<next free call slot>|<paused until>`, µs since epoch (see pacer.ts, scripts.ts). */
   readonly pacer: string;
   /** All keys of one batch. */
   batch(batchId: string): BatchKeys;

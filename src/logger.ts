@@ -3,20 +3,24 @@
  * call sites log `maskPhone(...)` / `maskChatKey(...)`, never raw numbers. Key-like fields are redacted as a
  * second line of defence.
  */
-import { pino, type Logger } from 'pino';
+import { type DestinationStream, pino, type Logger } from 'pino';
 
 import { maskPhone } from './phone.js';
 
 export type { Logger };
 
-export function makeLogger(level: string, name = 'bulk-unassign'): Logger {
+/**
+ * `destination` defaults to stderr; tests pass a stream to read back everything that was logged (and check that
+ * no key or phone number is in it).
+ */
+export function makeLogger(level: string, name = 'bulk-unassign', destination?: DestinationStream): Logger {
   return pino(
     {
       name,
       level,
       redact: { paths: ['apiKey', 'authorization', '*.apiKey', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
     },
-    pino.destination({ fd: 2, sync: false }),
+    destination ?? pino.destination({ fd: 2, sync: false }),
   );
 }
 

@@ -10,19 +10,28 @@
  * slots are absolute times (timer lateness does not accumulate). BullMQ's limiter stays as the outer cap so
  * workers do not take many more jobs than they can start.
  *
+ * Slots are exact only if timers fire on time; a late timer (a busy event loop, a loaded machine) can bunch
+ * calls. So a second check runs when the call is about to go: a sliding log of real call times in Redis admits
+ * it only while the window holds fewer than RATE_LIMIT_MAX calls. Normally it admits at once (the slots already
+ * spaced the calls); under jitter it holds a call for the few ms needed.
+ *
  * A 429 pushes the next slot `pauseMs` into the future, so every process pauses, not just the one that saw it.
+ * A caller already asleep until a slot it took before the 429 checks the pause when it wakes, and takes a new
+ * slot after the pause instead of calling inside it (otherwise every sleeper fires one more 429 at the API).
+ * Pauses hold even with pacing off (`max` 0): an API with no known limit can still answer 429, and BullMQ's
+ * limiter, which is off then too, would not stop the other workers. That costs one Redis round trip per call.
  */
 import type { ScriptedRedis } from './scripts.js';
 
 export interface Pacer {
-  /** Waits for this process's next call slot. Resolves immediately when the pacer is off. */
+  /** Waits for this process's next call slot (with pacing off: only for a pause to end). */
   acquire(): Promise<void>;
   /** Nobody calls the API before now + ms. */
   pause(ms: number): Promise<void>;
 }
 
 export interface PacerOptions {
-  /** Calls per `durationMs`; 0 = no pacing (benchmarks, unlimited APIs). */
+  /** Calls per `durationMs`; 0 = no pacing (benchmarks, unlimited APIs), but 429 pauses still hold. */
   readonly max: number;
   readonly durationMs: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -31,11 +40,30 @@ export interface PacerOptions {
 export function makePacer(redis: ScriptedRedis, key: string, opts: PacerOptions): Pacer {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const intervalUs = opts.max > 0 ? Math.ceil((opts.durationMs * 1000) / opts.max) : 0;
+  const windowUs = String(opts.durationMs * 1000);
+  const maxText = String(opts.max);
+  // Unique per process and call: members of the sliding log. (Random suffix: pids repeat across hosts.)
+  const instance = Math.random().toString(36).slice(2, 8);
+  let sequence = 0;
+  const waitForSlot = async (): Promise<void> => {
+    for (;;) {
+      const waitUs = Number(intervalUs > 0 ? await redis.pacerReserve(key, String(intervalUs)) : await redis.pacerPausedFor(key));
+      if (waitUs <= 0) return;
+      await sleep(Math.ceil(waitUs / 1000)); // rounded up: waking early would call inside a pause
+      if (intervalUs > 0 && Number(await redis.pacerPausedFor(key)) <= 0) return;
+      // Paused while we slept: this slot is void. The pause pushed every slot past its end, so take a new one.
+    }
+  };
   return {
     async acquire() {
+      await waitForSlot();
       if (intervalUs === 0) return;
-      const waitUs = Number(await redis.pacerReserve(key, String(intervalUs)));
-      if (waitUs > 0) await sleep(waitUs / 1000);
+      const member = `${instance}-${process.pid}-${(sequence += 1)}`;
+      for (;;) {
+        const holdUs = Number(await redis.pacerAdmit(`${key}:log`, windowUs, maxText, member));
+        if (holdUs === 0) return;
+        await sleep(Math.ceil(holdUs / 1000));
+      }
     },
     async pause(ms) {
       await redis.pacerPause(key, String(Math.ceil(ms * 1000)));

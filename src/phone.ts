@@ -58,10 +58,14 @@ export function normalisePhone(raw: string, defaultCountry?: CountryCode): Phone
     return { ok: false, reason: 'national format (leading 0): add the country code or set --default-country' };
   } else international = `+${compact}`;
 
-  const lengthProblem = validatePhoneNumberLength(international);
-  if (lengthProblem) return { ok: false, reason: LENGTH_REASONS[lengthProblem] ?? 'not a phone number' };
+  // One parse on the common path (a possible number); the length check, a second full parse, only runs to
+  // explain a rejection. Both judge the same national number against the same plan, so a possible number never
+  // has a length problem (ingest of a million rows spends most of its time in libphonenumber).
   const parsed = parsePhoneNumberFromString(international);
-  if (!parsed?.isPossible()) return { ok: false, reason: 'not a phone number' };
+  if (!parsed?.isPossible()) {
+    const lengthProblem = validatePhoneNumberLength(international);
+    return { ok: false, reason: (lengthProblem && LENGTH_REASONS[lengthProblem]) ?? 'not a phone number' };
+  }
   const digits = parsed.number.slice(1);
   // The API's own schema: 7..15 characters.
   if (digits.length < 7 || digits.length > 15) return { ok: false, reason: 'must be 7 to 15 digits with country code' };

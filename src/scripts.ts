@@ -114,34 +114,77 @@ export interface ScriptCommands {
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
   pacerReserve(pacer: string, intervalUs: string): Promise<number>;
   pacerPause(pacer: string, pauseUs: string): Promise<number>;
+  pacerAdmit(log: string, windowUs: string, max: string, member: string): Promise<number>;
+  pacerPausedFor(pacer: string): Promise<number>;
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
 }
 
 /**
- * Pacer slot (GCRA). ARGV[1] = interval µs. Returns µs to wait before this call's slot. Time comes from Redis
- * (TIME) so every process shares one clock. Numbers are µs since epoch (< 2^53, exact in Lua doubles) and are
- * written with %.0f because tostring() would round them to 14 digits.
+ * The pacer's state is one STRING, `<next slot µs>|<paused until µs>` (µs since epoch, Redis TIME, so every
+ * process shares one clock). Numbers are < 2^53, exact in Lua doubles, and written with %.0f because
+ * tostring() would round them to 14 digits. A bare number (the older form) reads as "not paused".
  */
-const pacerReserve = `
+const pacerState = `
+local function readPacer(key)
+  local v = redis.call('GET', key)
+  if not v then return 0, 0 end
+  local bar = string.find(v, '|', 1, true)
+  if not bar then return tonumber(v), 0 end
+  return tonumber(string.sub(v, 1, bar - 1)), tonumber(string.sub(v, bar + 1))
+end
+local function writePacer(key, slot, pause, now)
+  local horizon = math.max(slot, pause, now)
+  redis.call('SET', key, string.format('%.0f|%.0f', slot, pause), 'PX', math.ceil((horizon - now) / 1000) + 60000)
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot, pause = readPacer(KEYS[1])
+`;
+
+/** pacerReserve-1: takes the next call slot (GCRA). ARGV[1] = interval µs. Output: µs to wait for the slot. */
+const pacerReserve = `${pacerState}
 if slot < now then slot = now end
-local nextSlot = slot + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', nextSlot), 'PX', math.ceil((nextSlot - now) / 1000) + 60000)
+if slot < pause then slot = pause end
+writePacer(KEYS[1], slot + tonumber(ARGV[1]), pause, now)
 return math.floor(slot - now)
 `;
 
-/** Pacer pause: no slot before now + ARGV[1] µs. */
-const pacerPause = `
+/** pacerPause-1: nobody's slot before now + ARGV[1] µs. Output: 1. */
+const pacerPause = `${pacerState}
+local resume = now + tonumber(ARGV[1])
+if resume > slot then slot = resume end
+if resume > pause then pause = resume end
+writePacer(KEYS[1], slot, pause, now)
+return 1
+`;
+
+/**
+ * pacerPausedFor-1: µs left of the current pause (0 = not paused). Read after sleeping until a slot: a pause
+ * set meanwhile voids the slot.
+ */
+const pacerPausedFor = `${pacerState}
+if pause > now then return math.floor(pause - now) end
+return 0
+`;
+
+/**
+ * pacerAdmit-1, checked when a call is about to go: a sliding log (ZSET of call times, µs) holding at most
+ * ARGV[2] calls in any ARGV[1] µs. Slots alone are exact only if timers fire on time; a late timer can bunch
+ * calls, and this check makes the limit hold for the calls' real start times. ARGV[3] is a unique member.
+ * Output: 0 when admitted (and recorded), else µs until the oldest call leaves the window.
+ */
+const pacerAdmit = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
-local resume = now + tonumber(ARGV[1])
-if resume > slot then
-  redis.call('SET', KEYS[1], string.format('%.0f', resume), 'PX', math.ceil((resume - now) / 1000) + 60000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return 0
 end
-return 1
+local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+return math.max(1, math.floor(oldest + window - now) + 1)
 `;
 
 export type ScriptedRedis = Redis & ScriptCommands;
@@ -156,6 +199,8 @@ export function defineScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('transitionStatus', { numberOfKeys: 1, lua: transitionStatus });
   redis.defineCommand('pacerReserve', { numberOfKeys: 1, lua: pacerReserve });
   redis.defineCommand('pacerPause', { numberOfKeys: 1, lua: pacerPause });
+  redis.defineCommand('pacerAdmit', { numberOfKeys: 1, lua: pacerAdmit });
+  redis.defineCommand('pacerPausedFor', { numberOfKeys: 1, lua: pacerPausedFor });
   redis.defineCommand('ownedLock', { numberOfKeys: 1, lua: ownedLock });
   return scripted;
 }

@@ -14,7 +14,7 @@ import { type RunnerOptions, resolveConfig, type ResolvedConfig } from '../../sr
 import { type Context, makeContext } from '../../src/context.js';
 import { openCsvSource } from '../../src/csv-source.js';
 import { ingest, type IngestOptions } from '../../src/enqueue.js';
-import { silentLogger } from '../../src/logger.js';
+import { type Logger, silentLogger } from '../../src/logger.js';
 import { type MockApi, type MockApiOptions, startMockApi } from '../../src/mock-api.js';
 import { type RunningWorker, startWorker } from '../../src/worker.js';
 
@@ -63,6 +63,8 @@ export interface TestEnv {
 export interface TestEnvOptions {
   readonly api?: Partial<MockApiOptions>;
   readonly config?: RunnerOptions;
+  /** Logger of the context (and so of its workers). @default silent */
+  readonly logger?: Logger;
 }
 
 export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
@@ -84,7 +86,7 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
     },
     {},
   );
-  const ctx = makeContext(config, silentLogger());
+  const ctx = makeContext(config, opts.logger ?? silentLogger());
   const workers: RunningWorker[] = [];
   const env: TestEnv = {
     api,

@@ -60,6 +60,11 @@ describe('Redis restart (SIGKILL + AOF replay) mid-batch', () => {
       expect(after.done).toBeGreaterThan(before.done);
     }
 
+    const trace: string[] = [];
+    const t0 = Date.now();
+    while (run.running()) { const b = await env.ctx.batches.get(batchId); trace.push(`${Date.now()-t0}:${b?.done}:${b?.status}`); await new Promise((r) => setTimeout(r, 1000)); }
+    console.log(trace.join(' '));
+    console.log(run.output(), worker.output());
     expect(await run.exited).toMatchObject({ code: 0 });
     expect(run.output()).toContain('finished');
     const { extra201s } = await expectExactAccounting(env, batchId, chatKeys);

@@ -1,0 +1,80 @@
+/**
+ * Live progress of one batch as server-sent events. The batch record in Redis is the single source of truth
+ * (workers on any host move its counters), so the stream polls it and sends an event only when it changed:
+ * `progress` with the batch view, `end` once the batch reached a terminal status (then the stream closes).
+ * A comment line every HEARTBEAT_MS keeps proxies from closing a quiet stream.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+
+import { TERMINAL } from '../commands/common.js';
+import type { Context } from '../context.js';
+import { type BatchView, batchView } from './views.js';
+
+const HEARTBEAT_MS = 15_000;
+
+export interface EventStreamOptions {
+  /** How often each stream reads the batch record. @default 1000 */
+  readonly pollMs?: number;
+}
+
+function write(reply: FastifyReply, event: string, data: unknown): void {
+  reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+export function registerEventStream(app: FastifyInstance, ctx: Context, options: EventStreamOptions = {}): void {
+  const pollMs = options.pollMs ?? 1000;
+  const open = new Set<() => void>();
+  // Streams never end on their own while a batch runs: close them first, or app.close() would wait for them.
+  app.addHook('preClose', async () => {
+    for (const stop of [...open]) stop();
+  });
+
+  app.get<{ Params: { id: string } }>('/api/batches/:id/events', async (request, reply) => {
+    const first = await ctx.batches.get(request.params.id);
+    if (!first) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${request.params.id}` });
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no', // nginx: do not buffer the stream
+    });
+    let last = '';
+    let timer: NodeJS.Timeout | undefined;
+    let lastWrite = Date.now();
+    const stop = (): void => {
+      clearTimeout(timer);
+      open.delete(stop);
+      if (!reply.raw.writableEnded) reply.raw.end();
+    };
+    open.add(stop);
+    request.raw.on('close', stop);
+    const tick = async (): Promise<void> => {
+      if (!open.has(stop)) return;
+      const batch = await ctx.batches.get(request.params.id).catch(() => undefined);
+      if (!open.has(stop)) return;
+      if (!batch) {
+        write(reply, 'gone', { id: request.params.id });
+        stop();
+        return;
+      }
+      const view: BatchView = batchView(batch);
+      const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
+      if (text !== last) {
+        last = text;
+        write(reply, 'progress', view);
+        lastWrite = Date.now();
+      } else if (Date.now() - lastWrite >= HEARTBEAT_MS) {
+        reply.raw.write(': keep-alive\n\n');
+        lastWrite = Date.now();
+      }
+      if (TERMINAL.has(batch.status)) {
+        write(reply, 'end', { id: batch.id, status: batch.status });
+        stop();
+        return;
+      }
+      timer = setTimeout(() => void tick(), pollMs);
+    };
+    void tick();
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * CSV upload: the multipart body is streamed to a temporary file (never held in memory; the size limit is
+ * MAX_FILE_MB, enforced while streaming), then read exactly as `bulk-unassign upload` reads a file
+ * (`ingestFile`: openCsvSource + ingest), so the console accepts, rejects and explains the same rows the CLI
+ * does. The temp file carries the uploaded file's own name, so the batch's source and every error message
+ * name the file the operator chose, not a temp path.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+import type { FastifyRequest } from 'fastify';
+
+import type { BatchRecord } from '../batch-store.js';
+import type { Flags } from '../cli-args.js';
+import { ingestFile } from '../commands/common.js';
+import type { Context } from '../context.js';
+import { InputError, UsageError } from '../errors.js';
+import { writeReport } from '../report.js';
+
+/** Form fields the upload understands, besides the file itself. */
+export interface UploadFields {
+  readonly name?: string;
+  /** Business number for files without a wabaNumber column (the CLI's --waba). */
+  readonly waba?: string;
+  /** Run content again that ran within DUPLICATE_WINDOW_HOURS (the CLI's --force). */
+  readonly force?: boolean;
+  readonly dryRun?: boolean;
+}
+
+interface ReceivedFile {
+  readonly path: string;
+  readonly name: string;
+  readonly fields: UploadFields;
+  cleanup(): Promise<void>;
+}
+
+const MAX_NAME_CHARS = 120;
+
+/** The uploaded file's base name, made safe to use as a file name here. */
+export function safeFileName(raw: string | undefined): string {
+  const name = basename(String(raw ?? '').replace(/\\/g, '/'))
+    .replace(/[^\w.\-() ]+/g, '_')
+    .replace(/^\.+/, '')
+    .slice(0, MAX_NAME_CHARS)
+    .trim();
+  return name === '' ? 'upload.csv' : name;
+}
+
+function flag(value: string | undefined): boolean {
+  return value === 'true' || value === 'on' || value === '1';
+}
+
+function toFields(raw: Record<string, string>): UploadFields {
+  const name = raw.name?.trim();
+  const waba = raw.waba?.trim();
+  return { ...(name ? { name: name.slice(0, 200) } : {}), ...(waba ? { waba } : {}), force: flag(raw.force), dryRun: flag(raw.dryRun) };
+}
+
+/** Streams the request's one file part to a temp file; collects the text fields in any order. */
+async function receive(request: FastifyRequest): Promise<ReceivedFile> {
+  const dir = await mkdtemp(join(tmpdir(), 'bulk-unassign-upload-'));
+  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const raw: Record<string, string> = {};
+    let file: { path: string; name: string } | undefined;
+    for await (const part of request.parts()) {
+      if (part.type === 'field') {
+        raw[part.fieldname] = String(part.value);
+        continue;
+      }
+      if (file) throw new UsageError('one CSV file per upload');
+      const name = safeFileName(part.filename);
+      const path = join(dir, name);
+      // Throws FST_REQ_FILE_TOO_LARGE (→ 413) as soon as the stream passes the limit.
+      await pipeline(part.file, createWriteStream(path));
+      file = { path, name };
+    }
+    if (!file) throw new UsageError('no file in the upload: send the CSV as a multipart field named "file"');
+    return { ...file, fields: toFields(raw), cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** The same InputError, naming the uploaded file instead of its temp copy. */
+function relocate(error: InputError, tempPath: string, name: string): InputError {
+  const { line, column } = error.location;
+  const where = [error.location.file, line, column].filter((p) => p !== undefined).join(':');
+  const message = error.message.startsWith(`${where}: `) ? error.message.slice(where.length + 2) : error.message;
+  return new InputError({ file: name, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) }, message.replaceAll(tempPath, name), {
+    cause: error,
+  });
+}
+
+/** Receives a CSV upload and makes a batch of it (enqueued, or a dry run with its report written). */
+export async function ingestUpload(ctx: Context, request: FastifyRequest): Promise<BatchRecord> {
+  const upload = await receive(request);
+  try {
+    const { fields } = upload;
+    const flags: Flags = {
+      quiet: true,
+      ...(fields.name ? { name: fields.name } : {}),
+      ...(fields.waba ? { waba: fields.waba } : {}),
+      force: fields.force === true,
+      'dry-run': fields.dryRun === true,
+    };
+    const batch = await ingestFile(ctx, upload.path, flags).catch((error: unknown) => {
+      throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
+    });
+    if (batch.status === 'dry-run') {
+      // As `upload --dry-run` does: a dry run's report is all there is of it, and it expires like any batch.
+      await writeReport(ctx, batch, ctx.config.reportsDir);
+      await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
+    }
+    return batch;
+  } finally {
+    await upload.cleanup();
+  }
+}
