@@ -100,17 +100,18 @@ async function ingestOurs(p: IngestParams): Promise<object> {
   try {
     const started = performance.now();
     let enqueueStarted = 0;
+    let stagePeakRssMb = 0;
     const source = await openCsvSource({ file: p.csv, maxFileBytes: 4 * 1024 ** 3, maxRecordBytes: 1024 * 1024, maxColumns: 1000 });
     const batch = await ingest(ctx, source, {
       batch: { kind: 'csv', source: 'bench.csv' },
       duplicateWindowHours: 0,
       onProgress: (pr) => {
-        if (pr.phase === 'enqueueing' && enqueueStarted === 0) enqueueStarted = performance.now();
+        if (pr.phase === 'enqueueing' && enqueueStarted === 0) [enqueueStarted, stagePeakRssMb] = [performance.now(), peakRssMb()];
       },
     });
     const ms = performance.now() - started;
     const jobs = await ctx.queue.getJobCountByTypes('prioritized', 'waiting');
-    return { ms, stageMs: enqueueStarted - started, counts: batch.counts, jobs, peakRssMb: peakRssMb() };
+    return { ms, stageMs: enqueueStarted - started, counts: batch.counts, jobs, peakRssMb: peakRssMb(), stagePeakRssMb };
   } finally {
     await ctx.close();
   }

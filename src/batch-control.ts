@@ -24,19 +24,57 @@ async function* unfinishedChats(ctx: Ctx, batchId: string): AsyncIterable<string
   } while (cursor !== '0');
 }
 
+/** Chats parked, then taken off the queue, per status check in `parkWaiting`. */
+const PARK_CHUNK = 100;
+/** How long resume waits for jobs that were parking themselves when it began (they take milliseconds). */
+const RESUME_SETTLE_MS = 30_000;
+/** Time for a `parkWaiting` that began before a resume to notice the resume and stop (one chunk). */
+const PARKER_GRACE_MS = 300;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /**
  * Takes a batch's waiting jobs off the queue into its parked set. Parks first, removes second: a crash in
  * between leaves a chat both parked and queued, which the claim step resolves (no chat is ever lost).
  * Jobs that are running cannot be removed; they finish or park themselves. Returns the number removed.
+ * Stops as soon as the batch runs again: a resume is putting chats back, and removing them now would strand them.
  */
 export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
-  const parkedKey = ctx.keys.batch(batchId).parked;
+  const k = ctx.keys.batch(batchId);
   let removed = 0;
-  for await (const chatKeys of unfinishedChats(ctx, batchId)) {
-    await ctx.redis.hset(parkedKey, Object.fromEntries(chatKeys.map((c) => [c, 1])));
-    for (const chatKey of chatKeys) removed += await ctx.queue.remove(jobIdFor(batchId, chatKey));
+  for await (const page of unfinishedChats(ctx, batchId)) {
+    for (let i = 0; i < page.length; i += PARK_CHUNK) {
+      const status = await ctx.redis.hget(k.batch, 'status');
+      if (status !== 'paused' && status !== 'stopped') return removed;
+      const chatKeys = page.slice(i, i + PARK_CHUNK);
+      await ctx.redis.hset(k.parked, Object.fromEntries(chatKeys.map((c) => [c, 1])));
+      const gone = await Promise.all(chatKeys.map((c) => ctx.queue.remove(jobIdFor(batchId, c))));
+      removed += gone.reduce((sum, n) => sum + n, 0);
+    }
   }
   return removed;
+}
+
+/**
+ * One pass over a batch's unfinished chats: every chat without a job gets one again (same id), and chats that
+ * have a job lose their parked mark. Returns how many jobs it added and which chats were running.
+ */
+async function requeueMissing(ctx: Ctx, batchId: string): Promise<{ added: number; running: string[] }> {
+  const parkedKey = ctx.keys.batch(batchId).parked;
+  let added = 0;
+  const running: string[] = [];
+  for await (const chatKeys of unfinishedChats(ctx, batchId)) {
+    const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
+    const missing = chatKeys.filter((_, i) => states[i] === 'unknown');
+    running.push(...chatKeys.filter((_, i) => states[i] === 'active'));
+    if (missing.length > 0) {
+      await ctx.queue.addBulk(missing.map((c, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k: c }, opts: unassignJobOptions(batchId, c, added + j, ctx.policy) })));
+      added += missing.length;
+    }
+    const queued = chatKeys.filter((_, i) => states[i] !== 'active');
+    if (queued.length > 0) await ctx.redis.hdel(parkedKey, ...queued);
+  }
+  return { added, running };
 }
 
 export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
@@ -45,18 +83,29 @@ export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
   return parkWaiting(ctx, batchId);
 }
 
-/** Puts a paused or stopped batch's parked chats back on the queue (same job ids: no duplicates). */
+/**
+ * Puts a paused or stopped batch's chats back on the queue (same job ids: no duplicates). Returns how many.
+ *
+ * Not just "re-add the parked set": right after a stop, jobs may still be parking themselves (claimed before the
+ * resume) and the stopper may still be taking jobs off the queue. A parked chat whose job still existed when it
+ * was re-added (BullMQ ignores a duplicate id) would be stranded once that job completed — the batch would hang.
+ * So resume re-adds every unfinished chat that has no job, waits for the jobs that were running to settle, and
+ * looks once more.
+ */
 export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
   const previous = await ctx.batches.transition(batchId, 'running', ['paused', 'stopped'], '');
   if (previous === undefined) await refuse(ctx, batchId, 'resume', 'paused or stopped');
-  const parkedKey = ctx.keys.batch(batchId).parked;
-  const chatKeys = await ctx.redis.hkeys(parkedKey);
-  for (let i = 0; i < chatKeys.length; i += 1000) {
-    const slice = chatKeys.slice(i, i + 1000);
-    await ctx.queue.addBulk(slice.map((k, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k }, opts: unassignJobOptions(batchId, k, i + j, ctx.policy) })));
-    await ctx.redis.hdel(parkedKey, ...slice);
+  const first = await requeueMissing(ctx, batchId);
+  let running = first.running;
+  for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline; ) {
+    await sleep(50);
+    const states = await Promise.all(running.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
+    running = running.filter((_, i) => states[i] === 'active');
   }
-  return chatKeys.length;
+  await sleep(PARKER_GRACE_MS);
+  // Stopped again meanwhile (a 401 answered before the key was fixed): the stopper parks; the next resume re-adds.
+  if ((await ctx.redis.hget(ctx.keys.batch(batchId).batch, 'status')) !== 'running') return first.added;
+  return first.added + (await requeueMissing(ctx, batchId)).added;
 }
 
 /**

@@ -39,6 +39,14 @@ export const OPTIONS = {
   'api-key': { type: 'string' },
   'seed-chats': { type: 'string' },
   'fail-rate': { type: 'string' },
+  cron: { type: 'string' },
+  tz: { type: 'string' },
+  overlap: { type: 'string' },
+  inbox: { type: 'string' },
+  'chat-status': { type: 'string' },
+  'idle-hours': { type: 'string' },
+  tag: { type: 'string' },
+  agent: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -98,6 +106,9 @@ Commands
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --fail-rate).
+  schedule set [name]  Nightly cleanup without a CSV: --cron "0 2 * * *" --tz Asia/Kolkata and a source (below).
+                       Stored in Redis; \`worker\` processes run it, once per tick however many there are.
+  schedule show|remove|run-now [name]   List / delete a schedule, or run it now (--dry-run previews, --wait).
 
 Input options
   --waba <number>            Business (WABA) number for rows whose file has no wabaNumber column.
@@ -108,6 +119,17 @@ Input options
   --include-permanent        rerun: also rerun permanent failures (400/404/422).
   --only-reason <text>       rerun: only failures whose reason contains <text> (case-insensitive).
   --detach                   rerun: enqueue for workers elsewhere instead of running here.
+
+Schedule options (schedule set; name defaults to "nightly"; batches are named <name>-<date in --tz>)
+  --cron <pattern>           When: 5 cron fields (6 with seconds first), read in --tz.
+  --tz <zone>                IANA time zone, e.g. Asia/Kolkata (default: this machine's).
+  --chat-status <status>     Source GET /chats: all|unread|unresolved|done|waiting_for_response|open|open_cart.
+  --idle-hours <h>           ... and no message for at least h hours.
+  --tag <a,b>  --agent <number>  --waba <a,b>    ... with any of these tags / of this agent / on these numbers.
+                             Only chats that still have an agent are unassigned; every filter is re-checked.
+  --inbox <dir>              Source: every *.csv in dir becomes a batch (--waba for files without the column);
+                             done files move to dir/processed/, unreadable ones to dir/rejected/ + .error.txt.
+  --overlap skip|wait        If the previous scheduled batch still runs: skip this tick (default) or wait.
 
 Runtime options (each overrides its environment variable)
   --base-url <url>           DOUBLETICK_BASE_URL        default https://public.doubletick.io
@@ -125,7 +147,10 @@ Runtime options (each overrides its environment variable)
 Environment
   DOUBLETICK_API_KEY (required to call the API; never logged or stored), RESULTS_TTL_DAYS (30),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (info),
-  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters). A .env file in the
+  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), NOTIFY_WEBHOOK_URL (a
+  scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
+  LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed
+  worker's jobs are re-run this long after it died). A .env file in the
   current directory is read too; flags > environment > .env > defaults.
 
 Exit codes
@@ -143,4 +168,5 @@ Examples
   bulk-unassign status 20261125-020000-ab12cd --watch
   bulk-unassign resume 20261125-020000-ab12cd           # after fixing a revoked key
   bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
+  bulk-unassign schedule set --cron "0 2 * * *" --tz Asia/Kolkata --chat-status done --idle-hours 12
 `;

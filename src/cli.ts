@@ -13,6 +13,8 @@ import { cmdDemo, cmdMockApi } from './commands/demo.js';
 import type { Io } from './commands/common.js';
 import { cmdRerun } from './commands/rerun.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
+import { cmdSchedule } from './commands/schedule.js';
+import { cmdServe } from './commands/serve.js';
 import { BulkUnassignError, UsageError } from './errors.js';
 
 type Command = (args: readonly string[], flags: Flags, io: Io) => Promise<number>;
@@ -28,8 +30,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   resume: controlCommand('resume'),
   cancel: controlCommand('cancel'),
   rerun: cmdRerun,
+  serve: cmdServe,
   demo: cmdDemo,
   'mock-api': cmdMockApi,
+  schedule: cmdSchedule,
 };
 
 /** Exit code for each deliberate error code. */

@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { pipeline, Transform } from 'node:stream';
 
-import { CsvError, parse } from 'csv-parse';
+import { CsvError, type Info, type Options, parse, type Parser } from 'csv-parse';
 import type { CountryCode } from 'libphonenumber-js';
 
 import { aliasesOf, CANONICAL, type ColumnMap, mapColumns, uniqueHeaderNames } from './csv-headers.js';
@@ -50,20 +50,31 @@ export interface CsvRecords {
   records(): AsyncIterable<CsvRecord>;
   /** sha256 of the file's bytes, complete once records() has been consumed. */
   sha256(): string;
+  /** Stops reading and releases the file; for a caller that gives up before records() ends. Idempotent. */
+  close(): void;
 }
 
 const SNIFF_BYTES = 64 * 1024;
 const DELIMITERS = [',', ';', '\t'] as const;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
-/** Picks the delimiter that occurs most often outside quotes on the first line (ties and none → comma). */
+/**
+ * Picks the delimiter that occurs most often outside quotes on the first non-blank line, the header (ties and
+ * none → comma). Blank lines before it are skipped as the parser skips them.
+ */
 export function sniffDelimiter(text: string): string {
   const counts = new Map<string, number>(DELIMITERS.map((d) => [d, 0]));
   let quoted = false;
+  let content = false;
   for (const ch of text) {
     if (ch === '"') quoted = !quoted;
-    else if (!quoted && (ch === '\n' || ch === '\r')) break;
-    else if (!quoted && counts.has(ch)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    if (!quoted && (ch === '\n' || ch === '\r')) {
+      if (content) break;
+      counts.forEach((_, d) => counts.set(d, 0)); // whitespace only (tabs too): not the header yet
+      continue;
+    }
+    if (ch.trim() !== '') content = true;
+    if (!quoted && counts.has(ch)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
   }
   let best = ',';
   for (const d of DELIMITERS) if ((counts.get(d) ?? 0) > (counts.get(best) ?? 0)) best = d;
@@ -79,22 +90,25 @@ function checkEncoding(file: string, head: Buffer): void {
   if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) {
     fail('this is a zip/Excel (.xlsx) file, not CSV: in your spreadsheet use "Save as / Download → CSV UTF-8"');
   }
+  if (head.subarray(0, 8).equals(Buffer.from('d0cf11e0a1b11ae1', 'hex'))) {
+    fail('this is an Excel 97-2003 (.xls) file, not CSV: in your spreadsheet use "Save as → CSV UTF-8"');
+  }
   if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
     fail('the file is UTF-16 ("Unicode text"): save it as "CSV UTF-8" instead');
   }
   if (head.includes(0)) fail('the file contains NUL bytes: it looks binary, not a CSV text file');
 }
 
-type ParsedRecord = { record: string[]; info: { empty_lines: number } };
-
 const QUEUE_HIGH = 512;
 
 /**
- * Pulls parsed records one at a time with back-pressure. Unlike the stream's async iterator, records parsed
- * before an error are still handed out before the error is thrown, so the error's line number is exact.
+ * Pulls parsed records one at a time with back-pressure: the stream pauses while QUEUE_HIGH records wait.
+ * Records already queued are handed out before an error; records still buffered inside the stream are dropped
+ * with it. That loses nothing that matters (a broken file is refused as a whole) and the error's line does not
+ * depend on them: it is known at parse time (see `lineCounter`).
  */
-function recordQueue(stream: NodeJS.ReadableStream & { destroyed?: boolean }): () => Promise<ParsedRecord | undefined> {
-  const queue: ParsedRecord[] = [];
+function recordQueue<T>(stream: NodeJS.ReadableStream): () => Promise<T | undefined> {
+  const queue: T[] = [];
   let ended = false;
   let failure: unknown;
   let wake: (() => void) | undefined;
@@ -102,7 +116,7 @@ function recordQueue(stream: NodeJS.ReadableStream & { destroyed?: boolean }): (
     wake?.();
     wake = undefined;
   };
-  stream.on('data', (rec: ParsedRecord) => {
+  stream.on('data', (rec: T) => {
     queue.push(rec);
     if (queue.length >= QUEUE_HIGH) stream.pause();
     notify();
@@ -141,15 +155,58 @@ function countLineBreaks(cells: readonly string[]): number {
   return n;
 }
 
+/**
+ * Where records start, 1-based. csv-parse's own counter counts a CRLF inside a quoted cell twice, so we count:
+ * a record starts one line after the previous one ended, plus the blank lines csv-parse skipped in between.
+ * It runs inside the parser (on_record), so it is exact when a later record fails, however far the consumer
+ * lags behind.
+ */
+function lineCounter(): { start(emptyLines: number): number; finish(emptyLines: number, cells: readonly string[]): number } {
+  let next = 1;
+  let emptySeen = 0;
+  const start = (emptyLines: number): number => next + Math.max(0, emptyLines - emptySeen);
+  return {
+    /** Start line of the record being parsed now. */
+    start,
+    /** Start line of the record just parsed; moves past it. */
+    finish(emptyLines, cells) {
+      const line = start(emptyLines);
+      emptySeen = emptyLines;
+      next = line + 1 + countLineBreaks(cells);
+      return line;
+    },
+  };
+}
+
+/**
+ * csv-parse builds a record's cell array before any hook sees it, and empty cells do not count towards
+ * max_record_size, so one line of a hundred million commas would exhaust memory before on_record could object.
+ * After each input chunk (64 KiB) this looks at the record being built (csv-parse's `state.record`: not in its
+ * typings, stable since v4; if it ever goes, on_record's check after the record still applies) and stops once
+ * it is far past the limit. "Far past" leaves an ordinary too-wide row to on_record, which knows its exact width.
+ */
+function guardColumnCount(parser: Parser, maxColumns: number, tooWide: (columns: number) => Error): void {
+  const hardLimit = Math.max(2 * maxColumns, 65_536);
+  const inner = parser._transform.bind(parser);
+  parser._transform = (chunk, encoding, done) => {
+    inner(chunk, encoding, (err?: Error | null) => {
+      const building = (parser as unknown as { state?: { record?: unknown[] } }).state?.record?.length ?? 0;
+      done(err ?? (building > hardLimit ? tooWide(building) : undefined));
+    });
+  };
+}
+
 /** Maps a csv-parse error to an InputError at the line where the broken record starts. */
-function csvErrorAt(file: string, err: CsvError, line: number): InputError {
+function csvErrorAt(file: string, err: CsvError, line: number, maxRecordBytes: number): InputError {
   const context = err as CsvError & { column?: number | string };
   const column = typeof context.column === 'number' ? context.column + 1 : undefined;
-  const what: Record<string, string> = {
+  const limit = maxRecordBytes % (1024 * 1024) === 0 ? `${maxRecordBytes / 1024 / 1024} MiB` : `${maxRecordBytes} characters`;
+  const what: Partial<Record<string, string>> = {
     CSV_QUOTE_NOT_CLOSED: 'a quoted cell is never closed: expected a closing " before the end of the file',
     CSV_INVALID_CLOSING_QUOTE: 'unexpected character after a closing quote: expected a delimiter or end of line (write "" for a quote inside a quoted cell)',
     CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'unexpected character after a closing quote: expected a delimiter or end of line',
-    CSV_MAX_RECORD_SIZE: 'a cell or row is too large (over the per-row limit): is a quote left open?',
+    INVALID_OPENING_QUOTE: 'a quote inside an unquoted cell: put the whole cell in quotes and write "" for each quote in it',
+    CSV_MAX_RECORD_SIZE: `a row is larger than the per-row limit of ${limit}: is a quote left open?`,
   };
   const message = what[err.code] ?? `malformed CSV: ${err.message}`;
   return new InputError({ file, line, ...(column === undefined ? {} : { column }) }, message, { cause: err });
@@ -188,55 +245,58 @@ export async function readCsvRecords(opts: CsvReadOptions): Promise<CsvRecords> 
       done();
     },
   });
-  const parser = parse({
+  const lines = lineCounter();
+  const tooWide = (line: number, columns: string): InputError =>
+    new InputError({ file, line }, `${columns} columns, over the limit of ${opts.maxColumns}: is the delimiter right?`);
+  // on_record turns cells into CsvRecord; csv-parse's overloads only type that together with `columns`.
+  const parseOptions: Options<CsvRecord, string[]> = {
     bom: true,
     delimiter,
+    // Files pasted together from several systems mix LF, CRLF and CR. Detecting one ending from the first line
+    // would glue every row with another ending into one record, or leave a stray \r in the last cell.
+    record_delimiter: ['\r\n', '\n', '\r'],
     relax_column_count: true,
     skip_empty_lines: true,
     max_record_size: opts.maxRecordBytes,
-    info: true,
-  });
+    on_record: (cells: string[], recInfo: Info): CsvRecord | null => {
+      const line = lines.finish(recInfo.empty_lines, cells);
+      if (cells.length > opts.maxColumns) throw tooWide(line, String(cells.length));
+      return cells.every((c) => c.trim() === '') ? null : { line, cells }; // ",,," is a blank line a spreadsheet wrote
+    },
+  };
+  const parser = parse(parseOptions as unknown as Options);
+  guardColumnCount(parser, opts.maxColumns, (columns) => tooWide(lines.start(parser.info.empty_lines), `${columns} or more`));
   const stream = pipeline(createReadStream(file), hasher, parser, () => {
     /* errors surface through the record queue below */
   });
-  const next = recordQueue(stream);
+  const next = recordQueue<CsvRecord>(stream);
 
-  // Line bookkeeping: csv-parse's own line counter miscounts CRLF inside quoted cells, so we count ourselves:
-  // a record starts one line after the previous one ended, plus the blank lines skipped in between.
-  let nextLine = 1;
-  let emptySeen = 0;
   const pull = async (): Promise<CsvRecord | undefined> => {
-    for (;;) {
-      let step: ParsedRecord | undefined;
-      try {
-        step = await next();
-      } catch (err) {
-        if (err instanceof CsvError) {
-          const emptyLines = (err as CsvError & { empty_lines?: number }).empty_lines ?? emptySeen;
-          throw csvErrorAt(file, err, nextLine + Math.max(0, emptyLines - emptySeen));
-        }
-        throw new InputError({ file, line: nextLine }, `cannot read the file: ${(err as Error).message}`, { cause: err });
+    try {
+      return await next();
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      if (err instanceof CsvError) {
+        const emptyLines = (err as CsvError & { empty_lines?: number }).empty_lines ?? parser.info.empty_lines;
+        throw csvErrorAt(file, err, lines.start(emptyLines), opts.maxRecordBytes);
       }
-      if (step === undefined) return undefined;
-      const { record, info: recInfo } = step;
-      const line = nextLine + (recInfo.empty_lines - emptySeen);
-      emptySeen = recInfo.empty_lines;
-      nextLine = line + 1 + countLineBreaks(record);
-      if (record.length > opts.maxColumns) {
-        throw new InputError({ file, line }, `${record.length} columns, over the limit of ${opts.maxColumns}: is the delimiter right?`);
-      }
-      if (record.every((c) => c.trim() === '')) continue; // ",,," is a blank line a spreadsheet wrote
-      return { line, cells: record };
+      throw new InputError({ file, line: lines.start(parser.info.empty_lines) }, `cannot read the file: ${(err as Error).message}`, { cause: err });
     }
   };
 
   const first = await pull();
-  if (first === undefined) throw new InputError({ file, line: 1 }, 'the file has no rows: expected a header row such as "customerPhoneNumber,wabaNumber"');
+  if (first === undefined) {
+    stream.destroy();
+    throw new InputError({ file, line: 1 }, 'the file has no rows: expected a header row such as "customerPhoneNumber,wabaNumber"');
+  }
   let consumed = false;
   return {
     header: first.cells,
     delimiter,
     sha256: () => digest,
+    close: () => {
+      stream.destroy();
+    },
     async *records() {
       if (consumed) throw new Error('records() can be read once');
       consumed = true;
@@ -264,20 +324,25 @@ function describeHeader(header: readonly string[]): string {
   return header.length > 8 ? `${shown}, … (${header.length} columns)` : shown;
 }
 
+/** A header cell that is really a phone number (or digits enough to be one): the file has no header row. */
+function looksLikeData(cell: string, defaultCountry: CountryCode | undefined): boolean {
+  return normalisePhone(cell, defaultCountry).ok || /^[+']?[\d\s().-]{7,}$/.test(cell.trim());
+}
+
 /** Decides which columns mean what, or explains why the header cannot work. */
-function resolveColumns(file: string, header: readonly string[], defaultWaba: string | undefined): ColumnMap {
+function resolveColumns(file: string, header: readonly string[], opts: { defaultWaba?: string; defaultCountry?: CountryCode }): ColumnMap {
   const map = mapColumns(header);
   if (map.phone === undefined && map.group === undefined) {
-    const looksLikeData = header.some((h) => normalisePhone(h).ok);
+    const dataFirst = header.some((h) => looksLikeData(h, opts.defaultCountry));
     throw new InputError(
       { file, line: 1 },
-      looksLikeData
+      dataFirst
         ? `the first line looks like data, not a header: add a header row such as "${CANONICAL.phone},${CANONICAL.waba}"`
         : `no phone or group column: expected a header named one of ${aliasesOf('phone').slice(0, 6).join(', ')} … or ` +
             `${aliasesOf('group').slice(0, 2).join(', ')} (found ${describeHeader(header)})`,
     );
   }
-  if (map.phone !== undefined && map.waba === undefined && defaultWaba === undefined) {
+  if (map.phone !== undefined && map.waba === undefined && opts.defaultWaba === undefined) {
     throw new InputError(
       { file, line: 1 },
       `no business number column (${aliasesOf('waba').slice(0, 3).join(', ')} …): add one or pass --waba <number>`,
@@ -286,26 +351,59 @@ function resolveColumns(file: string, header: readonly string[], defaultWaba: st
   return map;
 }
 
+/** Distinct values remembered by `memoised`: far more than a file has business numbers, far less than rows. */
+const MEMO_LIMIT = 1000;
+
+/**
+ * A file names a handful of business numbers on every row; parsing each again with libphonenumber was a third of
+ * ingest time. Remembers the first MEMO_LIMIT distinct inputs (then just computes), so memory stays bounded.
+ */
+function memoised<T>(fn: (raw: string) => T): (raw: string) => T {
+  const seen = new Map<string, T>();
+  return (raw) => {
+    const hit = seen.get(raw);
+    if (hit !== undefined) return hit;
+    const value = fn(raw);
+    if (seen.size < MEMO_LIMIT) seen.set(raw, value);
+    return value;
+  };
+}
+
 /** Opens a CSV file as a row source. Header problems throw here, before any batch exists. */
 export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> {
   const { file } = opts;
-  const csv = await readCsvRecords(opts);
   let defaultWaba: string | undefined;
   if (opts.defaultWaba !== undefined) {
     const waba = normalisePhone(opts.defaultWaba, opts.defaultCountry);
-    if (!waba.ok) throw new InputError({ file }, `--waba ${JSON.stringify(opts.defaultWaba)}: ${waba.reason}`);
+    if (!waba.ok) throw new InputError({ file }, `--waba ${JSON.stringify(opts.defaultWaba)}: the business number ${waba.reason}`);
     defaultWaba = waba.digits;
   }
-  const map = resolveColumns(file, csv.header, defaultWaba);
+  const csv = await readCsvRecords(opts);
+  let map: ColumnMap;
+  try {
+    map = resolveColumns(file, csv.header, { ...opts, ...(defaultWaba === undefined ? {} : { defaultWaba }) });
+  } catch (error) {
+    csv.close(); // nobody will read the records: release the file now
+    throw error;
+  }
   const names = uniqueHeaderNames(csv.header);
   const addWaba = map.waba === undefined && defaultWaba !== undefined;
   const header = addWaba ? [...names, uniqueHeaderNames([...names, CANONICAL.waba]).at(-1) as string] : names;
   const wabaName = addWaba ? (header.at(-1) as string) : undefined;
+  const normaliseWaba = memoised((raw: string) => normalisePhone(raw, opts.defaultCountry));
+
+  // Cells past the header are kept as `column_<n>` (n = position in the file), never clashing with a header name.
+  let cellNames: readonly string[] = names;
+  const namesFor = (count: number): readonly string[] => {
+    if (count > cellNames.length) cellNames = uniqueHeaderNames([...csv.header, ...new Array<string>(count - csv.header.length).fill('')]);
+    return cellNames;
+  };
 
   const toRow = (rec: CsvRecord): IngestRow => {
     const cells: Record<string, string> = {};
+    const keys = namesFor(rec.cells.length);
     rec.cells.forEach((value, i) => {
-      cells[names[i] ?? `column_${i + 1}`] = value;
+      cells[keys[i] as string] = value;
     });
     if (wabaName !== undefined && defaultWaba !== undefined) cells[wabaName] = defaultWaba;
     const reject = (column: number | undefined, raw: string, reason: string): IngestRow => ({
@@ -314,7 +412,8 @@ export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> 
     });
     const cell = (i: number | undefined): string => (i === undefined ? '' : (rec.cells[i] ?? '').trim());
     const phoneRaw = cell(map.phone);
-    const groupRaw = cell(map.group);
+    // failed.csv guards a cell starting with = + - @ with a leading ' (csv-write.ts): undo it, as phones do.
+    const groupRaw = cell(map.group).replace(/^'(?=[=+\-@])/, '');
     if (phoneRaw !== '' && groupRaw !== '') return reject(map.group, groupRaw, 'both a phone number and a group id: one row names one chat');
     let chat: ChatTarget;
     if (groupRaw !== '') {
@@ -327,7 +426,7 @@ export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> 
       const wabaRaw = map.waba === undefined ? '' : cell(map.waba);
       let waba = defaultWaba;
       if (wabaRaw !== '') {
-        const parsed = normalisePhone(wabaRaw, opts.defaultCountry);
+        const parsed = normaliseWaba(wabaRaw);
         if (!parsed.ok) return reject(map.waba, wabaRaw, `business number ${parsed.reason}`);
         waba = parsed.digits;
       }

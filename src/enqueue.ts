@@ -62,36 +62,55 @@ interface Tally {
   enqueued: number;
 }
 
+/**
+ * Staging writes in flight while the next rows are read: parsing (CPU here) and staging (CPU in Redis) overlap
+ * instead of taking turns. They go out on one connection in call order, so file order and first-wins
+ * de-duplication are exactly as if each write were awaited.
+ */
+export const STAGE_WRITES_IN_FLIGHT = 4;
+
 /** Reads every row into staging. Returns the tally; throws whatever the source throws. */
 async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChunk: (t: Tally) => void): Promise<Tally> {
   const k = deps.keys.batch(batchId);
   const tally: Tally = { rows: 0, valid: 0, rejected: 0, duplicates: 0, enqueued: 0 };
   let valid: string[] = [];
   let rejected: string[] = [];
+  const inFlight = new Set<Promise<void>>();
   const flush = async (): Promise<void> => {
-    if (valid.length > 0) {
-      const flags = await deps.redis.stageRows(k.chats, k.order, ...valid);
+    // Both commands are issued before either is awaited: they reach Redis in file order.
+    const staged = valid.length > 0 ? deps.redis.stageRows(k.chats, k.order, ...valid) : Promise.resolve([]);
+    const pushed = rejected.length > 0 ? deps.redis.rpush(k.rejected, ...rejected) : Promise.resolve(0);
+    valid = [];
+    rejected = [];
+    const write = Promise.all([staged, pushed]).then(([flags]) => {
       for (const flag of flags) {
         if (flag === 1) tally.valid += 1;
         else tally.duplicates += 1;
       }
-    }
-    if (rejected.length > 0) await deps.redis.rpush(k.rejected, ...rejected);
-    valid = [];
-    rejected = [];
-    onChunk(tally);
+      onChunk(tally);
+    });
+    inFlight.add(write);
+    write.then(() => inFlight.delete(write), () => undefined); // a failure surfaces through the race / allSettled below
+    if (inFlight.size >= STAGE_WRITES_IN_FLIGHT) await Promise.race(inFlight);
   };
-  for await (const item of source.rows()) {
-    tally.rows += 1;
-    if (item.kind === 'valid') {
-      valid.push(item.row.key, JSON.stringify({ line: item.row.line, cells: item.row.cells }));
-    } else {
-      tally.rejected += 1;
-      rejected.push(JSON.stringify(item.row satisfies RejectedRow));
+  try {
+    for await (const item of source.rows()) {
+      tally.rows += 1;
+      if (item.kind === 'valid') {
+        valid.push(item.row.key, JSON.stringify({ line: item.row.line, cells: item.row.cells }));
+      } else {
+        tally.rejected += 1;
+        rejected.push(JSON.stringify(item.row satisfies RejectedRow));
+      }
+      if (valid.length >= CHUNK_SIZE * 2 || rejected.length >= CHUNK_SIZE) await flush();
     }
-    if (valid.length >= CHUNK_SIZE * 2 || rejected.length >= CHUNK_SIZE) await flush();
+    await flush();
+  } finally {
+    // Never leave writes running behind a failure: the caller deletes the batch next, and must come after them.
+    const settled = await Promise.allSettled(inFlight);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
-  await flush();
   return tally;
 }
 

@@ -20,29 +20,43 @@ import {
 
 export type PhoneResult = { readonly ok: true; readonly digits: string } | { readonly ok: false; readonly reason: string };
 
-/** Characters people and spreadsheets put around digits. Anything else (letters, `*`, `/`) is rejected. */
-const DECORATION = /[\s\-.()\u00a0\u2010-\u2015]/g;
-const SCIENTIFIC = /^\d(\.\d+)?e\+?\d+$/i;
+/**
+ * Characters people and spreadsheets put around digits. Anything else (letters, `*`, `/`) is rejected.
+ * Invisible format characters (\p{Cf}) count too: WhatsApp and web pages wrap copied numbers in bidi marks
+ * (U+202A … U+202C) and zero-width spaces that nobody can see in the cell.
+ */
+const DECORATION = /[\s\-.()\u2010-\u2015\p{Cf}]/gu;
+/** "9.19876E+11" (or "9,19876E+11" where the decimal mark is a comma): the digits are already lost. */
+const SCIENTIFIC = /^\d([.,]\d+)?e\+?\d+$/i;
+/**
+ * A whole number written as a float by pandas or a spreadsheet ("919876543210.0"). Without this the dot is
+ * taken as a separator and the number gains a digit, which can still be a possible (wrong) number.
+ */
+const FLOAT_ZERO_FRACTION = /^(\+?\d+)\.0+$/;
 
 /** True for an ISO 3166 alpha-2 code libphonenumber knows (e.g. IN, US, GB). */
 export function isCountryCode(value: string): value is CountryCode {
   return /^[A-Z]{2}$/.test(value) && isSupportedCountry(value);
 }
 
+/** Reasons read after a subject ("phone number is too short"), so they are predicates. */
 const LENGTH_REASONS: Record<string, string> = {
-  TOO_SHORT: 'too short for a phone number',
-  TOO_LONG: 'too long for a phone number',
-  INVALID_LENGTH: 'wrong number of digits for its country',
-  INVALID_COUNTRY: 'unknown country code',
-  NOT_A_NUMBER: 'not a phone number',
+  TOO_SHORT: 'is too short',
+  TOO_LONG: 'is too long',
+  INVALID_LENGTH: 'has the wrong number of digits for its country',
+  INVALID_COUNTRY: 'has an unknown country code',
+  NOT_A_NUMBER: 'is not a phone number',
 };
 
-/** Normalises one phone cell. `raw` is the cell as written (a leading `'` from our own CSV reports is dropped). */
+/**
+ * Normalises one phone cell. `raw` is the cell as written (a leading `'` from our own CSV reports is dropped).
+ * A rejection's `reason` reads after a subject: "phone number " + reason.
+ */
 export function normalisePhone(raw: string, defaultCountry?: CountryCode): PhoneResult {
-  const text = raw.trim().replace(/^'/, '').trim();
-  if (text === '') return { ok: false, reason: 'empty' };
+  const text = raw.trim().replace(/^'/, '').trim().replace(FLOAT_ZERO_FRACTION, '$1');
+  if (text === '') return { ok: false, reason: 'is empty' };
   if (SCIENTIFIC.test(text)) {
-    return { ok: false, reason: 'written in scientific notation (a spreadsheet mangled it; format the column as text)' };
+    return { ok: false, reason: 'is in scientific notation (a spreadsheet mangled it: format the column as text)' };
   }
   const compact = text.replace(DECORATION, '');
   if (!/^(\+|00)?\d+$/.test(compact)) return { ok: false, reason: 'contains characters that are not part of a phone number' };
@@ -55,7 +69,7 @@ export function normalisePhone(raw: string, defaultCountry?: CountryCode): Phone
     if (national?.isPossible()) return { ok: true, digits: national.number.slice(1) };
     international = `+${compact}`;
   } else if (compact.startsWith('0')) {
-    return { ok: false, reason: 'national format (leading 0): add the country code or set --default-country' };
+    return { ok: false, reason: 'is in national format (leading 0): add the country code or set --default-country' };
   } else international = `+${compact}`;
 
   // One parse on the common path (a possible number); the length check, a second full parse, only runs to
@@ -64,11 +78,11 @@ export function normalisePhone(raw: string, defaultCountry?: CountryCode): Phone
   const parsed = parsePhoneNumberFromString(international);
   if (!parsed?.isPossible()) {
     const lengthProblem = validatePhoneNumberLength(international);
-    return { ok: false, reason: (lengthProblem && LENGTH_REASONS[lengthProblem]) ?? 'not a phone number' };
+    return { ok: false, reason: (lengthProblem && LENGTH_REASONS[lengthProblem]) ?? 'is not a phone number' };
   }
   const digits = parsed.number.slice(1);
   // The API's own schema: 7..15 characters.
-  if (digits.length < 7 || digits.length > 15) return { ok: false, reason: 'must be 7 to 15 digits with country code' };
+  if (digits.length < 7 || digits.length > 15) return { ok: false, reason: 'must be 7 to 15 digits including the country code' };
   return { ok: true, digits };
 }
 

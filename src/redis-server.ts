@@ -17,7 +17,7 @@ export interface PrivateRedis {
   readonly dir: string;
   /** Kills the server (SIGKILL when `hard`), keeping its data dir, and waits for it to exit. */
   stop(hard?: boolean): Promise<void>;
-  /** Starts it again on the same port and dir (AOF replays what was written). */
+  /** Starts it again on the same port and dir (AOF replays what was written); stops it first if it is running. */
   restart(): Promise<void>;
   /** Stops it and deletes its data. */
   close(): Promise<void>;
@@ -94,7 +94,12 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
     port,
     dir,
     stop,
-    restart: start,
+    // Stop first: starting over a running server would spawn a second one that cannot bind, and `stop`/`close`
+    // would then only see that dead one and leave the real server running.
+    restart: async () => {
+      await stop();
+      await start();
+    },
     close: async () => {
       await stop();
       rmSync(dir, { recursive: true, force: true });

@@ -5,8 +5,10 @@
  *    delayed `nightly` job per scheduler and makes the next one only when a worker takes the current one, so a
  *    tick runs once however many worker processes there are, and a tick missed while every worker was down
  *    runs when the first one comes back (the schedule lives in Redis, not in a process);
- *  - run state: the batches of the last run (for the overlap rule), the run waiting to start, and a short
- *    history of runs for `schedule show`.
+ *  - run state in `keys.scheduleState`: `last:<name>` → the batch ids of its last run (the overlap rule looks
+ *    at them), `waiting:<name>` → the run waiting for them (--overlap wait); and a short history of runs per
+ *    schedule (`keys.scheduleRuns`) for `schedule show`. Separate fields, so the run that holds the schedule's
+ *    lock and a newer tick registering as the waiter never overwrite each other.
  */
 import type { Queue } from 'bullmq';
 
@@ -49,11 +51,11 @@ export interface ScheduleRun {
   readonly message: string;
 }
 
-export interface ScheduleState {
-  /** Batches made by the last run that made any: the "previous scheduled batch" of the overlap rule. */
-  readonly lastBatchIds: readonly string[];
-  /** The run waiting for the previous one to finish (--overlap wait), if any. */
-  readonly waiting?: { readonly jobId: string; readonly tick: number; readonly since: number };
+/** The run waiting for the previous one to finish (--overlap wait). */
+export interface WaitingRun {
+  readonly jobId: string;
+  readonly tick: number;
+  readonly since: number;
 }
 
 /** Runs kept per schedule for `schedule show`. */
@@ -82,10 +84,14 @@ export interface ScheduleStore {
   remove(name: string): Promise<boolean>;
   /** Next planned tick (epoch ms), from the BullMQ scheduler. */
   nextRun(name: string): Promise<number | undefined>;
-  state(name: string): Promise<ScheduleState>;
-  setState(name: string, state: ScheduleState): Promise<void>;
-  /** All schedules' states (few: one per schedule). */
-  states(): Promise<Map<string, ScheduleState>>;
+  /** Batches made by the last run: the "previous scheduled batches" of the overlap rule. */
+  lastBatchIds(name: string): Promise<string[]>;
+  setLastBatchIds(name: string, batchIds: readonly string[]): Promise<void>;
+  waiting(name: string): Promise<WaitingRun | undefined>;
+  /** Sets, or with undefined clears, the waiting run. Clearing with `onlyJobId` clears only that job's entry. */
+  setWaiting(name: string, waiting: WaitingRun | undefined, onlyJobId?: string): Promise<void>;
+  /** Every schedule's waiting run (few: at most one per schedule). */
+  allWaiting(): Promise<Map<string, WaitingRun>>;
   addRun(name: string, run: ScheduleRun): Promise<void>;
   /** Newest first. */
   runs(name: string, limit?: number): Promise<ScheduleRun[]>;
@@ -113,13 +119,13 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
       await redis.hset(keys.schedules, definition.name, JSON.stringify(definition));
     },
     remove: async (name) => {
-      const state = await store.state(name);
+      const waiting = await store.waiting(name);
       const hadScheduler = await queue.removeJobScheduler(schedulerIdFor(name));
-      if (state.waiting) await queue.remove(state.waiting.jobId).catch(() => 0);
+      if (waiting) await queue.remove(waiting.jobId).catch(() => 0);
       const [[, removed]] = (await redis
         .multi()
         .hdel(keys.schedules, name)
-        .hdel(keys.scheduleState, name)
+        .hdel(keys.scheduleState, `last:${name}`, `waiting:${name}`)
         .del(keys.scheduleRuns(name))
         .exec()) as [[Error | null, number]];
       return removed === 1 || hadScheduler;
@@ -128,16 +134,31 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
       const scheduler = await queue.getJobScheduler(schedulerIdFor(name));
       return scheduler?.next;
     },
-    state: async (name) => {
-      const raw = await redis.hget(keys.scheduleState, name);
-      return raw ? (JSON.parse(raw) as ScheduleState) : { lastBatchIds: [] };
+    lastBatchIds: async (name) => {
+      const raw = await redis.hget(keys.scheduleState, `last:${name}`);
+      return raw ? (JSON.parse(raw) as string[]) : [];
     },
-    setState: async (name, state) => {
-      await redis.hset(keys.scheduleState, name, JSON.stringify(state));
+    setLastBatchIds: async (name, batchIds) => {
+      await redis.hset(keys.scheduleState, `last:${name}`, JSON.stringify(batchIds));
     },
-    states: async () => {
+    waiting: async (name) => {
+      const raw = await redis.hget(keys.scheduleState, `waiting:${name}`);
+      return raw ? (JSON.parse(raw) as WaitingRun) : undefined;
+    },
+    setWaiting: async (name, waiting, onlyJobId) => {
+      const field = `waiting:${name}`;
+      if (waiting) {
+        await redis.hset(keys.scheduleState, field, JSON.stringify(waiting));
+        return;
+      }
+      if (onlyJobId !== undefined && (await store.waiting(name))?.jobId !== onlyJobId) return;
+      await redis.hdel(keys.scheduleState, field);
+    },
+    allWaiting: async () => {
       const all = await redis.hgetall(keys.scheduleState);
-      return new Map(Object.entries(all).map(([name, raw]) => [name, JSON.parse(raw) as ScheduleState]));
+      const out = new Map<string, WaitingRun>();
+      for (const [field, raw] of Object.entries(all)) if (field.startsWith('waiting:')) out.set(field.slice(8), JSON.parse(raw) as WaitingRun);
+      return out;
     },
     addRun: async (name, run) => {
       await redis.multi().lpush(keys.scheduleRuns(name), JSON.stringify(run)).ltrim(keys.scheduleRuns(name), 0, RUN_HISTORY - 1).exec();

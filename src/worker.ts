@@ -1,6 +1,6 @@
 /**
- * A worker process's BullMQ Worker: the global limiter, concurrency, lock and stall settings, and the two
- * processors (`unassign`, `finalize`) behind one dispatch.
+ * A worker process's BullMQ Worker: the global limiter, concurrency, lock and stall settings, and the
+ * processors behind one dispatch by job name (`unassign`, `finalize`, and a schedule's `nightly` / `notify`).
  */
 import { type Job, Worker } from 'bullmq';
 
@@ -13,11 +13,12 @@ import { makePacer } from './pacer.js';
 import type { Context } from './context.js';
 import { toError } from './errors.js';
 import { QUEUE_NAME } from './keys.js';
-import { enqueueFinalize, type FinalizeJobData, JOB_FINALIZE, type UnassignJobData } from './queue.js';
+import { enqueueFinalize, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from './queue.js';
 import type { ReportSummary } from './report.js';
+import { makeScheduleJobs } from './schedule-jobs.js';
 
 export interface RunningWorker {
-  readonly worker: Worker<UnassignJobData | FinalizeJobData>;
+  readonly worker: Worker<QueueJobData>;
   /** Stops taking jobs, waits for the ones in flight (BullMQ `close()`), releases the HTTP agents. */
   close(force?: boolean): Promise<void>;
 }
@@ -66,17 +67,18 @@ export async function sweepFinalizing(ctx: Context): Promise<number> {
 export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningWorker {
   const { config, logger } = ctx;
   const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
-  let worker: Worker<UnassignJobData | FinalizeJobData> | undefined;
+  let worker: Worker<QueueJobData> | undefined;
   const pacer = makePacer(ctx.redis, ctx.keys.pacer, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
+  const rateLimit = async (ms: number): Promise<void> => {
+    await pacer.pause(ms);
+    await worker?.rateLimit(ms);
+  };
   const unassign = makeUnassignProcessor({
     api,
     results: ctx.results,
     batches: ctx.batches,
     logger,
-    rateLimit: async (ms) => {
-      await pacer.pause(ms);
-      await worker?.rateLimit(ms);
-    },
+    rateLimit,
     pace: () => pacer.acquire(),
     onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
     onBatchStopped: async (batchId) => {
@@ -85,10 +87,21 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
     },
   });
   const lockDuration = config.lockDurationMs ?? lockDurationFor(config.requestTimeoutMs);
-  const finalize = makeFinalizeProcessor({ ...ctx, reportsDir: config.reportsDir, resultsTtlDays: config.resultsTtlDays, ...(options.onBatchFinished ? { onFinished: options.onBatchFinished } : {}) });
-  worker = new Worker<UnassignJobData | FinalizeJobData>(
+  const scheduled = makeScheduleJobs(ctx, { api, pace: () => pacer.acquire(), rateLimit });
+  const onFinished = async (summary: ReportSummary): Promise<void> => {
+    await scheduled.onBatchFinished(summary);
+    await options.onBatchFinished?.(summary);
+  };
+  const finalize = makeFinalizeProcessor({ ...ctx, reportsDir: config.reportsDir, resultsTtlDays: config.resultsTtlDays, onFinished });
+  const processors: Readonly<Record<string, (job: Job, token?: string) => Promise<unknown>>> = {
+    [JOB_UNASSIGN]: unassign,
+    [JOB_FINALIZE]: finalize,
+    [JOB_NIGHTLY]: scheduled.nightly,
+    [JOB_NOTIFY]: scheduled.notify,
+  };
+  worker = new Worker<QueueJobData>(
     QUEUE_NAME,
-    async (job: Job) => (job.name === JOB_FINALIZE ? finalize(job as Job<FinalizeJobData>) : unassign(job as Job<UnassignJobData>)),
+    async (job: Job, token?: string) => (processors[job.name] ?? unassign)(job, token),
     {
       connection: ctx.redis,
       prefix: ctx.keys.bullPrefix,
@@ -107,7 +120,7 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
   // still gets a terminal result, so the batch can finish and the report shows it. BullMQ sets finishedOn only
   // when it will not retry the job, which covers both last attempts and unrecoverable errors.
   worker.on('failed', (job, error) => {
-    if (!job || job.name === JOB_FINALIZE || job.finishedOn === undefined) return;
+    if (!job || job.name !== JOB_UNASSIGN || job.finishedOn === undefined) return;
     const data = job.data as UnassignJobData;
     void ctx.results
       .record(data.b, data.k, { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` })

@@ -14,6 +14,7 @@ import { type PrivateRedis, startPrivateRedis } from '../redis-server.js';
 import { startWorker } from '../worker.js';
 import { configFrom, describeBatch, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { DEMO_FAULTS, DEMO_RATE } from './demo-data.js';
+import { serveOptions, serveUntilSignal } from './serve.js';
 
 const DEMO_KEY = 'key_demo_not_secret';
 
@@ -62,6 +63,8 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
     const stats = api.stats();
     io.out(`  stand-in server saw ${stats.requests} calls: ${Object.entries(stats.byStatus).map(([s, n]) => `${n}×${s}`).join(', ')}; busiest second ${stats.maxPerSecond} calls`);
     io.out(problems.length === 0 ? 'demo OK: report matches the server log; no chat unassigned twice; no 429' : `demo FAILED:\n  ${problems.join('\n  ')}`);
+    // --console: keep the demo's Redis, stand-in API and batch, and open the web console on them until Ctrl-C.
+    if (flags.console) await serveUntilSignal(ctx, { ...serveOptions(flags), demo: true }, io);
     await ctx.redis.del(...(await ctx.redis.keys(`{${config.queuePrefix}}:*`)));
     return problems.length === 0 ? 0 : 1;
   } finally {

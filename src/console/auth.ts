@@ -105,7 +105,7 @@ function sendLoginPage(reply: FastifyReply, status: number, message: string): Fa
   // The login page has no script at all; its inline style is the only thing it needs.
   return reply
     .code(status)
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
     .type('text/html; charset=utf-8')
     .send(loginPage(message));
 }

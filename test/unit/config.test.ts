@@ -45,9 +45,16 @@ describe('resolveConfig', () => {
     [{ DOUBLETICK_API_KEY: 'Bearer key_abc' }, /without "Bearer"/],
     [{ DEFAULT_COUNTRY: 'XX' }, /DEFAULT_COUNTRY\) to be an ISO country code/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL\) to be one of/],
+    [{ LOCK_DURATION_MS: '500' }, /LOCK_DURATION_MS\) to be an integer from 1000/],
+    [{ REQUEST_TIMEOUT_MS: '5000', LOCK_DURATION_MS: '5500' }, /LOCK_DURATION_MS\) to be at least REQUEST_TIMEOUT_MS \+ 1000 \(6000\)/],
   ])('rejects %j with a message naming the setting', (env, message) => {
     expect(() => resolveConfig({}, env, {})).toThrow(ConfigError);
     expect(() => resolveConfig({}, env, {})).toThrow(message);
+  });
+
+  it('leaves the lock duration to the worker unless LOCK_DURATION_MS is set, and then it must outlast the timeout', () => {
+    expect(resolveConfig({}, {}, {}).lockDurationMs).toBeUndefined();
+    expect(resolveConfig({}, { REQUEST_TIMEOUT_MS: '1000', LOCK_DURATION_MS: '2000' }, {}).lockDurationMs).toBe(2000);
   });
 
   it('normalises: trailing slash off the base URL, country upper-cased; requireApiKey explains itself', () => {

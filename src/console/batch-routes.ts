@@ -1,0 +1,123 @@
+/**
+ * The console's JSON API over batches: upload, list, one batch, its timeline, its report files, and the
+ * operator's actions (pause, resume, cancel, rerun). Thin: each route calls the library function the CLI
+ * command calls, so both behave the same; http-errors.ts maps their errors to statuses.
+ */
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { FastifyInstance, FastifyReply } from 'fastify';
+
+import { cancelBatch, pauseBatch, resumeBatch } from '../batch-control.js';
+import type { BatchRecord } from '../batch-store.js';
+import type { Context } from '../context.js';
+import { writeReport } from '../report.js';
+import { rerunBatch } from '../rerun.js';
+import { makeTimelineCache } from './timeline.js';
+import { ingestUpload } from './upload.js';
+import { batchView } from './views.js';
+
+/** Report files a client may download, with their content types. */
+const REPORT_FILES: Readonly<Record<string, string>> = {
+  'failed.csv': 'text/csv; charset=utf-8',
+  'rejected.csv': 'text/csv; charset=utf-8',
+  'summary.md': 'text/markdown; charset=utf-8',
+  'summary.json': 'application/json; charset=utf-8',
+};
+
+/** Batch ids are `YYYYMMDD-HHMMSS-hex` (batch-store.ts): anything else never reaches Redis keys or the disk. */
+const BATCH_ID = /^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/;
+
+const CONTROLS = { pause: pauseBatch, resume: resumeBatch, cancel: cancelBatch } as const;
+
+type IdParams = { Params: { id: string } };
+
+function notFound(reply: FastifyReply, id: string): FastifyReply {
+  return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${id}` });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
+  const timelines = makeTimelineCache(ctx);
+  const find = async (id: string): Promise<BatchRecord | undefined> => (BATCH_ID.test(id) ? ctx.batches.get(id) : undefined);
+
+  app.post('/api/batches', async (request, reply) => {
+    const batch = await ingestUpload(ctx, request);
+    return reply.code(201).send(batchView(batch));
+  });
+
+  app.get<{ Querystring: { limit?: number } }>(
+    '/api/batches',
+    { schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
+    async (request) => ({ batches: (await ctx.batches.list(request.query.limit ?? 50)).map((b) => batchView(b)) }),
+  );
+
+  app.get<IdParams>('/api/batches/:id', async (request, reply) => {
+    const batch = await find(request.params.id);
+    return batch ? batchView(batch) : notFound(reply, request.params.id);
+  });
+
+  app.get<IdParams>('/api/batches/:id/timeline', async (request, reply) => {
+    const batch = await find(request.params.id);
+    if (!batch) return notFound(reply, request.params.id);
+    return timelines.get(batch.id, batch.status, batch.startedAt);
+  });
+
+  app.get<{ Params: { id: string; file: string } }>('/api/batches/:id/reports/:file', async (request, reply) => {
+    const { id, file } = request.params;
+    const type = REPORT_FILES[file];
+    if (!type || !BATCH_ID.test(id)) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such report file' });
+    const path = join(ctx.config.reportsDir, id, file);
+    if (!(await exists(path))) {
+      // Workers on other hosts write reports to their own disks: rebuild it here from Redis, as `report` does.
+      const batch = await find(id);
+      if (!batch) return notFound(reply, id);
+      if (!batchView(batch).reportReady) {
+        return reply.code(409).send({ error: 'ERR_BATCH_STATE', message: `batch ${id} is ${batch.status}: its report is written when it finishes` });
+      }
+      await writeReport(ctx, batch, ctx.config.reportsDir);
+    }
+    return reply
+      .type(type)
+      .header('content-disposition', `attachment; filename="${id}-${file}"`)
+      .header('cache-control', 'no-store')
+      .send(createReadStream(path));
+  });
+
+  for (const [action, run] of Object.entries(CONTROLS)) {
+    app.post<IdParams>(`/api/batches/:id/${action}`, async (request, reply) => {
+      const batch = await find(request.params.id);
+      if (!batch) return notFound(reply, request.params.id);
+      const chats = await run(ctx, batch.id);
+      return { batchId: batch.id, action, chats, batch: batchView(await ctx.batches.require(batch.id)) };
+    });
+  }
+
+  app.post<IdParams & { Body: { includePermanent?: boolean; onlyReason?: string } | null }>(
+    '/api/batches/:id/rerun',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          properties: { includePermanent: { type: 'boolean' }, onlyReason: { type: 'string', maxLength: 300 } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      const parent = await find(request.params.id);
+      if (!parent) return notFound(reply, request.params.id);
+      const body = request.body ?? {};
+      const onlyReason = body.onlyReason?.trim();
+      const child = await rerunBatch(ctx, parent.id, { includePermanent: body.includePermanent === true, ...(onlyReason ? { onlyReason } : {}) });
+      return reply.code(201).send(batchView(child));
+    },
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * GET /metrics in Prometheus text format (prom-client).
+ *
+ * Derived from Redis at scrape time, not hooked into the worker: the batch records already count every
+ * outcome, 429 and latency bucket atomically (result-store.ts), for ALL workers on all hosts, so a console
+ * started with --no-worker still reports the whole fleet, and the worker hot path stays untouched.
+ *
+ * Counters must never go down, but batch records expire after RESULTS_TTL_DAYS. So the counters here add the
+ * increase of each batch since the previous scrape (first scrape: everything retained) and forget a batch
+ * once it is gone, without subtracting it. They restart from the retained totals when the console restarts,
+ * which Prometheus reads as at most one counter reset.
+ */
+import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
+
+import type { BatchRecord } from '../batch-store.js';
+import type { Context } from '../context.js';
+
+/** Batches read per scrape, newest first (the index holds every retained batch). */
+const MAX_BATCHES_SCANNED = 5000;
+/**
+ * Latency buckets, seconds. Each is a bound of the finer histogram kept in Redis (1 ms steps to 100 ms, 10 ms to
+ * 1 s, 100 ms to 10 s, then 1 s: see `latencyBucket`), so every count lands in exactly the right bucket.
+ */
+export const LATENCY_BUCKETS_S = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const FINAL: ReadonlySet<string> = new Set(['finished', 'cancelled', 'dry-run']);
+const OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
+
+interface Seen {
+  readonly final: boolean;
+  readonly status: string;
+  readonly counts: Record<(typeof OUTCOMES)[number] | 'rateLimited', number>;
+  /** Redis latency bucket (ms upper bound) → count. */
+  readonly latency: Map<number, number>;
+}
+
+/**
+ * A histogram fed with whole buckets (prom-client's Histogram only takes one observation at a time, which
+ * would mean one call per chat). Registered as a custom metric: prom-client only calls `get()`. The sum uses
+ * each Redis bucket's upper bound, so it overstates by at most one Redis bucket width per chat.
+ */
+function bucketHistogram(name: string, help: string) {
+  const cumulative = new Map<number, number>(LATENCY_BUCKETS_S.map((le) => [le, 0]));
+  let count = 0;
+  let sum = 0;
+  const metric = {
+    name,
+    help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    add(latencyMs: number, n: number): void {
+      for (const le of LATENCY_BUCKETS_S) if (latencyMs <= le * 1000) cumulative.set(le, (cumulative.get(le) ?? 0) + n);
+      count += n;
+      sum += (latencyMs / 1000) * n;
+    },
+    async get() {
+      const values = [
+        ...LATENCY_BUCKETS_S.map((le) => ({ metricName: `${name}_bucket`, labels: { le: String(le) }, value: cumulative.get(le) ?? 0 })),
+        { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count },
+        { metricName: `${name}_sum`, labels: {}, value: sum },
+        { metricName: `${name}_count`, labels: {}, value: count },
+      ];
+      return { name, help, type: metric.type, aggregator: metric.aggregator, values };
+    },
+  };
+  return metric;
+}
+
+export interface ConsoleMetrics {
+  readonly contentType: string;
+  /** Refreshes everything from Redis and renders the exposition text. */
+  render(): Promise<string>;
+}
+
+export function makeConsoleMetrics(ctx: Pick<Context, 'redis' | 'keys' | 'batches' | 'queue'>): ConsoleMetrics {
+  const registry = new Registry();
+  const chats = new Counter({ name: 'bulk_unassign_chats_total', help: 'Chats with a result, by outcome (all workers).', labelNames: ['outcome'], registers: [registry] });
+  const rateLimited = new Counter({ name: 'bulk_unassign_api_rate_limited_total', help: 'DoubleTick answers with HTTP 429.', registers: [registry] });
+  const latency = bucketHistogram('bulk_unassign_api_latency_seconds', 'Latency of the last API call of each chat.');
+  registry.registerMetric(latency as unknown as Histogram);
+  const queueJobs = new Gauge({ name: 'bulk_unassign_queue_jobs', help: 'Jobs in the queue by state (waiting = wait + prioritized: chats not started yet).', labelNames: ['state'], registers: [registry] });
+  const workers = new Gauge({ name: 'bulk_unassign_workers', help: 'Workers connected to the queue.', registers: [registry] });
+  const batches = new Gauge({ name: 'bulk_unassign_batches', help: 'Retained batches by status.', labelNames: ['status'], registers: [registry] });
+  for (const outcome of OUTCOMES) chats.inc({ outcome }, 0); // present from the first scrape, even at zero
+  rateLimited.inc(0);
+
+  const seen = new Map<string, Seen>();
+
+  const absorb = async (batch: BatchRecord): Promise<Seen> => {
+    const before = seen.get(batch.id);
+    const counts = { succeeded: batch.counts.succeeded, failed: batch.counts.failed, cancelled: batch.counts.cancelled, rateLimited: batch.rateLimited };
+    for (const outcome of OUTCOMES) chats.inc({ outcome }, Math.max(0, counts[outcome] - (before?.counts[outcome] ?? 0)));
+    rateLimited.inc(Math.max(0, counts.rateLimited - (before?.counts.rateLimited ?? 0)));
+    const raw = await ctx.redis.hgetall(ctx.keys.batch(batch.id).latency);
+    const buckets = new Map(Object.entries(raw).map(([ms, n]) => [Number(ms), Number(n)]));
+    for (const [ms, n] of buckets) latency.add(ms, Math.max(0, n - (before?.latency.get(ms) ?? 0)));
+    return { final: FINAL.has(batch.status), status: batch.status, counts, latency: buckets };
+  };
+
+  const refresh = async (): Promise<void> => {
+    const ids = await ctx.redis.zrevrange(ctx.keys.batchIndex, 0, MAX_BATCHES_SCANNED - 1);
+    const byStatus = new Map<string, number>();
+    const current = new Set<string>();
+    for (const id of ids) {
+      let entry = seen.get(id);
+      if (!entry?.final) {
+        // A finished batch cannot change any more: read it once.
+        const batch = await ctx.batches.get(id);
+        if (!batch) continue;
+        entry = await absorb(batch);
+        seen.set(id, entry);
+      }
+      current.add(id);
+      byStatus.set(entry.status, (byStatus.get(entry.status) ?? 0) + 1);
+    }
+    for (const id of seen.keys()) if (!current.has(id)) seen.delete(id);
+    batches.reset();
+    for (const [status, n] of byStatus) batches.set({ status }, n);
+    const jobs = await ctx.queue.getJobCounts('wait', 'prioritized', 'delayed', 'active');
+    queueJobs.reset();
+    queueJobs.set({ state: 'waiting' }, (jobs.wait ?? 0) + (jobs.prioritized ?? 0));
+    for (const state of ['delayed', 'active'] as const) queueJobs.set({ state }, jobs[state] ?? 0);
+    workers.set(await ctx.queue.getWorkersCount().catch(() => Number.NaN));
+  };
+
+  // Scrapes are serialised: two at once would both add the same increase.
+  let last: Promise<void> = Promise.resolve();
+  return {
+    contentType: registry.contentType,
+    render: async () => {
+      const run = last.then(refresh, refresh);
+      last = run.catch(() => undefined);
+      await run;
+      return registry.metrics();
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * The console: one Fastify server with the page, the JSON API, live progress, reports, Bull Board, /healthz and
+ * /metrics, and (unless told otherwise) an in-process worker. `startConsole` opens it on a context the caller
+ * owns and returns `{ url, close }` (house style G10); `bulk-unassign serve` and `demo --console` use it.
+ *
+ * The page never receives configuration: no route returns the config, the API key or the console token.
+ */
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance } from 'fastify';
+
+import type { Context } from '../context.js';
+import { type RunningWorker, startWorker } from '../worker.js';
+import { makeConsoleAuth, registerAuth } from './auth.js';
+import { registerBatchRoutes } from './batch-routes.js';
+import { registerBullBoard } from './bull-board.js';
+import { registerEventStream } from './events.js';
+import { registerHealth } from './health.js';
+import { registerErrorHandling } from './http-errors.js';
+import { makeConsoleMetrics } from './metrics.js';
+import { registerPage } from './static-files.js';
+
+export interface ConsoleOptions {
+  /** The shared secret every route but /healthz and /login requires. */
+  readonly token: string;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** @default 3000; 0 picks a free port. */
+  readonly port?: number;
+  /** Run a worker in this process. @default true */
+  readonly worker?: boolean;
+  /** Accept `/login?token=` (only for --demo on loopback). @default false */
+  readonly tokenInUrl?: boolean;
+  /** How often a progress stream reads its batch, ms. @default 1000 */
+  readonly progressPollMs?: number;
+}
+
+export interface RunningConsole {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  /** Stops the server (open progress streams included), then the worker (jobs in flight finish). */
+  close(): Promise<void>;
+}
+
+const MIB = 1024 * 1024;
+/** JSON bodies are tiny (rerun options, login); uploads are multipart and have their own limit. */
+const JSON_BODY_LIMIT = 64 * 1024;
+
+export async function buildConsole(ctx: Context, options: ConsoleOptions): Promise<FastifyInstance> {
+  // Fastify's logger stays off: request logs would carry query strings (?token= in demo mode) and file names.
+  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT });
+  registerErrorHandling(app, ctx.logger);
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').header('x-frame-options', 'DENY');
+    return payload;
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+  // One file per upload; the limit is enforced while streaming, before anything reaches the disk in full.
+  await app.register(multipart, { limits: { fileSize: ctx.config.maxFileMb * MIB, files: 1, fields: 10, fieldSize: 4096, parts: 12 } });
+  registerAuth(app, makeConsoleAuth(options.token), { tokenInUrl: options.tokenInUrl === true });
+  registerHealth(app, ctx);
+  const metrics = makeConsoleMetrics(ctx);
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).header('cache-control', 'no-store').send(await metrics.render()));
+  registerPage(app);
+  registerBatchRoutes(app, ctx);
+  registerEventStream(app, ctx, options.progressPollMs === undefined ? {} : { pollMs: options.progressPollMs });
+  await registerBullBoard(app, ctx);
+  return app;
+}
+
+export async function startConsole(ctx: Context, options: ConsoleOptions): Promise<RunningConsole> {
+  const worker: RunningWorker | undefined = options.worker === false ? undefined : startWorker(ctx);
+  let app: FastifyInstance;
+  try {
+    app = await buildConsole(ctx, options);
+    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 3000 });
+  } catch (error) {
+    await worker?.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host ?? '127.0.0.1';
+  const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shownHost}:${port}`,
+    app,
+    close: async () => {
+      await app.close();
+      await worker?.close();
+    },
+  };
+}

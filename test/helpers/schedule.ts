@@ -1,0 +1,66 @@
+/**
+ * Helpers for schedule tests: the schedule store of a context, a second "process" (its own context, Redis
+ * connections and worker) that can be closed on its own, and waiting for a schedule's runs or for its queued
+ * jobs to drain.
+ */
+import type { Context } from '../../src/context.js';
+import { makeContext } from '../../src/context.js';
+import { silentLogger } from '../../src/logger.js';
+import { JOB_NIGHTLY, JOB_NOTIFY } from '../../src/queue.js';
+import { makeScheduleStore, type ScheduleRun, type ScheduleStore } from '../../src/schedule-store.js';
+import { type RunningWorker, startWorker } from '../../src/worker.js';
+import type { TestEnv } from './harness.js';
+
+export function scheduleStoreOf(ctx: Context): ScheduleStore {
+  return makeScheduleStore(ctx.redis, ctx.keys, ctx.queue);
+}
+
+/** A worker with its own context, as a separate process would have; `close()` releases both. */
+export interface ExtraWorker {
+  readonly ctx: Context;
+  readonly worker: RunningWorker;
+  close(): Promise<void>;
+}
+
+export function startExtraWorker(env: TestEnv): ExtraWorker {
+  const ctx = makeContext(env.config, silentLogger());
+  const worker = startWorker(ctx, { sweepIntervalMs: 1000 });
+  let closed = false;
+  return {
+    ctx,
+    worker,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await worker.close(true);
+      await ctx.close();
+    },
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined/false. */
+export async function waitFor<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the schedule has logged at least `n` runs that satisfy `filter`; returns all runs, oldest first. */
+export async function waitForRuns(store: ScheduleStore, name: string, n: number, filter: (r: ScheduleRun) => boolean = () => true, timeoutMs = 30_000): Promise<ScheduleRun[]> {
+  return waitFor(async () => {
+    const runs = (await store.runs(name)).reverse();
+    return runs.filter(filter).length >= n ? runs : undefined;
+  }, `${n} run(s) of schedule ${name}`, timeoutMs);
+}
+
+/** Waits until no `nightly` or `notify` job is queued, delayed or running (after the scheduler was removed). */
+export async function waitForScheduleJobsDrained(ctx: Context, timeoutMs = 30_000): Promise<void> {
+  await waitFor(async () => {
+    const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'paused']);
+    return jobs.every((j) => j === undefined || (j.name !== JOB_NIGHTLY && j.name !== JOB_NOTIFY));
+  }, 'scheduled jobs to drain', timeoutMs);
+}
