@@ -8,30 +8,29 @@
  *   work-bare     a bare BullMQ Worker doing the same got call for the same jobs
  *   work-plimit   the same got calls in a p-limit loop, no queue at all
  */
-import { createReadStream } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import http from 'node:http';
 
-import { Queue, Worker } from 'bullmq';
-import got from 'got';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import pLimit from 'p-limit';
 
 import { newBatchId } from '../src/batch-store.js';
-import { makeContext } from '../src/context.js';
-import { openCsvSource } from '../src/csv-source.js';
-import { CHUNK_SIZE, CHUNKS_IN_FLIGHT, ingest } from '../src/enqueue.js';
 import { allBatchKeys, makeKeys, QUEUE_NAME } from '../src/keys.js';
-import { silentLogger } from '../src/logger.js';
 import { JOB_UNASSIGN, unassignJobOptions } from '../src/queue.js';
-import { unassignBody } from '../src/api-client.js';
 import { chatFromKey } from '../src/types.js';
-import { startWorker } from '../src/worker.js';
-import { BACKOFF_DELAY_MS } from '../src/context.js';
 import { benchConfig, BENCH_KEY, waitUntil } from './support.js';
+
+// Everything else is imported inside the side that needs it: a side's peak RSS should not include modules only
+// another side uses (got and the worker are not part of ingest, csv-parse and libphonenumber not of raw addBulk).
+
+/** Same as src/context.ts BACKOFF_DELAY_MS; job options must equal ours byte for byte. */
+const POLICY = { maxAttempts: 3, backoffDelayMs: 1000 };
+/** Raw baseline: the brief's chunks of 1000, a few in flight so Redis never waits for the client. */
+const RAW_CHUNK = 1000;
+const RAW_IN_FLIGHT = 4;
 
 interface Common {
   readonly redisUrl: string;
@@ -49,8 +48,6 @@ interface WorkParams extends Common {
   readonly rateLimitMax?: number;
   readonly measureMemory?: boolean;
 }
-
-const POLICY = { maxAttempts: 3, backoffDelayMs: BACKOFF_DELAY_MS };
 
 function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
@@ -79,23 +76,26 @@ function connect(url: string): Redis {
   return redis;
 }
 
-/** The raw baseline's enqueue: the same job ids, data and options as ours, CHUNKS_IN_FLIGHT addBulk calls at a time. */
+/** The raw baseline's enqueue: the same job ids, data and options as ours, RAW_IN_FLIGHT addBulk calls at a time. */
 async function addBulkRaw(queue: Queue, batchId: string, keysFile: string): Promise<number> {
   const inFlight = new Set<Promise<unknown>>();
   let position = 0;
-  for await (const chunk of chunks(lines(keysFile), CHUNK_SIZE)) {
+  for await (const chunk of chunks(lines(keysFile), RAW_CHUNK)) {
     const start = position;
     position += chunk.length;
     const p = queue.addBulk(chunk.map((k, i) => ({ name: JOB_UNASSIGN, data: { b: batchId, k }, opts: unassignJobOptions(batchId, k, start + i, POLICY) })));
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
-    if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
+    if (inFlight.size >= RAW_IN_FLIGHT) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
   return position;
 }
 
 async function ingestOurs(p: IngestParams): Promise<object> {
+  const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }] = await Promise.all([
+    import('../src/context.js'), import('../src/csv-source.js'), import('../src/enqueue.js'), import('../src/logger.js'),
+  ]);
   const ctx = makeContext(benchConfig(p.redisUrl, p.prefix, 'http://127.0.0.1:9'), silentLogger());
   try {
     const started = performance.now();
@@ -118,6 +118,7 @@ async function ingestOurs(p: IngestParams): Promise<object> {
 }
 
 async function ingestRaw(p: IngestParams): Promise<object> {
+  const { Queue } = await import('bullmq');
   const connection = connect(p.redisUrl);
   const queue = new Queue(QUEUE_NAME, { connection, prefix: makeKeys(p.prefix).bullPrefix });
   try {
@@ -157,6 +158,9 @@ async function usedMemory(redis: Redis): Promise<number> {
 }
 
 async function workOurs(p: WorkParams): Promise<object> {
+  const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }, { startWorker }] = await Promise.all([
+    import('../src/context.js'), import('../src/csv-source.js'), import('../src/enqueue.js'), import('../src/logger.js'), import('../src/worker.js'),
+  ]);
   const reportsDir = mkdtempSync(join(tmpdir(), 'bulk-unassign-bench-'));
   const config = benchConfig(p.redisUrl, p.prefix, p.apiUrl, { workerConcurrency: p.concurrency, rateLimitMax: p.rateLimitMax ?? 0, reportsDir });
   const ctx = makeContext(config, silentLogger());
@@ -184,7 +188,8 @@ async function workOurs(p: WorkParams): Promise<object> {
 }
 
 /** The got call every side makes: same endpoint, body, headers, keep-alive and timeout as src/api-client.ts. */
-function bareClient(apiUrl: string, concurrency: number) {
+async function bareClient(apiUrl: string, concurrency: number) {
+  const [{ default: got }, { unassignBody }] = await Promise.all([import('got'), import('../src/api-client.js')]);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency * 2 });
   const client = got.extend({
     prefixUrl: apiUrl,
@@ -201,10 +206,11 @@ function bareClient(apiUrl: string, concurrency: number) {
 }
 
 async function workBare(p: WorkParams): Promise<object> {
+  const { Queue, Worker } = await import('bullmq');
   const connection = connect(p.redisUrl);
   const prefix = makeKeys(p.prefix).bullPrefix;
   const queue = new Queue(QUEUE_NAME, { connection, prefix });
-  const api = bareClient(p.apiUrl, p.concurrency);
+  const api = await bareClient(p.apiUrl, p.concurrency);
   try {
     const total = await addBulkRaw(queue, newBatchId(), p.keysFile);
     let completed = 0;
@@ -232,7 +238,8 @@ async function workBare(p: WorkParams): Promise<object> {
 }
 
 async function workPlimit(p: WorkParams): Promise<object> {
-  const api = bareClient(p.apiUrl, p.concurrency);
+  const { default: pLimit } = await import('p-limit');
+  const api = await bareClient(p.apiUrl, p.concurrency);
   try {
     const keys: string[] = [];
     for await (const k of lines(p.keysFile)) keys.push(k);

@@ -31,11 +31,12 @@ export function makeFinalizeProcessor(deps: FinalizeDeps): (job: Job<FinalizeJob
     const before = await deps.batches.get(batchId);
     if (!before) return 'gone';
     const final = before.counts.cancelled > 0 ? 'cancelled' : 'finished';
-    // Report first, status second: whoever sees `finished` can read the report.
+    // Report and retention first, status last: whoever sees `finished` can read the report, and a crash before
+    // the status moves leaves the batch `finalizing` (the sweep finalizes it again), never finished without a TTL.
     const batch = { ...before, status: before.status === 'finalizing' ? final : before.status };
     const summary = await writeReport(deps, batch, deps.reportsDir);
-    await deps.batches.transition(batchId, final, ['finalizing']);
     await deps.batches.expire(batchId, Math.round((deps.resultsTtlDays * DAY) / 1000));
+    await deps.batches.transition(batchId, final, ['finalizing']);
     deps.logger.info({ batchId, status: batch.status, counts: batch.counts, report: summary.files.summaryJson }, 'batch finished');
     if (deps.onFinished) {
       await deps.onFinished(summary).catch((error: unknown) => deps.logger.warn({ batchId, err: String(error) }, 'finish hook failed'));

@@ -27,6 +27,7 @@ export interface CsvReadOptions {
   readonly maxFileBytes: number;
   /** Longest single cell or record, in characters (csv-parse max_record_size). */
   readonly maxRecordBytes: number;
+  /** Most cells a row may have: a wider row almost always means a wrong delimiter. */
   readonly maxColumns: number;
 }
 
@@ -45,6 +46,8 @@ export interface CsvRecord {
 
 export interface CsvRecords {
   readonly header: readonly string[];
+  /** Where the header row starts: 1 unless blank lines come first. */
+  readonly headerLine: number;
   readonly delimiter: string;
   /** Data records after the header; blank lines (all cells empty) are skipped. Single use. */
   records(): AsyncIterable<CsvRecord>;
@@ -292,6 +295,7 @@ export async function readCsvRecords(opts: CsvReadOptions): Promise<CsvRecords> 
   let consumed = false;
   return {
     header: first.cells,
+    headerLine: first.line,
     delimiter,
     sha256: () => digest,
     close: () => {
@@ -330,12 +334,12 @@ function looksLikeData(cell: string, defaultCountry: CountryCode | undefined): b
 }
 
 /** Decides which columns mean what, or explains why the header cannot work. */
-function resolveColumns(file: string, header: readonly string[], opts: { defaultWaba?: string; defaultCountry?: CountryCode }): ColumnMap {
+function resolveColumns(file: string, line: number, header: readonly string[], opts: { defaultWaba?: string; defaultCountry?: CountryCode }): ColumnMap {
   const map = mapColumns(header);
   if (map.phone === undefined && map.group === undefined) {
     const dataFirst = header.some((h) => looksLikeData(h, opts.defaultCountry));
     throw new InputError(
-      { file, line: 1 },
+      { file, line },
       dataFirst
         ? `the first line looks like data, not a header: add a header row such as "${CANONICAL.phone},${CANONICAL.waba}"`
         : `no phone or group column: expected a header named one of ${aliasesOf('phone').slice(0, 6).join(', ')} … or ` +
@@ -344,7 +348,7 @@ function resolveColumns(file: string, header: readonly string[], opts: { default
   }
   if (map.phone !== undefined && map.waba === undefined && opts.defaultWaba === undefined) {
     throw new InputError(
-      { file, line: 1 },
+      { file, line },
       `no business number column (${aliasesOf('waba').slice(0, 3).join(', ')} …): add one or pass --waba <number>`,
     );
   }
@@ -381,7 +385,7 @@ export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> 
   const csv = await readCsvRecords(opts);
   let map: ColumnMap;
   try {
-    map = resolveColumns(file, csv.header, { ...opts, ...(defaultWaba === undefined ? {} : { defaultWaba }) });
+    map = resolveColumns(file, csv.headerLine, csv.header, { ...opts, ...(defaultWaba === undefined ? {} : { defaultWaba }) });
   } catch (error) {
     csv.close(); // nobody will read the records: release the file now
     throw error;

@@ -120,6 +120,7 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
   // still gets a terminal result, so the batch can finish and the report shows it. BullMQ sets finishedOn only
   // when it will not retry the job, which covers both last attempts and unrecoverable errors.
   worker.on('failed', (job, error) => {
+    if (job?.name === JOB_NIGHTLY) logger.error({ jobId: job.id, err: error.message }, 'scheduled run failed (its sources stay for the next tick)');
     if (!job || job.name !== JOB_UNASSIGN || job.finishedOn === undefined) return;
     const data = job.data as UnassignJobData;
     void ctx.results

@@ -67,7 +67,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
   app.get<IdParams>('/api/batches/:id/timeline', async (request, reply) => {
     const batch = await find(request.params.id);
     if (!batch) return notFound(reply, request.params.id);
-    return timelines.get(batch.id, batch.status, batch.startedAt);
+    return timelines.get(batch);
   });
 
   app.get<{ Params: { id: string; file: string } }>('/api/batches/:id/reports/:file', async (request, reply) => {

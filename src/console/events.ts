@@ -51,7 +51,14 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
     request.raw.on('close', stop);
     const tick = async (): Promise<void> => {
       if (!open.has(stop)) return;
-      const batch = await ctx.batches.get(request.params.id).catch(() => undefined);
+      let batch: Awaited<ReturnType<typeof ctx.batches.get>>;
+      try {
+        batch = await ctx.batches.get(request.params.id);
+      } catch {
+        // A Redis hiccup is not the end of the batch: try again on the next tick.
+        if (open.has(stop)) timer = setTimeout(() => void tick(), pollMs);
+        return;
+      }
       if (!open.has(stop)) return;
       if (!batch) {
         write(reply, 'gone', { id: request.params.id });

@@ -4,6 +4,7 @@
  * (a Map, small even for long batches: a 100k-chat batch at 1/s is 100k seconds), then merged into at most
  * MAX_POINTS buckets of a round width. A finished batch never changes, so its timeline is computed once.
  */
+import type { BatchRecord } from '../batch-store.js';
 import type { Context } from '../context.js';
 import type { ResultState } from '../types.js';
 
@@ -29,7 +30,6 @@ const WIDTHS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200,
 /** How long a running batch's timeline is reused before it is scanned again. */
 const RUNNING_CACHE_MS = 3 * SECOND;
 const CACHED_BATCHES = 50;
-const FINAL: ReadonlySet<string> = new Set(['finished', 'cancelled', 'dry-run']);
 
 type Counts = [succeeded: number, failed: number, cancelled: number];
 const INDEX: Record<ResultState, 0 | 1 | 2> = { succeeded: 0, failed: 1, cancelled: 2 };
@@ -71,20 +71,24 @@ async function computeTimeline(ctx: Pick<Context, 'results'>, batchId: string, s
 }
 
 export interface TimelineCache {
-  get(batchId: string, status: string, startedAt?: number): Promise<Timeline>;
+  get(batch: Pick<BatchRecord, 'id' | 'status' | 'done' | 'startedAt'>): Promise<Timeline>;
 }
 
-/** Timelines by batch: computed once for finished batches, at most every few seconds for running ones. */
+/**
+ * Timelines by batch. Reused while the batch's status and done count are unchanged (no new result), and for
+ * at most a few seconds while results keep coming; a status change (running → finished) always recomputes,
+ * so the final chart has every result.
+ */
 export function makeTimelineCache(ctx: Pick<Context, 'results'>, now: () => number = Date.now): TimelineCache {
-  const cache = new Map<string, { at: number; final: boolean; value: Promise<Timeline> }>();
+  const cache = new Map<string, { at: number; status: string; done: number; value: Promise<Timeline> }>();
   return {
-    get: (batchId, status, startedAt) => {
-      const hit = cache.get(batchId);
-      if (hit && (hit.final || now() - hit.at < RUNNING_CACHE_MS)) return hit.value;
-      const value = computeTimeline(ctx, batchId, startedAt);
-      cache.delete(batchId);
-      cache.set(batchId, { at: now(), final: FINAL.has(status), value });
-      value.catch(() => cache.delete(batchId));
+    get: (batch) => {
+      const hit = cache.get(batch.id);
+      if (hit && hit.status === batch.status && (hit.done === batch.done || now() - hit.at < RUNNING_CACHE_MS)) return hit.value;
+      const value = computeTimeline(ctx, batch.id, batch.startedAt);
+      cache.delete(batch.id);
+      cache.set(batch.id, { at: now(), status: batch.status, done: batch.done, value });
+      value.catch(() => cache.delete(batch.id));
       // Oldest entries out first (Map keeps insertion order).
       while (cache.size > CACHED_BATCHES) cache.delete(cache.keys().next().value as string);
       return value;

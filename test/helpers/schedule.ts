@@ -57,10 +57,13 @@ export async function waitForRuns(store: ScheduleStore, name: string, n: number,
   }, `${n} run(s) of schedule ${name}`, timeoutMs);
 }
 
-/** Waits until no `nightly` or `notify` job is queued, delayed or running (after the scheduler was removed). */
-export async function waitForScheduleJobsDrained(ctx: Context, timeoutMs = 30_000): Promise<void> {
+/**
+ * Waits until no job of these names is queued, delayed or running. A schedule keeps its next tick as a delayed
+ * `nightly` job: remove the schedule first, or wait for `notify` jobs only.
+ */
+export async function waitForScheduleJobsDrained(ctx: Context, names: readonly string[] = [JOB_NIGHTLY, JOB_NOTIFY], timeoutMs = 30_000): Promise<void> {
   await waitFor(async () => {
     const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'paused']);
-    return jobs.every((j) => j === undefined || (j.name !== JOB_NIGHTLY && j.name !== JOB_NOTIFY));
-  }, 'scheduled jobs to drain', timeoutMs);
+    return jobs.every((j) => j === undefined || !names.includes(j.name));
+  }, `${names.join('/')} jobs to drain`, timeoutMs);
 }

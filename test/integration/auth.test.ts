@@ -130,6 +130,27 @@ describe('bad API key: the batch stops within a few calls, and resume finishes i
     expect(stats.byStatus).toEqual({ 201: chats, 401: atStop.requests });
   });
 
+  // Regression: resume used to re-add only the parked set; a chat whose job was still parking itself (or that the
+  // stopper took off the queue after resume began) was left with no job and the batch hung in `running` forever.
+  it('resume right after the stop, while jobs still park themselves: no chat is stranded, every chat 201 once', async () => {
+    const chats = 1500;
+    env = await makeTestEnv({ api: { faults: { revokeKeyAfter: 100 }, latencyMs: 5 }, config: { workerConcurrency: CONCURRENCY, rateLimitMax: 0 } });
+    const batch = await ingest(env, chats);
+    for (let i = 0; i < WORKERS; i += 1) env.worker();
+    await env.waitFor(batch.id, ['stopped'], 30_000);
+    env.api.setFaults({});
+    let done = await env.ctx.batches.require(batch.id);
+    // A call answered 401 before the key was fixed may stop the batch once more: then resume again, as the reason says.
+    for (let resumes = 0; done.status === 'stopped' && resumes < 3; resumes += 1) {
+      await resumeBatch(env.ctx, batch.id);
+      done = await env.waitFor(batch.id, ['finished', 'stopped'], 30_000);
+    }
+    const stats = env.api.stats();
+    expect(done.counts).toMatchObject({ valid: chats, succeeded: chats, failed: 0 });
+    expect(Object.keys(stats.unassigned)).toHaveLength(chats);
+    expect(Object.values(stats.unassigned).every((n) => n === 1)).toBe(true);
+  });
+
   it('resuming a batch that is not stopped is refused with its state (CLI exit 2)', async () => {
     env = await makeTestEnv();
     const batch = await ingest(env, 3);

@@ -4,7 +4,7 @@
  * file:line[:column] and say what was expected. Real files in a temp dir; nothing mocked.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -206,6 +206,9 @@ describe('readCsvRecords: encodings, delimiters, quoting', () => {
   });
 
   it('skips blank and ",,," lines before the header too', async () => {
+    const csv = await readCsvRecords({ file: write('\n,,\n\r\nphone,waba\n919876543210,919000000000\n'), ...LIMITS });
+    expect(csv.headerLine).toBe(4);
+    csv.close();
     const { header, records } = await readAll(write('\n,,\n\r\nphone,waba\n919876543210,919000000000\n'));
     expect(header).toEqual(['phone', 'waba']);
     expect(records).toEqual([{ line: 5, cells: ['919876543210', WABA] }]);
@@ -516,6 +519,11 @@ describe('openCsvSource: header problems stop before any row', () => {
     expect(err.message).toContain('(found "name", "email", "notes")');
   });
 
+  it('a header after blank lines: its errors name the header\'s own line', async () => {
+    const file = write('\n\nname,notes\nA,x\n');
+    expect((await inputError(openCsvSource({ file, ...LIMITS }))).location).toEqual({ file, line: 3 });
+  });
+
   it('a first line that is data → "looks like data" with a header example', async () => {
     for (const [text, country] of [
       [`919876543210,${WABA}\n919876543211,${WABA}\n`, undefined],
@@ -535,6 +543,20 @@ describe('openCsvSource: header problems stop before any row', () => {
     const err = await inputError(openCsvSource({ file, ...LIMITS }));
     expect(err.location).toEqual({ file, line: 1 });
     expect(err.message).toMatch(/no business number column \(wabaNumber, waba, wabaPhone …\): add one or pass --waba <number>/);
+  });
+
+  // Regression: a header error left the file open (and its stream paused) for the life of the process.
+  const itWithProcFs = existsSync('/proc/self/fd') ? it : it.skip;
+  itWithProcFs('a header error releases the file', async () => {
+    const lines = ['name,notes'];
+    for (let i = 0; i < 50_000; i += 1) lines.push(`n${i},x`);
+    const file = write(lines.join('\n'));
+    const openFds = (): number => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    for (let i = 0; i < 10; i += 1) await inputError(openCsvSource({ file, ...LIMITS }));
+    // destroy() closes the descriptors asynchronously: poll with a deadline rather than sleep.
+    for (const deadline = Date.now() + 5000; openFds() > before && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    expect(openFds()).toBeLessThanOrEqual(before);
   });
 
   it('a structural error after valid rows surfaces from rows() as an InputError with its line', async () => {

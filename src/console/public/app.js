@@ -244,6 +244,11 @@
         clearTimeout(timelineTimer);
         timelineTimer = setTimeout(() => loadTimeline(true), 300);
       });
+      stream.addEventListener('gone', () => {
+        stream.close();
+        stream = null;
+        showError(errorBox, new Error('this batch no longer exists (its records expired or were deleted)'));
+      });
       stream.addEventListener('error', () => {
         // EventSource reconnects by itself; nothing to do unless the batch is gone.
       });
