@@ -49,6 +49,12 @@ interface WorkParams extends Common {
   readonly measureMemory?: boolean;
 }
 
+/** CPU time (user + system) this process spent since `since`, in ms. */
+function cpuMsSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
 function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
 }
@@ -171,15 +177,17 @@ async function workOurs(p: WorkParams): Promise<object> {
     const source = await openCsvSource({ file: p.csv, maxFileBytes: 4 * 1024 ** 3, maxRecordBytes: 1024 * 1024, maxColumns: 1000 });
     const batch = await ingest(ctx, source, { batch: { kind: 'csv', source: 'bench.csv' }, duplicateWindowHours: 0 });
     const started = Date.now();
+    const cpu = process.cpuUsage();
     const running = startWorker(ctx);
     const done = await waitUntil(async () => {
       const b = await ctx.batches.require(batch.id);
       return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
     }, 15 * 60_000, `batch ${batch.id}`);
+    const cpuMs = cpuMsSince(cpu);
     await running.close();
     const ms = (done.finishedAt ?? Date.now()) - started;
     const memory = p.measureMemory ? { before: memoryBefore, after: await usedMemory(probe), ...(await memoryUsage(probe, p.prefix, batch.id)) } : undefined;
-    return { ms, status: done.status, counts: done.counts, attempts: done.attempts, rateLimited: done.rateLimited, memory, peakRssMb: peakRssMb() };
+    return { ms, cpuMsPerChat: cpuMs / done.counts.valid, status: done.status, counts: done.counts, attempts: done.attempts, rateLimited: done.rateLimited, memory, peakRssMb: peakRssMb() };
   } finally {
     await ctx.close();
     probe.disconnect();
@@ -216,6 +224,7 @@ async function workBare(p: WorkParams): Promise<object> {
     let completed = 0;
     let failed = 0;
     const started = Date.now();
+    const cpu = process.cpuUsage();
     const worker = new Worker(
       QUEUE_NAME,
       async (job) => {
@@ -228,8 +237,9 @@ async function workBare(p: WorkParams): Promise<object> {
     worker.on('failed', () => void (failed += 1));
     await waitUntil(async () => (completed + failed >= total ? true : undefined), 15 * 60_000, 'bare worker', 10);
     const ms = Date.now() - started;
+    const cpuMs = cpuMsSince(cpu);
     await worker.close();
-    return { ms, chats: total, completed, failed, peakRssMb: peakRssMb() };
+    return { ms, cpuMsPerChat: cpuMs / total, chats: total, completed, failed, peakRssMb: peakRssMb() };
   } finally {
     api.close();
     await queue.close();
@@ -245,9 +255,10 @@ async function workPlimit(p: WorkParams): Promise<object> {
     for await (const k of lines(p.keysFile)) keys.push(k);
     const limit = pLimit(p.concurrency);
     const started = Date.now();
+    const cpu = process.cpuUsage();
     const statuses = await Promise.all(keys.map((k) => limit(() => api.unassign(k))));
     const ms = Date.now() - started;
-    return { ms, chats: keys.length, ok: statuses.filter((s) => s === 201).length, peakRssMb: peakRssMb() };
+    return { ms, cpuMsPerChat: cpuMsSince(cpu) / keys.length, chats: keys.length, ok: statuses.filter((s) => s === 201).length, peakRssMb: peakRssMb() };
   } finally {
     api.close();
   }

@@ -82,7 +82,9 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   };
   const stop = async (hard = false): Promise<void> => {
     const running = child;
-    if (!running || running.exitCode !== null) return;
+    // A process killed by a signal has exitCode null and signalCode set: check both, or a second stop (e.g.
+    // restart() or close() after stop(true)) would wait forever for an 'exit' that already happened.
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((r) => running.once('exit', r));
     running.ref(); // keep the event loop alive until it has exited (it is unref'd while it runs)
     running.kill(hard ? 'SIGKILL' : 'SIGTERM');
