@@ -34,6 +34,12 @@ export interface RunnerOptions {
   readonly baseUrl?: string;
   /** Redis connection URL. @default 'redis://127.0.0.1:6379' */
   readonly redisUrl?: string;
+  /**
+   * REDIS_URL is one node of a Redis Cluster (any node: ioredis finds the others; user, password and rediss:
+   * apply to all). Every key this tool and BullMQ write carries the `{QUEUE_PREFIX}` hash tag, so the queue and
+   * all batch keys live in one slot and the Lua steps stay legal. @default false
+   */
+  readonly redisCluster?: boolean;
   /** Prefix of every Redis key this tool writes. @default 'bulk-unassign' */
   readonly queuePrefix?: string;
   /**
@@ -87,6 +93,7 @@ export interface ResolvedConfig {
   readonly apiKey: string | undefined;
   readonly baseUrl: string;
   readonly redisUrl: string;
+  readonly redisCluster: boolean;
   readonly queuePrefix: string;
   readonly rateLimitMax: number;
   readonly rateLimitDurationMs: number;
@@ -108,6 +115,7 @@ export interface ResolvedConfig {
 export const DEFAULTS = {
   baseUrl: 'https://public.doubletick.io',
   redisUrl: 'redis://127.0.0.1:6379',
+  redisCluster: false,
   queuePrefix: 'bulk-unassign',
   rateLimitMax: 1,
   rateLimitDurationMs: 1000,
@@ -119,13 +127,14 @@ export const DEFAULTS = {
   duplicateWindowHours: 24,
   maxFileMb: 512,
   logLevel: 'info',
-} satisfies Partial<Record<keyof ResolvedConfig, string | number>>;
+} satisfies Partial<Record<keyof ResolvedConfig, string | number | boolean>>;
 
 /** Environment variable for each option (the names are fixed: other tooling depends on them). */
 export const ENV_NAMES = {
   apiKey: 'DOUBLETICK_API_KEY',
   baseUrl: 'DOUBLETICK_BASE_URL',
   redisUrl: 'REDIS_URL',
+  redisCluster: 'REDIS_CLUSTER',
   queuePrefix: 'QUEUE_PREFIX',
   rateLimitMax: 'RATE_LIMIT_MAX',
   rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS',
@@ -211,6 +220,16 @@ function stringSetting(key: 'queuePrefix' | 'reportsDir' | 'logLevel', raw: unkn
   return value;
 }
 
+/** true/false (or 1/0, yes/no, on/off): a typo such as `ture` is refused, not read as false. */
+function booleanSetting(key: 'redisCluster', raw: unknown): boolean {
+  if (raw === undefined) return DEFAULTS[key];
+  if (typeof raw === 'boolean') return raw;
+  const value = String(raw).trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be true or false, got ${describe(raw)}`);
+}
+
 function apiKeySetting(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
   const value = String(raw).trim();
@@ -286,6 +305,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     apiKey: apiKeySetting(get('apiKey')),
     baseUrl: urlSetting('baseUrl', get('baseUrl'), ['http:', 'https:']),
     redisUrl: urlSetting('redisUrl', get('redisUrl'), ['redis:', 'rediss:']),
+    redisCluster: booleanSetting('redisCluster', get('redisCluster')),
     queuePrefix: stringSetting('queuePrefix', get('queuePrefix')),
     rateLimitMax: intSetting('rateLimitMax', get('rateLimitMax')),
     rateLimitDurationMs: intSetting('rateLimitDurationMs', get('rateLimitDurationMs')),

@@ -28,7 +28,7 @@ export interface Context {
 export const BACKOFF_DELAY_MS = 1000;
 
 export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(config.logLevel)): Context {
-  const redis = connectRedis(config.redisUrl, 'bulk-unassign');
+  const redis = connectRedis(config.redisUrl, 'bulk-unassign', { cluster: config.redisCluster });
   const keys = makeKeys(config.queuePrefix);
   const queue = makeQueue(redis, keys);
   queue.on('error', (error) => logger.warn({ err: error.message }, 'queue connection error'));

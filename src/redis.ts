@@ -2,18 +2,39 @@
  * Redis connections. Workers and the CLI use `maxRetriesPerRequest: null` (BullMQ requires it for workers,
  * and it is what makes a Redis restart survivable: commands wait for the reconnect instead of failing).
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 import { RedisUnavailableError } from './errors.js';
 import { defineScripts, type ScriptedRedis } from './scripts.js';
 
-export function connectRedis(url: string, name = 'bulk-unassign'): ScriptedRedis {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: null,
-    connectionName: name,
-    // Back off up to 2 s between reconnect attempts; never give up (a restarting Redis comes back).
-    retryStrategy: (times) => Math.min(times * 100, 2000),
+export interface ConnectOptions {
+  /** `url` is one node of a Redis Cluster (REDIS_CLUSTER): connect to the whole cluster through it. */
+  readonly cluster?: boolean;
+}
+
+/** Back off up to 2 s between reconnect attempts; never give up (a restarting Redis comes back). */
+const reconnectDelay = (times: number): number => Math.min(times * 100, 2000);
+
+/**
+ * A Cluster seeded from one node's URL. Credentials and TLS go into `redisOptions` so they apply to every node
+ * the cluster reports, not only the seed.
+ */
+function connectCluster(url: string, options: RedisOptions): Cluster {
+  const parsed = new URL(url);
+  return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+    redisOptions: {
+      ...options,
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+    clusterRetryStrategy: reconnectDelay,
   });
+}
+
+export function connectRedis(url: string, name = 'bulk-unassign', connect: ConnectOptions = {}): ScriptedRedis {
+  const options: RedisOptions = { maxRetriesPerRequest: null, connectionName: name, retryStrategy: reconnectDelay };
+  const redis = connect.cluster ? connectCluster(url, options) : new Redis(url, options);
   // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
   redis.on('error', () => undefined);
   return defineScripts(redis);

@@ -3,7 +3,7 @@
  * (BullMQ's `extendLock-2.lua` convention), with KEYS / ARGV / output documented. Registered on a
  * connection with `defineScripts`.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * stageRows-2: de-duplicate and stage valid rows of an ingest.
@@ -187,10 +187,11 @@ local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
 return math.max(1, math.floor(oldest + window - now) + 1)
 `;
 
-export type ScriptedRedis = Redis & ScriptCommands;
+/** A connection with our scripts: a single Redis, or a Redis Cluster (REDIS_CLUSTER; every key shares one slot). */
+export type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
 /** Registers the scripts on a connection (idempotent: ioredis caches by SHA and falls back to EVAL). */
-export function defineScripts(redis: Redis): ScriptedRedis {
+export function defineScripts(redis: Redis | Cluster): ScriptedRedis {
   const scripted = redis as ScriptedRedis;
   if (typeof scripted.claimChat === 'function') return scripted;
   redis.defineCommand('stageRows', { numberOfKeys: 2, lua: stageRows });

@@ -76,9 +76,9 @@ async function eventually(fn: () => Promise<boolean>, timeoutMs = 5000): Promise
 }
 
 describe('mock-api: POST /team-member/unassign', () => {
-  it('answers 401 with the documented body for a missing, wrong or "Bearer" key, and counts the requests', () =>
+  it('answers 401 with the documented body for a missing, wrong, "Bearer" or "key "-prefixed key, and counts the requests', () =>
     withMock({}, async (api) => {
-      for (const auth of [null, 'key_wrong', `Bearer ${KEY}`, ` ${KEY}`]) {
+      for (const auth of [null, 'key_wrong', `Bearer ${KEY}`, `key ${KEY}`]) {
         const res = await unassign(api, phone('919999999999'), auth);
         expect(res.status).toBe(401);
         expect(res.body).toEqual({ message: 'Invalid public api key', error: 'Unauthorized', statusCode: 401 });

@@ -69,10 +69,11 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     const ticks = runs.map((r) => r.tick);
     expect(new Set(ticks).size).toBe(runs.length); // no tick ran twice
     expect(ticks.every((t) => t % 1000 === 0)).toBe(true); // every run is a planned tick
-    expect([...ticks].sort((a, b) => a - b)).toEqual(ticks);
     expect(runs.filter((r) => r.outcome === 'started')).toHaveLength(1);
     expect(runs.filter((r) => r.outcome === 'failed')).toEqual([]);
-    for (const r of runs.filter((x) => x.outcome === 'skipped')) expect(r.message).toBe(`skipped: previous scheduled batch ${batch.id} still running (--overlap skip)`);
+    // A tick skips while the batch runs, or (on a slow machine) while the run before it is still reading GET /chats.
+    const skipReasons = [`skipped: previous scheduled batch ${batch.id} still running (--overlap skip)`, 'skipped: another run of this schedule is still reading its sources (--overlap skip)'];
+    for (const r of runs.filter((x) => x.outcome === 'skipped')) expect(skipReasons).toContain(r.message);
     const listingRuns = runs.filter((r) => r.outcome === 'started' || r.outcome === 'empty').length;
     const stats = env.api.stats();
     expect(stats.listRequests).toBe(listingRuns * pagesPerRun);
@@ -141,6 +142,31 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     } finally {
       api.close();
     }
+  });
+
+  it('a scheduled batch is a normal batch: failed.csv lists its failures with the query columns, and `rerun` retries them', async () => {
+    env = await makeTestEnv({ api: { seedChats: 60 }, config: { maxAttempts: 2 } });
+    const vip = env.api.chats().filter((c) => c.tagNames.includes('vip') && c.assignedUserNumber !== null);
+    const [refused, flaky] = vip.filter((c) => c.chatType === 'INDIVIDUAL') as [SeedChat, SeedChat];
+    env.api.setFaults({ rejectNumbers: [refused.phoneNumber!], flaky: { [flaky.phoneNumber!]: 10 } });
+    expect((await spawnCli(env, ['schedule', 'set', '--cron', '0 2 * * *', '--tag', 'vip']).exited).code).toBe(0);
+    env.worker();
+    const runNow = spawnCli(env, ['schedule', 'run-now', '--wait', '--json', '-q']);
+    expect((await runNow.exited).code).toBe(1); // finished, with failures
+    const batchId = JSON.parse(runNow.output().slice(0, runNow.output().lastIndexOf('}') + 1)).run.batchIds[0] as string;
+    const batch = await env.waitFor(batchId, ['finished']);
+    expect(batch.counts).toMatchObject({ valid: vip.length, succeeded: vip.length - 2, failed: 2 });
+    const failed = readFileSync(join(env.config.reportsDir, batchId, 'failed.csv'), 'utf8').trim().split('\r\n');
+    expect(failed).toHaveLength(3);
+    expect(failed.slice(1).map((line) => line.split(',')[0]).sort()).toEqual([refused.phoneNumber, flaky.phoneNumber].sort());
+    expect(failed.slice(1).every((line) => line.split(',')[1] === refused.wabaNumber || line.split(',')[1] === flaky.wabaNumber)).toBe(true);
+
+    env.api.setFaults({});
+    const rerun = spawnCli(env, ['rerun', batchId, '--include-permanent', '-q']);
+    expect((await rerun.exited).code).toBe(0);
+    const child = (await env.ctx.batches.require(batchId)).children[0]!;
+    expect(await env.ctx.batches.require(child)).toMatchObject({ kind: 'rerun', parent: batchId, status: 'finished', counts: { valid: 2, succeeded: 2 } });
+    expect(Object.keys(env.api.stats().unassigned)).toHaveLength(vip.length);
   });
 
   it('`schedule show` and `--json` describe it; `remove` deletes scheduler, definition and history', async () => {
