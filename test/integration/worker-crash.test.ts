@@ -4,10 +4,12 @@
  * The batch must still finish with exactly one result per chat, counters equal to those results, and the
  * stand-in server may see a chat unassigned twice only for jobs that were in flight in a killed process
  * (re-run after their lock expired): extra 201s ≤ stalled re-runs ≤ kills × concurrency.
- * LOCK_DURATION_MS is short here so recovery takes seconds; the default is ≥ 30 s.
+ * LOCK_DURATION_MS is short here so recovery takes seconds; the default is ≥ 30 s. And a chat whose job BullMQ
+ * fails outright after too many stalls (maxStalledCount) still gets a terminal result, so its batch can finish.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
+import { jobIdFor } from '../../src/queue.js';
 import { expectExactAccounting, simpleCsv, type StalledWatch, waitForDone, watchStalled } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, type SpawnedCli, spawnWorker } from '../helpers/processes.js';
@@ -72,4 +74,20 @@ describe('worker crash (kill -9) mid-batch', () => {
         `finished ${finishedAt - (kills.at(-1)?.at ?? finishedAt)} ms after the last kill, server requests ${env.api.stats().requests}`,
     );
   }, 90_000);
+
+  it('a chat whose job BullMQ gives up on after repeated crashes is recorded as failed, so the batch still finishes', async () => {
+    env = await makeTestEnv();
+    const { text, chatKeys } = simpleCsv(phones(3), WABA);
+    const batch = await env.ingestCsv(env.csv('chats.csv', text));
+    const doomed = chatKeys[1] as string;
+    // What BullMQ's stall check writes on a job that stalled more than maxStalledCount times; the next worker
+    // to take it fails it at once (UnrecoverableError), on its first attempt, without running it.
+    await env.ctx.redis.hset(env.ctx.queue.toKey(jobIdFor(batch.id, doomed)), 'defa', 'job stalled more than allowable limit');
+    env.worker();
+    const done = await env.waitFor(batch.id, ['finished'], 20_000);
+    expect(done.counts).toMatchObject({ succeeded: 2, failed: 1 });
+    const { results } = await expectExactAccounting(env, batch.id, chatKeys);
+    expect(results.get(doomed)).toMatchObject({ state: 'failed', failureClass: 'transient', reason: 'internal error: job stalled more than allowable limit' });
+    expect(env.api.stats().requests).toBe(2);
+  });
 });
