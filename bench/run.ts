@@ -23,7 +23,7 @@ import { type MessyCsv, writeMessyCsv } from './messy-csv.js';
 import { benchScale } from './scale.js';
 import { BENCH_KEY, type BenchRedis, openBenchRedis, QUICK, type ResultRow, SIZES } from './support.js';
 import { markdownTable, textTable } from './table.js';
-import { benchRate, benchThroughput } from './throughput.js';
+import { benchRate, benchThroughput, benchThroughputWithLatency } from './throughput.js';
 
 const SCENARIOS = ['ingest', 'throughput', 'rate', 'scale', 'footprint'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -82,6 +82,7 @@ async function main(): Promise<number> {
   };
   let redis: BenchRedis | undefined;
   const api = await startMockApi({ apiKey: BENCH_KEY });
+  const slowApi = await startMockApi({ apiKey: BENCH_KEY, latencyMs: SIZES.apiLatencyMs });
   const rows: ResultRow[] = [];
   const details: Record<string, unknown> = {};
   try {
@@ -89,9 +90,14 @@ async function main(): Promise<number> {
     log(`bench${QUICK ? ' (BENCH_QUICK)' : ''}: ${scenarios.join(', ')}; Redis ${redis.isPrivate ? 'private' : 'REDIS_URL'} ${redis.url}; stand-in API ${api.url}`);
     const run: Record<Scenario, () => Promise<{ rows: ResultRow[]; detail: object }>> = {
       ingest: async () => benchIngest(redis as BenchRedis, await csv('ingest', SIZES.ingestRows), log),
-      throughput: async () => benchThroughput(redis as BenchRedis, api, await csv('throughput', SIZES.throughputRows), log),
+      throughput: async () => {
+        const fast = await benchThroughput(redis as BenchRedis, api, await csv('throughput', SIZES.throughputRows), log);
+        const slow = await benchThroughputWithLatency(redis as BenchRedis, slowApi, await csv('latency', SIZES.latencyRows), log);
+        return { rows: [...fast.rows, ...slow.rows], detail: { ...fast.detail, withLatency: slow.detail } };
+      },
       rate: async () => benchRate(redis as BenchRedis, api, await csv('rate', SIZES.rateChats), log),
-      scale: async () => benchScale(redis as BenchRedis, api, await csv('scale', SIZES.scaleRows), await csv('rate', SIZES.rateChats), log),
+      scale: async () =>
+        benchScale(redis as BenchRedis, api, slowApi, await csv('scale', SIZES.scaleRows), await csv('latency', SIZES.latencyRows), await csv('rate', SIZES.rateChats), log),
       footprint: async () => benchFootprint(redis as BenchRedis, api, await csv('footprint', SIZES.footprintChats), log),
     };
     for (const scenario of scenarios) {
@@ -128,6 +134,7 @@ async function main(): Promise<number> {
     return rows.every((r) => r.pass !== false) ? 0 : 1;
   } finally {
     await api.close();
+    await slowApi.close();
     await redis?.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -93,20 +93,14 @@ export async function runWithProcesses(redis: BenchRedis, api: MockApi, csv: Mes
   }
 }
 
-export async function benchScale(redis: BenchRedis, api: MockApi, csv: MessyCsv, rateCsv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
-  api.setRateLimit(null);
-  const runs: Record<number, ScaleRun> = {};
-  for (const n of [1, 2, 4]) {
-    log(`scale-out: ${n} worker process(es), limit off, ${csv.valid} chats…`);
-    runs[n] = await runWithProcesses(redis, api, csv, n, 0);
-  }
+function scaleRows(runs: Record<number, ScaleRun>, label: string): ResultRow[] {
   const rate = (r: ScaleRun): number => r.chats / (r.ms / 1000);
   const one = runs[1] as ScaleRun;
-  const rows: ResultRow[] = [1, 2, 4].map((n) => {
+  return [1, 2, 4].map((n) => {
     const r = runs[n] as ScaleRun;
     const exact = r.status === 'finished' && r.succeeded === r.chats && r.server.distinct === r.chats && r.server.twice === 0;
     return {
-      scenario: `scale-out: ${n} worker process${n > 1 ? 'es' : ''}, limit off`,
+      scenario: `scale-out: ${n} worker process${n > 1 ? 'es' : ''}, limit off${label}`,
       unit: 'chats/s',
       ours: rate(r),
       baseline: rate(one),
@@ -116,13 +110,35 @@ export async function benchScale(redis: BenchRedis, api: MockApi, csv: MessyCsv,
       ...(exact ? {} : { note: `status ${r.status}, succeeded ${r.succeeded}, server ${r.server.distinct} (${r.server.twice} twice) of ${r.chats}` }),
     };
   });
+}
+
+async function scaleSeries(redis: BenchRedis, api: MockApi, csv: MessyCsv, label: string, log: (s: string) => void): Promise<Record<number, ScaleRun>> {
+  api.setRateLimit(null);
+  const runs: Record<number, ScaleRun> = {};
+  for (const n of [1, 2, 4]) {
+    log(`scale-out: ${n} worker process(es), limit off${label}, ${csv.valid} chats…`);
+    runs[n] = await runWithProcesses(redis, api, csv, n, 0);
+  }
+  return runs;
+}
+
+/**
+ * Limit off against the instant stand-in server (CPU-bound: on a 2-core machine more processes only share the
+ * same cores), the same against a server answering in SIZES.apiLatencyMs (latency-bound, like the real API: more
+ * processes, more calls in flight), and 4 processes under the global limit.
+ */
+export async function benchScale(redis: BenchRedis, api: MockApi, slowApi: MockApi, csv: MessyCsv, slowCsv: MessyCsv, rateCsv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
+  const runs = await scaleSeries(redis, api, csv, '', log);
+  const slowLabel = `, API answering in ${SIZES.apiLatencyMs} ms`;
+  const slowRuns = await scaleSeries(redis, slowApi, slowCsv, slowLabel, log);
+  const rows = [...scaleRows(runs, ''), ...scaleRows(slowRuns, slowLabel)];
   const limit = SIZES.rateLimit;
   api.setRateLimit({ max: limit, windowMs: 1000 });
   try {
     log(`scale-out: 4 worker processes, limit ${limit}/s, ${rateCsv.valid} chats…`);
     const limited = await runWithProcesses(redis, api, rateCsv, 4, limit);
     rows.push(...rateRows(`rate ${limit}/s, 4 processes`, { ms: limited.ms, counts: { succeeded: limited.succeeded } }, limited.server, limited.chats, limit));
-    return { rows, detail: { runs, limited } };
+    return { rows, detail: { runs, slowRuns, limited } };
   } finally {
     api.setRateLimit(null);
   }

@@ -18,10 +18,15 @@ export const QUICK = process.env.BENCH_QUICK === '1';
 /** Problem sizes. Full: the brief's numbers; quick: a smoke run of the same code in about a minute. */
 export const SIZES = {
   ingestRows: QUICK ? 50_000 : 1_000_000,
-  throughputRows: QUICK ? 5_000 : 30_000,
+  throughputRows: QUICK ? 5_000 : 20_000,
+  /** Interleaved rounds of the throughput sides; the best of each counts. */
+  throughputRounds: QUICK ? 1 : 2,
   rateChats: QUICK ? 600 : 3_000,
   scaleRows: QUICK ? 4_000 : 20_000,
   footprintChats: QUICK ? 10_000 : 100_000,
+  /** Chats of the runs against a stand-in server that answers after `apiLatencyMs`, like a real API. */
+  latencyRows: QUICK ? 2_000 : 5_000,
+  apiLatencyMs: 25,
   /** Jobs one worker process runs at once, on every side of every throughput comparison. */
   concurrency: 16,
   rateLimit: 200,

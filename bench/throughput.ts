@@ -9,6 +9,7 @@ import { type BenchRedis, type ResultRow, runSide, SIZES, uniquePrefix } from '.
 
 interface OursRun {
   ms: number;
+  cpuMsPerChat?: number;
   status: string;
   counts: { valid: number; succeeded: number; failed: number };
   rateLimited: number;
@@ -16,6 +17,7 @@ interface OursRun {
 }
 interface BareRun {
   ms: number;
+  cpuMsPerChat?: number;
   chats: number;
   completed?: number;
   ok?: number;
@@ -56,30 +58,40 @@ function oursExact(run: OursRun, server: ServerView, chats: number): string | un
   return undefined;
 }
 
+/** Of several runs of one side, the fastest (the others lost time to whatever else the machine was doing). */
+function fastest<T extends { run: { ms: number } }>(runs: T[]): T {
+  return runs.reduce((best, r) => (r.run.ms < best.run.ms ? r : best));
+}
+
 export async function benchThroughput(redis: BenchRedis, api: MockApi, csv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
   api.setRateLimit(null);
   const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
-  log(`throughput: ours (${csv.valid} chats, concurrency ${SIZES.concurrency})…`);
-  const ours = await side<OursRun>(redis, api, 'work-ours', params);
-  log('throughput: bare BullMQ worker…');
-  const bare = await side<BareRun>(redis, api, 'work-bare', params);
-  log('throughput: p-limit loop, no queue…');
-  const plimit = await side<BareRun>(redis, api, 'work-plimit', params);
+  const runs = { ours: [] as { run: OursRun; server: ServerView }[], bare: [] as { run: BareRun; server: ServerView }[], plimit: [] as { run: BareRun; server: ServerView }[] };
+  // Interleaved rounds, best of each side: one noisy moment on a shared machine cannot decide the ratio.
+  for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
+    log(`throughput round ${round}/${SIZES.throughputRounds}: ours (${csv.valid} chats, concurrency ${SIZES.concurrency}), bare BullMQ worker, p-limit loop…`);
+    runs.ours.push(await side<OursRun>(redis, api, 'work-ours', params));
+    runs.bare.push(await side<BareRun>(redis, api, 'work-bare', params));
+    runs.plimit.push(await side<BareRun>(redis, api, 'work-plimit', params));
+  }
+  // Every run must be right, not only the fastest.
+  const wrongs = runs.ours.map((o) => oursExact(o.run, o.server, csv.valid)).filter((w) => w !== undefined);
+  const wrong = wrongs[0];
+  const bareOk = runs.bare.every((b) => b.run.completed === csv.valid && b.server.distinct === csv.valid);
+  const plimitOk = runs.plimit.every((p) => p.run.ok === csv.valid && p.server.distinct === csv.valid);
+  const [ours, bare, plimit] = [fastest(runs.ours), fastest(runs.bare), fastest(runs.plimit)];
   const rate = (ms: number): number => csv.valid / (ms / 1000);
-  const wrong = oursExact(ours.run, ours.server, csv.valid);
-  const bareOk = bare.run.completed === csv.valid && bare.server.distinct === csv.valid;
-  const plimitOk = plimit.run.ok === csv.valid && plimit.server.distinct === csv.valid;
   const oursRate = rate(ours.run.ms);
   const rows: ResultRow[] = [
     {
-      scenario: `throughput, limit off (${csv.valid.toLocaleString('en')} chats, concurrency ${SIZES.concurrency})`,
+      scenario: `throughput, limit off (${csv.valid.toLocaleString('en')} chats, concurrency ${SIZES.concurrency}, best of ${SIZES.throughputRounds})`,
       unit: 'chats/s',
       ours: oursRate,
       baseline: rate(bare.run.ms),
       ratio: oursRate / rate(bare.run.ms),
       target: '≥ 0.90 × bare BullMQ worker',
       pass: wrong === undefined && bareOk && oursRate / rate(bare.run.ms) >= 0.9,
-      ...(wrong || !bareOk ? { note: wrong ?? 'bare worker did not finish every chat' } : {}),
+      note: wrong ?? (bareOk ? `worker CPU per chat: ours ${ours.run.cpuMsPerChat?.toFixed(2)} ms, bare ${bare.run.cpuMsPerChat?.toFixed(2)} ms` : 'bare worker did not finish every chat'),
     },
     {
       scenario: 'throughput vs p-limit loop (no queue, no Redis)',
@@ -92,7 +104,36 @@ export async function benchThroughput(redis: BenchRedis, api: MockApi, csv: Mess
       ...(plimitOk ? {} : { note: 'p-limit loop did not unassign every chat' }),
     },
   ];
-  return { rows, detail: { ours, bare, plimit } };
+  return { rows, detail: { fastest: { ours, bare, plimit }, runs } };
+}
+
+/**
+ * The same comparison against a server that takes SIZES.apiLatencyMs to answer, as the real API does: what the
+ * two extra Redis round trips per chat (claim, record) cost once the HTTP call is not free. For reference.
+ */
+export async function benchThroughputWithLatency(redis: BenchRedis, slowApi: MockApi, csv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
+  slowApi.setRateLimit(null);
+  const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
+  log(`throughput with ${SIZES.apiLatencyMs} ms API latency: ours, bare BullMQ worker (${csv.valid} chats)…`);
+  const ours = await side<OursRun>(redis, slowApi, 'work-ours', params);
+  const bare = await side<BareRun>(redis, slowApi, 'work-bare', params);
+  const wrong = oursExact(ours.run, ours.server, csv.valid);
+  const rate = (ms: number): number => csv.valid / (ms / 1000);
+  return {
+    rows: [
+      {
+        scenario: `throughput, limit off, API answering in ${SIZES.apiLatencyMs} ms (${csv.valid.toLocaleString('en')} chats)`,
+        unit: 'chats/s',
+        ours: rate(ours.run.ms),
+        baseline: rate(bare.run.ms),
+        ratio: rate(ours.run.ms) / rate(bare.run.ms),
+        target: wrong ? 'exact counts' : 'for reference',
+        pass: wrong ? false : null,
+        ...(wrong ? { note: wrong } : {}),
+      },
+    ],
+    detail: { ours, bare },
+  };
 }
 
 export async function benchRate(redis: BenchRedis, api: MockApi, csv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {

@@ -45,11 +45,20 @@ describe('resolveConfig', () => {
     [{ DOUBLETICK_API_KEY: 'Bearer key_abc' }, /without "Bearer"/],
     [{ DEFAULT_COUNTRY: 'XX' }, /DEFAULT_COUNTRY\) to be an ISO country code/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL\) to be one of/],
+    [{ REDIS_CLUSTER: 'ture' }, /REDIS_CLUSTER\) to be true or false/],
     [{ LOCK_DURATION_MS: '500' }, /LOCK_DURATION_MS\) to be an integer from 1000/],
     [{ REQUEST_TIMEOUT_MS: '5000', LOCK_DURATION_MS: '5500' }, /LOCK_DURATION_MS\) to be at least REQUEST_TIMEOUT_MS \+ 1000 \(6000\)/],
   ])('rejects %j with a message naming the setting', (env, message) => {
     expect(() => resolveConfig({}, env, {})).toThrow(ConfigError);
     expect(() => resolveConfig({}, env, {})).toThrow(message);
+  });
+
+  it('REDIS_CLUSTER: off by default, true/false (1/0, yes/no) from the environment, a boolean from flags', () => {
+    expect(resolveConfig({}, {}, {}).redisCluster).toBe(false);
+    expect(resolveConfig({}, { REDIS_CLUSTER: 'true' }, {}).redisCluster).toBe(true);
+    expect(resolveConfig({}, { REDIS_CLUSTER: 'Yes' }, {}).redisCluster).toBe(true);
+    expect(resolveConfig({}, {}, { REDIS_CLUSTER: '0' }).redisCluster).toBe(false);
+    expect(resolveConfig({ redisCluster: false }, { REDIS_CLUSTER: '1' }, {}).redisCluster).toBe(false);
   });
 
   it('leaves the lock duration to the worker unless LOCK_DURATION_MS is set, and then it must outlast the timeout', () => {

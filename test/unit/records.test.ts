@@ -39,11 +39,12 @@ describe('result encoding', () => {
 });
 
 describe('job ids and priorities', () => {
-  it('derives a deterministic id without ":" (BullMQ rejects it), distinct per chat', () => {
+  it('derives a deterministic id without ":" (BullMQ rejects it) or the phone number (personal data), distinct per chat', () => {
     const batch = newBatchId(new Date('2026-11-25T02:00:00Z'));
     expect(batch).toMatch(/^20261125-020000-[0-9a-f]{6}$/);
     const a = jobIdFor(batch, 'p:919812345678@919000000000');
-    expect(a).toBe(`${batch}-919812345678-919000000000`);
+    expect(a).toMatch(new RegExp(`^${batch}-[0-9a-f]{24}$`));
+    expect(a).not.toContain('919812345678');
     expect(jobIdFor(batch, 'p:919812345678@919000000000')).toBe(a);
     const g1 = jobIdFor(batch, 'g:grp:1');
     const g2 = jobIdFor(batch, 'g:grp:2');
