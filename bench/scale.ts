@@ -16,7 +16,7 @@ import { ingest } from '../src/enqueue.js';
 import { silentLogger } from '../src/logger.js';
 import type { MockApi } from '../src/mock-api.js';
 import type { MessyCsv } from './messy-csv.js';
-import { benchConfig, BENCH_KEY, type BenchRedis, type ResultRow, SIZES, uniquePrefix, waitUntil } from './support.js';
+import { benchConfig, BENCH_KEY, type BenchRedis, deprioritise, type ResultRow, SIZES, uniquePrefix, waitUntil } from './support.js';
 import { rateRows, serverView, type ServerView } from './throughput.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -25,6 +25,7 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 function startWorkerProcess(env: Record<string, string>, cwd: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'worker'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    deprioritise(child.pid);
     let err = '';
     const onData = (d: Buffer): void => {
       err += d.toString();

@@ -1,18 +1,20 @@
 /**
  * The report of a batch, built from Redis alone (so `bulk-unassign report <id>` can rebuild it anywhere):
  * summary.json (machines), summary.md (people), failed.csv (original columns + status + error, re-uploadable),
- * rejected.csv (line, column, value, reason + original columns). Results are streamed with HSCAN; only the
- * failures are held, to sort them into file order.
+ * rejected.csv (line, column, value, reason + original columns). Memory stays at a page of chats whatever the
+ * batch size: results are streamed with HSCAN, and failures are put into file order by a ZSET in Redis.
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
 import type { BatchRecord } from './batch-store.js';
+import { HOUR } from './config.js';
 import { csvLine } from './csv-write.js';
 import type { Keys } from './keys.js';
-import { type ChatResult, percentileOf, type ResultStore, scanHash } from './result-store.js';
+import { type ChatResult, decodeResult, percentileOf, type ResultStore } from './result-store.js';
 import type { ScriptedRedis } from './scripts.js';
 import { chatFromKey, type RejectedRow } from './types.js';
 
@@ -60,21 +62,70 @@ function syntheticCells(chatKey: string): Record<string, string> {
   return chat.kind === 'group' ? { groupId: chat.groupId } : { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber };
 }
 
-async function collectFailures(redis: ScriptedRedis, keys: Keys, results: ResultStore, batchId: string): Promise<Failure[]> {
-  const failures = new Map<string, ChatResult>();
-  // HSCAN may repeat an entry; the Map keeps each chat once.
-  for await (const [key, result] of results.scan(batchId)) if (result.state === 'failed') failures.set(key, result);
-  const list = [...failures.entries()];
-  const out: Failure[] = [];
-  for (let i = 0; i < list.length; i += 1000) {
-    const slice = list.slice(i, i + 1000);
-    const inputs = slice.length ? await redis.hmget(keys.batch(batchId).chats, ...slice.map(([k]) => k)) : [];
-    slice.forEach(([key, result], j) => {
-      const stored = inputs[j] ? (JSON.parse(inputs[j] as string) as StoredChat) : { line: 0, cells: syntheticCells(key) };
-      out.push({ key, result, input: stored });
-    });
+/** Failed chats handled per Redis round trip while writing failed.csv. */
+const REPORT_PAGE = 1000;
+/** How long a report run's sort index outlives a writer that died before deleting it. */
+const REPORT_ORDER_TTL_MS = HOUR;
+
+function storedChat(key: string, json: string | null | undefined): StoredChat {
+  return json ? (JSON.parse(json) as StoredChat) : { line: 0, cells: syntheticCells(key) };
+}
+
+/**
+ * Pass 1: every failed chat into the `order` ZSET, scored by its input line, a page at a time. (A 100k-failure
+ * batch held in memory to be sorted took ~110 MB; a million failures, a bad WABA number on every row, over a GB.)
+ * HSCAN may repeat an entry: ZADD keeps each chat once.
+ */
+async function indexFailures(redis: ScriptedRedis, keys: Keys, results: ResultStore, batchId: string, order: string): Promise<void> {
+  const chats = keys.batch(batchId).chats;
+  let page: string[] = [];
+  const flush = async (): Promise<void> => {
+    if (page.length === 0) return;
+    const inputs = await redis.hmget(chats, ...page);
+    const scored = page.flatMap((key, i) => [storedChat(key, inputs[i]).line, key]);
+    await redis.multi().zadd(order, ...scored).pexpire(order, REPORT_ORDER_TTL_MS).exec();
+    page = [];
+  };
+  for await (const [key, result] of results.scan(batchId)) {
+    if (result.state !== 'failed') continue;
+    page.push(key);
+    if (page.length >= REPORT_PAGE) await flush();
   }
-  return out.sort((a, b) => a.input.line - b.input.line || a.key.localeCompare(b.key));
+  await flush();
+}
+
+/** Failures of one input line (a rerun's or nightly batch's chats all have line 0), ordered by chat key. */
+async function* failuresOf(redis: ScriptedRedis, keys: Keys, batchId: string, sameLine: string[]): AsyncIterable<Failure> {
+  const k = keys.batch(batchId);
+  sameLine.sort((a, b) => a.localeCompare(b));
+  for (let i = 0; i < sameLine.length; i += REPORT_PAGE) {
+    const page = sameLine.slice(i, i + REPORT_PAGE);
+    const [results, inputs] = await Promise.all([redis.hmget(k.results, ...page), redis.hmget(k.chats, ...page)]);
+    for (const [j, key] of page.entries()) {
+      const text = results[j];
+      if (text) yield { key, result: decodeResult(text), input: storedChat(key, inputs[j]) };
+    }
+  }
+}
+
+/** Pass 2: the failures in file order (line, then chat key), a page of the ZSET at a time. */
+async function* failuresInFileOrder(redis: ScriptedRedis, keys: Keys, batchId: string, order: string): AsyncIterable<Failure> {
+  let sameLine: string[] = [];
+  let line = NaN;
+  for (let start = 0; ; start += REPORT_PAGE) {
+    const flat = await redis.zrange(order, start, start + REPORT_PAGE - 1, 'WITHSCORES');
+    for (let i = 0; i < flat.length; i += 2) {
+      const score = Number(flat[i + 1]);
+      if (score !== line && sameLine.length > 0) {
+        yield* failuresOf(redis, keys, batchId, sameLine);
+        sameLine = [];
+      }
+      line = score;
+      sameLine.push(flat[i] as string);
+    }
+    if (flat.length < REPORT_PAGE * 2) break;
+  }
+  if (sameLine.length > 0) yield* failuresOf(redis, keys, batchId, sameLine);
 }
 
 /** Columns of failed.csv: the source's own, then status + error (suffixed if the source already had them). */
@@ -95,11 +146,14 @@ async function writeLines(path: string, lines: AsyncIterable<string> | Iterable<
   await rename(tmp, path);
 }
 
-function* failedCsv(batch: BatchRecord, failures: Failure[]): Iterable<string> {
+/** failed.csv, line by line; tallies each failure's class into `byClass` on the way. */
+async function* failedCsv(batch: BatchRecord, failures: AsyncIterable<Failure>, byClass: Record<string, number>): AsyncIterable<string> {
   const header = batch.header.length > 0 ? batch.header : ['customerPhoneNumber', 'wabaNumber', 'groupId'];
   const cols = failedColumns(header);
   yield csvLine(cols.header);
-  for (const f of failures) {
+  for await (const f of failures) {
+    const cls = f.result.failureClass ?? 'unknown';
+    byClass[cls] = (byClass[cls] ?? 0) + 1;
     const cells = header.map((h) => f.input.cells[h] ?? '');
     yield csvLine([...cells, f.result.httpStatus ? String(f.result.httpStatus) : 'no response', f.result.reason]);
   }
@@ -123,12 +177,7 @@ export async function latencyPercentiles(redis: ScriptedRedis, keys: Keys, batch
   return { p50: percentileOf(histogram, 50), p95: percentileOf(histogram, 95), p99: percentileOf(histogram, 99) };
 }
 
-export function summarise(batch: BatchRecord, failures: readonly Failure[], latencyMs: ReportSummary['latencyMs'], files: Record<string, string>): ReportSummary {
-  const failuresByClass: Record<string, number> = {};
-  for (const f of failures) {
-    const cls = f.result.failureClass ?? 'unknown';
-    failuresByClass[cls] = (failuresByClass[cls] ?? 0) + 1;
-  }
+export function summarise(batch: BatchRecord, failuresByClass: Readonly<Record<string, number>>, latencyMs: ReportSummary['latencyMs'], files: Record<string, string>): ReportSummary {
   const terminalCalls = batch.counts.succeeded + batch.counts.failed;
   return {
     batchId: batch.id,
@@ -190,11 +239,17 @@ export function renderMarkdown(s: ReportSummary): string {
 export async function writeReport(deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore }, batch: BatchRecord, reportsDir: string): Promise<ReportSummary> {
   const dir = join(reportsDir, batch.id);
   await mkdir(dir, { recursive: true });
-  const failures = await collectFailures(deps.redis, deps.keys, deps.results, batch.id);
   const files = { summaryJson: join(dir, 'summary.json'), summaryMd: join(dir, 'summary.md'), failedCsv: join(dir, 'failed.csv'), rejectedCsv: join(dir, 'rejected.csv') };
-  await writeLines(files.failedCsv, failedCsv(batch, failures));
+  const order = deps.keys.reportOrder(batch.id, randomBytes(4).toString('hex'));
+  const failuresByClass: Record<string, number> = {};
+  try {
+    await indexFailures(deps.redis, deps.keys, deps.results, batch.id, order);
+    await writeLines(files.failedCsv, failedCsv(batch, failuresInFileOrder(deps.redis, deps.keys, batch.id, order), failuresByClass));
+  } finally {
+    await deps.redis.del(order);
+  }
   await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
-  const summary = summarise(batch, failures, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);
+  const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);
   await writeFile(files.summaryMd, renderMarkdown(summary));
   await writeFile(`${files.summaryJson}.tmp`, `${JSON.stringify(summary, null, 2)}\n`);
   await rename(`${files.summaryJson}.tmp`, files.summaryJson);
