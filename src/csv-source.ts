@@ -15,7 +15,7 @@ import type { CountryCode } from 'libphonenumber-js';
 
 import { aliasesOf, CANONICAL, type ColumnMap, mapColumns, uniqueHeaderNames } from './csv-headers.js';
 import { InputError } from './errors.js';
-import { normalisePhone } from './phone.js';
+import { isCountryCode, normalisePhone } from './phone.js';
 import { type ChatRow, type ChatTarget, chatKeyOf, type RejectedRow } from './types.js';
 
 /** What the ingester yields for each data row. Duplicates are found later, in Redis staging. */
@@ -449,4 +449,23 @@ export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> 
       for await (const rec of csv.records()) yield toRow(rec);
     },
   };
+}
+
+/** Per-row and per-file limits every caller uses: a row over 1 MiB or 1,000 columns is a broken file, not data. */
+export const ROW_LIMITS = { maxRecordBytes: 1024 * 1024, maxColumns: 1000 } as const;
+
+/** Opens a CSV file with the configured limits and default country (CLI, console upload, inbox). */
+export function openConfiguredCsv(
+  config: { readonly maxFileMb: number; readonly defaultCountry: string | undefined },
+  file: string,
+  defaultWaba?: string,
+): Promise<CsvSource> {
+  const country = config.defaultCountry;
+  return openCsvSource({
+    file,
+    ...(defaultWaba === undefined ? {} : { defaultWaba }),
+    ...(country && isCountryCode(country) ? { defaultCountry: country } : {}),
+    maxFileBytes: config.maxFileMb * 1024 * 1024,
+    ...ROW_LIMITS,
+  });
 }

@@ -12,10 +12,9 @@ import { basename, extname, join } from 'node:path';
 
 import type { BatchRecord } from './batch-store.js';
 import type { ResolvedConfig } from './config.js';
-import { openCsvSource } from './csv-source.js';
+import { openConfiguredCsv } from './csv-source.js';
 import { ingest, type IngestDeps } from './enqueue.js';
 import { BulkUnassignError } from './errors.js';
-import { isCountryCode } from './phone.js';
 
 export const PROCESSED_DIR = 'processed';
 export const REJECTED_DIR = 'rejected';
@@ -66,15 +65,7 @@ export async function moveInto(file: string, targetDir: string, now = new Date()
 }
 
 async function ingestOne(deps: IngestDeps & { config: ResolvedConfig }, file: string, opts: InboxOptions): Promise<BatchRecord> {
-  const country = deps.config.defaultCountry;
-  const source = await openCsvSource({
-    file,
-    ...(opts.defaultWaba === undefined ? {} : { defaultWaba: opts.defaultWaba }),
-    ...(country && isCountryCode(country) ? { defaultCountry: country } : {}),
-    maxFileBytes: deps.config.maxFileMb * 1024 * 1024,
-    maxRecordBytes: 1024 * 1024,
-    maxColumns: 1000,
-  });
+  const source = await openConfiguredCsv(deps.config, file, opts.defaultWaba);
   return ingest(deps, source, {
     batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes },
     dryRun: opts.dryRun ?? false,

@@ -94,12 +94,11 @@ async function indexFailures(redis: ScriptedRedis, keys: Keys, results: ResultSt
   await flush();
 }
 
-/** Failures of one input line (a rerun's or nightly batch's chats all have line 0), ordered by chat key. */
-async function* failuresOf(redis: ScriptedRedis, keys: Keys, batchId: string, sameLine: string[]): AsyncIterable<Failure> {
+/** The failures of these chats, in this order, a page of results and inputs per round trip. */
+async function* failuresOf(redis: ScriptedRedis, keys: Keys, batchId: string, ordered: readonly string[]): AsyncIterable<Failure> {
   const k = keys.batch(batchId);
-  sameLine.sort((a, b) => a.localeCompare(b));
-  for (let i = 0; i < sameLine.length; i += REPORT_PAGE) {
-    const page = sameLine.slice(i, i + REPORT_PAGE);
+  for (let i = 0; i < ordered.length; i += REPORT_PAGE) {
+    const page = ordered.slice(i, i + REPORT_PAGE);
     const [results, inputs] = await Promise.all([redis.hmget(k.results, ...page), redis.hmget(k.chats, ...page)]);
     for (const [j, key] of page.entries()) {
       const text = results[j];
@@ -108,24 +107,34 @@ async function* failuresOf(redis: ScriptedRedis, keys: Keys, batchId: string, sa
   }
 }
 
-/** Pass 2: the failures in file order (line, then chat key), a page of the ZSET at a time. */
+/**
+ * Pass 2: the failures in file order: by line, then chat key (localeCompare, within one line: a rerun's or
+ * nightly batch's chats all have line 0). Only the current line's chats and one page wait in memory.
+ */
 async function* failuresInFileOrder(redis: ScriptedRedis, keys: Keys, batchId: string, order: string): AsyncIterable<Failure> {
+  let ready: string[] = [];
   let sameLine: string[] = [];
   let line = NaN;
+  const closeLine = (): void => {
+    ready.push(...sameLine.sort((a, b) => a.localeCompare(b)));
+    sameLine = [];
+  };
   for (let start = 0; ; start += REPORT_PAGE) {
     const flat = await redis.zrange(order, start, start + REPORT_PAGE - 1, 'WITHSCORES');
     for (let i = 0; i < flat.length; i += 2) {
       const score = Number(flat[i + 1]);
-      if (score !== line && sameLine.length > 0) {
-        yield* failuresOf(redis, keys, batchId, sameLine);
-        sameLine = [];
-      }
+      if (score !== line) closeLine();
       line = score;
       sameLine.push(flat[i] as string);
     }
+    if (ready.length >= REPORT_PAGE) {
+      yield* failuresOf(redis, keys, batchId, ready);
+      ready = [];
+    }
     if (flat.length < REPORT_PAGE * 2) break;
   }
-  if (sameLine.length > 0) yield* failuresOf(redis, keys, batchId, sameLine);
+  closeLine();
+  yield* failuresOf(redis, keys, batchId, ready);
 }
 
 /** Columns of failed.csv: the source's own, then status + error (suffixed if the source already had them). */

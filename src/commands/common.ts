@@ -9,12 +9,11 @@ import { flagsToOptions } from '../cli-args.js';
 import { readDotEnv, resolveConfig, type ResolvedConfig } from '../config.js';
 import type { Context } from '../context.js';
 import { makeContext } from '../context.js';
-import { openCsvSource } from '../csv-source.js';
+import { openConfiguredCsv } from '../csv-source.js';
 import { ingest } from '../enqueue.js';
 import { makeLogger } from '../logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../redis.js';
-import { isCountryCode } from '../phone.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -61,15 +60,7 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
 
 /** Reads a CSV into a new batch (and enqueues it unless --dry-run). */
 export async function ingestFile(ctx: Context, file: string, flags: Flags): Promise<BatchRecord> {
-  const country = ctx.config.defaultCountry;
-  const source = await openCsvSource({
-    file,
-    ...(flags.waba === undefined ? {} : { defaultWaba: flags.waba }),
-    ...(country && isCountryCode(country) ? { defaultCountry: country } : {}),
-    maxFileBytes: ctx.config.maxFileMb * 1024 * 1024,
-    maxRecordBytes: 1024 * 1024,
-    maxColumns: 1000,
-  });
+  const source = await openConfiguredCsv(ctx.config, file, flags.waba);
   const progress = makeProgress(`reading ${basename(file)}`, process.stderr, flags.quiet === true || flags.json === true);
   try {
     return await ingest(ctx, source, {
