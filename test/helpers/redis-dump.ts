@@ -2,10 +2,10 @@
  * Reading back everything a test left under a key prefix: key names, readable values of every type, and the raw
  * DUMP bytes (so nothing stored in an unexpected encoding escapes a grep).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** Every key under `{prefix}` (SCAN, never KEYS). */
-export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+export async function keysUnder(redis: Redis | Cluster, prefix: string): Promise<string[]> {
   const out = new Set<string>();
   let cursor = '0';
   do {
@@ -17,7 +17,7 @@ export async function keysUnder(redis: Redis, prefix: string): Promise<string[]>
 }
 
 /** One key's value as text, whatever its type. */
-async function readable(redis: Redis, key: string): Promise<string> {
+async function readable(redis: Redis | Cluster, key: string): Promise<string> {
   const type = await redis.type(key);
   switch (type) {
     case 'string':
@@ -38,7 +38,7 @@ async function readable(redis: Redis, key: string): Promise<string> {
 }
 
 /** Key names, readable values and DUMP bytes (latin1) of every key under the prefix, as one searchable text. */
-export async function dumpPrefix(redis: Redis, prefix: string): Promise<{ text: string; keys: string[] }> {
+export async function dumpPrefix(redis: Redis | Cluster, prefix: string): Promise<{ text: string; keys: string[] }> {
   const keys = await keysUnder(redis, prefix);
   const parts: string[] = [];
   for (const key of keys) {
