@@ -150,8 +150,8 @@ Environment
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
   LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed
-  worker's jobs are re-run this long after it died). A .env file in the
-  current directory is read too; flags > environment > .env > defaults.
+  worker's jobs are re-run this long after it died), REDIS_CLUSTER (false; true: REDIS_URL is any one node
+  of a Redis Cluster). A .env file in the current directory is read too; flags > environment > .env > defaults.
 
 Exit codes
   0  every valid chat unassigned and no row rejected

@@ -14,7 +14,10 @@ import type { ScriptedRedis } from './scripts.js';
 
 export interface Context {
   readonly config: ResolvedConfig;
+  /** Our own keys (batches, results, pacer, staging): auto-pipelined, never handed to BullMQ. */
   readonly redis: ScriptedRedis;
+  /** The connection BullMQ's Queue and Worker share (BullMQ duplicates it for its blocking commands). */
+  readonly queueRedis: ScriptedRedis;
   readonly keys: Keys;
   readonly batches: BatchStore;
   readonly results: ResultStore;
@@ -28,13 +31,15 @@ export interface Context {
 export const BACKOFF_DELAY_MS = 1000;
 
 export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(config.logLevel)): Context {
-  const redis = connectRedis(config.redisUrl, 'bulk-unassign', { cluster: config.redisCluster });
+  const redis = connectRedis(config.redisUrl, 'bulk-unassign', { cluster: config.redisCluster, autoPipelining: true });
+  const queueRedis = connectRedis(config.redisUrl, 'bulk-unassign:queue', { cluster: config.redisCluster });
   const keys = makeKeys(config.queuePrefix);
-  const queue = makeQueue(redis, keys);
+  const queue = makeQueue(queueRedis, keys);
   queue.on('error', (error) => logger.warn({ err: error.message }, 'queue connection error'));
   return {
     config,
     redis,
+    queueRedis,
     keys,
     batches: makeBatchStore(redis, keys),
     results: makeResultStore(redis, keys),
@@ -43,6 +48,7 @@ export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(
     policy: { maxAttempts: config.maxAttempts, backoffDelayMs: BACKOFF_DELAY_MS },
     close: async () => {
       await queue.close();
+      queueRedis.disconnect();
       redis.disconnect();
     },
   };

@@ -10,6 +10,13 @@ import { defineScripts, type ScriptedRedis } from './scripts.js';
 export interface ConnectOptions {
   /** `url` is one node of a Redis Cluster (REDIS_CLUSTER): connect to the whole cluster through it. */
   readonly cluster?: boolean;
+  /**
+   * ioredis auto-pipelining: every command issued in one event-loop turn goes out in one write. Only for the
+   * connection that carries our own keys (claim / record / pacer / staging): with an instant API those are two
+   * writes per chat, and each unbatched write is a syscall that cost more Node CPU than BullMQ's own work (bench/).
+   * Never on a connection BullMQ uses: its users reported lost job data and "not in the active list" errors with it.
+   */
+  readonly autoPipelining?: boolean;
 }
 
 /** Back off up to 2 s between reconnect attempts; never give up (a restarting Redis comes back). */
@@ -33,7 +40,12 @@ function connectCluster(url: string, options: RedisOptions): Cluster {
 }
 
 export function connectRedis(url: string, name = 'bulk-unassign', connect: ConnectOptions = {}): ScriptedRedis {
-  const options: RedisOptions = { maxRetriesPerRequest: null, connectionName: name, retryStrategy: reconnectDelay };
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null,
+    connectionName: name,
+    retryStrategy: reconnectDelay,
+    ...(connect.autoPipelining ? { enableAutoPipelining: true } : {}),
+  };
   const redis = connect.cluster ? connectCluster(url, options) : new Redis(url, options);
   // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
   redis.on('error', () => undefined);

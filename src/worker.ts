@@ -103,7 +103,7 @@ export function startWorker(ctx: Context, options: WorkerOptions = {}): RunningW
     QUEUE_NAME,
     async (job: Job, token?: string) => (processors[job.name] ?? unassign)(job, token),
     {
-      connection: ctx.redis,
+      connection: ctx.queueRedis,
       prefix: ctx.keys.bullPrefix,
       concurrency: config.workerConcurrency,
       ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
