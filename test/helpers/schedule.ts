@@ -63,7 +63,7 @@ export async function waitForRuns(store: ScheduleStore, name: string, n: number,
  */
 export async function waitForScheduleJobsDrained(ctx: Context, names: readonly string[] = [JOB_NIGHTLY, JOB_NOTIFY], timeoutMs = 30_000): Promise<void> {
   await waitFor(async () => {
-    const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'paused']);
+    const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized']);
     return jobs.every((j) => j === undefined || !names.includes(j.name));
   }, `${names.join('/')} jobs to drain`, timeoutMs);
 }

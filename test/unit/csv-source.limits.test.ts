@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { openCsvSource, readCsvRecords } from '../../src/csv-source.js';
-import { InputError } from '../../src/errors.js';
+import { inputError } from '../helpers/errors.js';
 
 const MiB = 1024 * 1024;
 /** As src/commands/common.ts passes them; the file cap is MAX_FILE_MB's default (512). */
@@ -47,17 +47,6 @@ async function drain(file: string, limits: Partial<typeof LIMITS> = {}): Promise
   let n = 0;
   for await (const _ of source.rows()) n += 1;
   return n;
-}
-
-async function inputError(p: Promise<unknown>): Promise<InputError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(InputError);
-  return caught as InputError;
 }
 
 describe('oversized inputs', () => {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { type CsvReadOptions, type CsvSourceOptions, type IngestRow, openCsvSource, readCsvRecords, sniffDelimiter } from '../../src/csv-source.js';
-import { InputError } from '../../src/errors.js';
+import { inputError } from '../helpers/errors.js';
 
 /** The limits the CLI passes (src/commands/common.ts), with a 64 MiB file cap. */
 const LIMITS = { maxFileBytes: 64 * 1024 * 1024, maxRecordBytes: 1024 * 1024, maxColumns: 1000 } as const;
@@ -47,18 +47,6 @@ async function rowsOf(file: string, opts: Partial<CsvSourceOptions> = {}) {
   const rows: IngestRow[] = [];
   for await (const row of source.rows()) rows.push(row);
   return { header: source.header, rows, sha256: source.sha256() };
-}
-
-/** Awaits `p`, expecting an InputError (and nothing else); returns it for closer checks. */
-async function inputError(p: Promise<unknown>): Promise<InputError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(InputError);
-  return caught as InputError;
 }
 
 function valid(row: IngestRow | undefined) {
