@@ -205,7 +205,6 @@ export function summarise(batch: BatchRecord, failuresByClass: Readonly<Record<s
     durationMs: batch.startedAt !== undefined && batch.finishedAt !== undefined ? batch.finishedAt - batch.startedAt : null,
     counts: batch.counts,
     failureReasons: Object.entries(batch.reasons)
-      .filter(([reason]) => reason !== 'batch cancelled')
       .map(([reason, count]) => ({ reason, count }))
       .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
     failuresByClass,

@@ -97,7 +97,8 @@ export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
     },
     record: async (batchId, chatKey, result) => {
       const k = keys.batch(batchId);
-      const reason = result.state === 'succeeded' ? '' : cleanReason(result.reason);
+      // Only failures are tallied by reason: a cancelled chat did not fail, and its reason stays in its own record.
+      const reason = result.state === 'failed' ? cleanReason(result.reason) : '';
       const bucket = result.latencyMs > 0 ? String(latencyBucket(result.latencyMs)) : '';
       const outcome = await redis.recordResult(
         k.batch, k.results, k.chats, k.latency, k.parked,

@@ -60,7 +60,9 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
     io.out(['id'.padEnd(24), 'status'.padEnd(10), 'progress'.padStart(13), 'ok'.padStart(7), 'failed'.padStart(7), 'rej'.padStart(5), '  created              name / source / parent'].join(' '));
     for (const b of batches) {
       const progress = `${b.done}/${b.counts.valid}`;
-      const meta = [b.name !== b.id ? b.name : '', b.source, b.parent ? `rerun of ${b.parent}` : ''].filter(Boolean).join(' · ');
+      // A rerun's source already names its parent ("rerun of <id> (file.csv)"): say it once.
+      const parent = b.parent && !b.source.includes(b.parent) ? `rerun of ${b.parent}` : '';
+      const meta = [b.name !== b.id ? b.name : '', b.source, parent].filter(Boolean).join(' · ');
       io.out([b.id.padEnd(24), b.status.padEnd(10), progress.padStart(13), String(b.counts.succeeded).padStart(7), String(b.counts.failed).padStart(7), String(b.counts.rejected).padStart(5), ` ${new Date(b.createdAt).toISOString().slice(0, 19)}Z  ${meta}`].join(' '));
     }
     return 0;

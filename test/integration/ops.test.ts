@@ -111,6 +111,9 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
     expect(summary.status).toBe('cancelled');
     expect(summary.counts.cancelled).toBe(done.counts.cancelled);
     expect(readFileSync(join(env.config.reportsDir, batch.id, 'summary.md'), 'utf8')).toMatch(/cancel/i);
+    // Cancelled chats did not fail: they are not a failure reason anywhere (status, console, report).
+    expect(done.reasons).toEqual({});
+    expect(summary.failureReasons).toEqual([]);
   });
 
   it('pause holds one batch while another finishes; resume completes it with exact counts', async () => {
