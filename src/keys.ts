@@ -42,10 +42,10 @@ export interface Keys {
   /** STRING: the global pacer's `<next free call slot>|<paused until>`, µs since epoch (see pacer.ts, scripts.ts). */
   readonly pacer: string;
   /**
-   * ZSET: the failed chats of a batch scored by input line, built and deleted by one report run (`token` keeps
-   * two runs apart; it expires if the writer dies).
+   * ZSET: failed chats of a batch scored by input line (failure-index.ts), built and deleted by one report or
+   * rerun (`token` keeps two apart; it expires if its owner dies).
    */
-  reportOrder(batchId: string, token: string): string;
+  failureIndex(batchId: string, token: string): string;
   /** All keys of one batch. */
   batch(batchId: string): BatchKeys;
 }
@@ -61,7 +61,7 @@ export function makeKeys(queuePrefix: string): Keys {
     scheduleLock: (name) => `${root}:schedule:${name}:lock`,
     pacer: `${root}:pacer`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
-    reportOrder: (batchId, token) => `${root}:batch:${batchId}:report:${token}`,
+    failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,
     batch: (batchId) => {
       const base = `${root}:batch:${batchId}`;
       return {

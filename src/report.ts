@@ -2,21 +2,20 @@
  * The report of a batch, built from Redis alone (so `bulk-unassign report <id>` can rebuild it anywhere):
  * summary.json (machines), summary.md (people), failed.csv (original columns + status + error, re-uploadable),
  * rejected.csv (line, column, value, reason + original columns). Memory stays at a page of chats whatever the
- * batch size: results are streamed with HSCAN, and failures are put into file order by a ZSET in Redis.
+ * batch size: failures come in file order from a ZSET in Redis (failure-index.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
 import type { BatchRecord } from './batch-store.js';
-import { HOUR } from './config.js';
 import { csvLine } from './csv-write.js';
+import { type Failure, indexFailures } from './failure-index.js';
 import type { Keys } from './keys.js';
-import { type ChatResult, decodeResult, percentileOf, type ResultStore } from './result-store.js';
+import { percentileOf, type ResultStore } from './result-store.js';
 import type { ScriptedRedis } from './scripts.js';
-import { chatFromKey, type RejectedRow } from './types.js';
+import type { RejectedRow } from './types.js';
 
 export interface ReportSummary {
   readonly batchId: string;
@@ -43,99 +42,7 @@ export interface ReportSummary {
   readonly files: Readonly<Record<string, string>>;
 }
 
-interface StoredChat {
-  line: number;
-  cells: Record<string, string>;
-}
-
-interface Failure {
-  key: string;
-  result: ChatResult;
-  input: StoredChat;
-}
-
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
-
-/** Cells for a chat that has no stored row (rerun and nightly batches build rows from chat keys). */
-function syntheticCells(chatKey: string): Record<string, string> {
-  const chat = chatFromKey(chatKey);
-  return chat.kind === 'group' ? { groupId: chat.groupId } : { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber };
-}
-
-/** Failed chats handled per Redis round trip while writing failed.csv. */
-const REPORT_PAGE = 1000;
-/** How long a report run's sort index outlives a writer that died before deleting it. */
-const REPORT_ORDER_TTL_MS = HOUR;
-
-function storedChat(key: string, json: string | null | undefined): StoredChat {
-  return json ? (JSON.parse(json) as StoredChat) : { line: 0, cells: syntheticCells(key) };
-}
-
-/**
- * Pass 1: every failed chat into the `order` ZSET, scored by its input line, a page at a time. (A 100k-failure
- * batch held in memory to be sorted took ~110 MB; a million failures, a bad WABA number on every row, over a GB.)
- * HSCAN may repeat an entry: ZADD keeps each chat once.
- */
-async function indexFailures(redis: ScriptedRedis, keys: Keys, results: ResultStore, batchId: string, order: string): Promise<void> {
-  const chats = keys.batch(batchId).chats;
-  let page: string[] = [];
-  const flush = async (): Promise<void> => {
-    if (page.length === 0) return;
-    const inputs = await redis.hmget(chats, ...page);
-    const scored = page.flatMap((key, i) => [storedChat(key, inputs[i]).line, key]);
-    await redis.multi().zadd(order, ...scored).pexpire(order, REPORT_ORDER_TTL_MS).exec();
-    page = [];
-  };
-  for await (const [key, result] of results.scan(batchId)) {
-    if (result.state !== 'failed') continue;
-    page.push(key);
-    if (page.length >= REPORT_PAGE) await flush();
-  }
-  await flush();
-}
-
-/** The failures of these chats, in this order, a page of results and inputs per round trip. */
-async function* failuresOf(redis: ScriptedRedis, keys: Keys, batchId: string, ordered: readonly string[]): AsyncIterable<Failure> {
-  const k = keys.batch(batchId);
-  for (let i = 0; i < ordered.length; i += REPORT_PAGE) {
-    const page = ordered.slice(i, i + REPORT_PAGE);
-    const [results, inputs] = await Promise.all([redis.hmget(k.results, ...page), redis.hmget(k.chats, ...page)]);
-    for (const [j, key] of page.entries()) {
-      const text = results[j];
-      if (text) yield { key, result: decodeResult(text), input: storedChat(key, inputs[j]) };
-    }
-  }
-}
-
-/**
- * Pass 2: the failures in file order: by line, then chat key (localeCompare, within one line: a rerun's or
- * nightly batch's chats all have line 0). Only the current line's chats and one page wait in memory.
- */
-async function* failuresInFileOrder(redis: ScriptedRedis, keys: Keys, batchId: string, order: string): AsyncIterable<Failure> {
-  let ready: string[] = [];
-  let sameLine: string[] = [];
-  let line = NaN;
-  const closeLine = (): void => {
-    ready.push(...sameLine.sort((a, b) => a.localeCompare(b)));
-    sameLine = [];
-  };
-  for (let start = 0; ; start += REPORT_PAGE) {
-    const flat = await redis.zrange(order, start, start + REPORT_PAGE - 1, 'WITHSCORES');
-    for (let i = 0; i < flat.length; i += 2) {
-      const score = Number(flat[i + 1]);
-      if (score !== line) closeLine();
-      line = score;
-      sameLine.push(flat[i] as string);
-    }
-    if (ready.length >= REPORT_PAGE) {
-      yield* failuresOf(redis, keys, batchId, ready);
-      ready = [];
-    }
-    if (flat.length < REPORT_PAGE * 2) break;
-  }
-  closeLine();
-  yield* failuresOf(redis, keys, batchId, ready);
-}
 
 /** Columns of failed.csv: the source's own, then status + error (suffixed if the source already had them). */
 export function failedColumns(header: readonly string[]): { header: string[]; status: string; error: string } {
@@ -248,13 +155,12 @@ export async function writeReport(deps: { redis: ScriptedRedis; keys: Keys; resu
   const dir = join(reportsDir, batch.id);
   await mkdir(dir, { recursive: true });
   const files = { summaryJson: join(dir, 'summary.json'), summaryMd: join(dir, 'summary.md'), failedCsv: join(dir, 'failed.csv'), rejectedCsv: join(dir, 'rejected.csv') };
-  const order = deps.keys.reportOrder(batch.id, randomBytes(4).toString('hex'));
   const failuresByClass: Record<string, number> = {};
+  const failures = await indexFailures(deps, batch.id);
   try {
-    await indexFailures(deps.redis, deps.keys, deps.results, batch.id, order);
-    await writeLines(files.failedCsv, failedCsv(batch, failuresInFileOrder(deps.redis, deps.keys, batch.id, order), failuresByClass));
+    await writeLines(files.failedCsv, failedCsv(batch, failures.inFileOrder(), failuresByClass));
   } finally {
-    await deps.redis.del(order);
+    await failures.drop();
   }
   await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
   const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);

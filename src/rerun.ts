@@ -11,6 +11,7 @@ import type { Context } from './context.js';
 import type { IngestRow } from './csv-source.js';
 import { ingest, type RowSource } from './enqueue.js';
 import { BatchStateError, NoValidRowsError } from './errors.js';
+import { indexFailures } from './failure-index.js';
 import { writeReport } from './report.js';
 import type { ChatResult } from './result-store.js';
 import { chatFromKey, type FailureClass } from './types.js';
@@ -36,36 +37,6 @@ export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean 
   return true;
 }
 
-interface Selected {
-  readonly key: string;
-  readonly line: number;
-  readonly cells: Record<string, string>;
-}
-
-/** The failed chats to rerun, in the parent's file order. Failures are few compared to a batch: kept in memory. */
-async function selectFailures(ctx: Pick<Context, 'redis' | 'keys' | 'results'>, parent: BatchRecord, opts: RerunOptions): Promise<{ selected: Selected[]; failed: number }> {
-  const chosen = new Map<string, ChatResult>();
-  let failed = 0;
-  for await (const [key, result] of ctx.results.scan(parent.id)) {
-    if (result.state === 'failed') failed += 1;
-    if (selectsFailure(result, opts)) chosen.set(key, result);
-  }
-  const keys = [...chosen.keys()];
-  const selected: Selected[] = [];
-  for (let i = 0; i < keys.length; i += 1000) {
-    const slice = keys.slice(i, i + 1000);
-    const stored = await ctx.redis.hmget(ctx.keys.batch(parent.id).chats, ...slice);
-    slice.forEach((key, j) => {
-      const row = stored[j] ? (JSON.parse(stored[j] as string) as { line: number; cells: Record<string, string> }) : undefined;
-      const chat = chatFromKey(key);
-      const cells = row?.cells ?? (chat.kind === 'group' ? { groupId: chat.groupId } : { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber });
-      selected.push({ key, line: row?.line ?? 0, cells });
-    });
-  }
-  selected.sort((a, b) => a.line - b.line || a.key.localeCompare(b.key));
-  return { selected, failed };
-}
-
 function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
   if (parent.status === 'stopped') {
     throw new BatchStateError(
@@ -87,30 +58,38 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
   const parent = await ctx.batches.require(parentId);
   const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);
   refuse(parent, children);
-  const { selected, failed } = await selectFailures(ctx, parent, opts);
-  if (selected.length === 0) {
-    const why = failed === 0 ? 'it has no failed chats' : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
-    throw new NoValidRowsError(`nothing to rerun in batch ${parentId}: ${why}`);
+  // The selection streams from a failure index in Redis, in the parent's file order: a rerun of a million
+  // failed chats (an outage, a bad key) holds a page of them in memory, not all.
+  const failures = await indexFailures(ctx, parent.id, (result) => selectsFailure(result, opts));
+  let child: BatchRecord;
+  try {
+    const failed = parent.counts.failed;
+    if (failures.selected === 0) {
+      const why = failed === 0 ? 'it has no failed chats' : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
+      throw new NoValidRowsError(`nothing to rerun in batch ${parentId}: ${why}`);
+    }
+    const source: RowSource = {
+      header: parent.header,
+      sha256: () => '',
+      async *rows(): AsyncIterable<IngestRow> {
+        for await (const f of failures.inFileOrder()) yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
+      },
+    };
+    const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
+    child = await ingest(ctx, source, {
+      batch: {
+        kind: 'rerun',
+        source: `rerun of ${parent.id} (${parent.source})`,
+        parent: parent.id,
+        name: opts.name ?? `${parent.name} (rerun)`,
+        notes: [`rerun of ${parent.id}: ${failures.selected} of ${failed} failed chat(s), ${filters}`],
+      },
+      dryRun: opts.dryRun ?? false,
+      duplicateWindowHours: 0,
+    });
+  } finally {
+    await failures.drop();
   }
-  const source: RowSource = {
-    header: parent.header,
-    sha256: () => '',
-    async *rows(): AsyncIterable<IngestRow> {
-      for (const s of selected) yield { kind: 'valid', row: { line: s.line, chat: chatFromKey(s.key), key: s.key, cells: s.cells } };
-    },
-  };
-  const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
-  const child = await ingest(ctx, source, {
-    batch: {
-      kind: 'rerun',
-      source: `rerun of ${parent.id} (${parent.source})`,
-      parent: parent.id,
-      name: opts.name ?? `${parent.name} (rerun)`,
-      notes: [`rerun of ${parent.id}: ${selected.length} of ${failed} failed chat(s), ${filters}`],
-    },
-    dryRun: opts.dryRun ?? false,
-    duplicateWindowHours: 0,
-  });
   // The parent's report names its reruns: rewrite it now that it has one.
   if (!opts.dryRun) await writeReport(ctx, await ctx.batches.require(parent.id), ctx.config.reportsDir);
   return child;

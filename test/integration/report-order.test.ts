@@ -1,8 +1,8 @@
 /**
- * Issue 7: the report streams. failed.csv is written a page at a time from a sort index in Redis (a ZSET by input
+ * Issue 7: the report and rerun stream. failed.csv is written a page at a time from a sort index in Redis (a ZSET by input
  * line) instead of every failure held in memory, so these pin what must not change: every failed chat exactly once,
  * in file order across page boundaries (more failures than one page), the classes counted, and the index gone
- * afterwards.
+ * afterwards. A rerun reads its chats from the same kind of index: the same chats, the same order, no index left.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 
 import { writeReport } from '../../src/report.js';
+import { rerunBatch } from '../../src/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { keysUnder } from '../helpers/redis-dump.js';
 
@@ -41,6 +42,31 @@ describe('report: failed.csv in file order without holding the failures in memor
     const summary = await writeReport(env.ctx, await env.ctx.batches.require(batch.id), env.config.reportsDir);
     expect(summary.failuresByClass).toEqual({ permanent: 1250 });
     expect(read()).toEqual(['phone,waba,note,status,error', ...expected]);
-    expect((await keysUnder(env.ctx.redis, env.config.queuePrefix)).filter((k) => k.includes(':report:'))).toEqual([]);
+    expect((await keysUnder(env.ctx.redis, env.config.queuePrefix)).filter((k) => k.includes(':failures:'))).toEqual([]);
+  });
+});
+
+describe('rerun: the child is built from the failure index, in the parent\'s file order', () => {
+  it('1,250 refused chats of 2,500 (more than a page): the rerun stages exactly them, in file order, and drops its index', async () => {
+    const numbers = phones(2500, 50_000);
+    const refused = numbers.filter((_, i) => i % 2 === 1);
+    env = await makeTestEnv({ api: { faults: { rejectNumbers: refused } }, config: { workerConcurrency: 16 } });
+    const rows = [...numbers].reverse().map((n, i) => `${n},${WABA},row ${i}`);
+    const parent = await env.ingestCsv(env.csv('chats.csv', `phone,waba,note\n${rows.join('\n')}\n`));
+    env.worker();
+    await env.waitFor(parent.id, ['finished']);
+
+    // 422 is permanent: the default selection takes none of them, --include-permanent takes all.
+    await expect(rerunBatch(env.ctx, parent.id, { dryRun: true })).rejects.toThrow(/none of its 1250 failed chat\(s\) match/);
+    const child = await rerunBatch(env.ctx, parent.id, { dryRun: true, includePermanent: true });
+    expect(child.counts).toMatchObject({ rows: 1250, valid: 1250, rejected: 0, duplicates: 0 });
+    // A dry run keeps its staged order list: the chats as the child would enqueue them.
+    const staged = await env.ctx.redis.lrange(env.ctx.keys.batch(child.id).order, 0, -1);
+    const inFileOrder = rows.map((r) => r.split(',')[0] as string).filter((n) => refused.includes(n)).map((n) => `p:${n}@${WABA}`);
+    expect(staged).toEqual(inFileOrder);
+    // Each child row keeps the parent's line and cells (the file's first data row, line 2, is refused: numbers[2499]).
+    const first = JSON.parse((await env.ctx.redis.hget(env.ctx.keys.batch(child.id).chats, staged[0] as string)) as string) as { line: number; cells: Record<string, string> };
+    expect(first).toEqual({ line: 2, cells: { phone: numbers[2499], waba: WABA, note: 'row 0' } });
+    expect((await keysUnder(env.ctx.redis, env.config.queuePrefix)).filter((k) => k.includes(':failures:'))).toEqual([]);
   });
 });
