@@ -11,7 +11,7 @@ import type { Context } from './context.js';
 import type { IngestRow } from './csv-source.js';
 import { ingest, type RowSource } from './enqueue.js';
 import { BatchStateError, NoValidRowsError } from './errors.js';
-import { indexFailures } from './failure-index.js';
+import { type FailureIndex, indexFailures } from './failure-index.js';
 import { writeReport } from './report.js';
 import type { ChatResult } from './result-store.js';
 import { chatFromKey, type FailureClass } from './types.js';
@@ -53,6 +53,26 @@ function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
   if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
 }
 
+/** Why a rerun would be empty, with the flag that would change it. */
+function nothingToRerun(parent: BatchRecord, opts: RerunOptions): string {
+  const failed = parent.counts.failed;
+  const why = failed === 0
+    ? 'it has no failed chats'
+    : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
+  return `nothing to rerun in batch ${parent.id}: ${why}`;
+}
+
+/** The selected failures as the child's rows: the parent's line and cells, so failed.csv keeps its columns. */
+function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
+  return {
+    header,
+    sha256: () => '',
+    async *rows(): AsyncIterable<IngestRow> {
+      for await (const f of failures.inFileOrder()) yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
+    },
+  };
+}
+
 /** Creates (and unless dry-run enqueues) the rerun batch. */
 export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOptions = {}): Promise<BatchRecord> {
   const parent = await ctx.batches.require(parentId);
@@ -63,26 +83,15 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
   const failures = await indexFailures(ctx, parent.id, (result) => selectsFailure(result, opts));
   let child: BatchRecord;
   try {
-    const failed = parent.counts.failed;
-    if (failures.selected === 0) {
-      const why = failed === 0 ? 'it has no failed chats' : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
-      throw new NoValidRowsError(`nothing to rerun in batch ${parentId}: ${why}`);
-    }
-    const source: RowSource = {
-      header: parent.header,
-      sha256: () => '',
-      async *rows(): AsyncIterable<IngestRow> {
-        for await (const f of failures.inFileOrder()) yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
-      },
-    };
+    if (failures.selected === 0) throw new NoValidRowsError(nothingToRerun(parent, opts));
     const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
-    child = await ingest(ctx, source, {
+    child = await ingest(ctx, rowsOf(failures, parent.header), {
       batch: {
         kind: 'rerun',
         source: `rerun of ${parent.id} (${parent.source})`,
         parent: parent.id,
         name: opts.name ?? `${parent.name} (rerun)`,
-        notes: [`rerun of ${parent.id}: ${failures.selected} of ${failed} failed chat(s), ${filters}`],
+        notes: [`rerun of ${parent.id}: ${failures.selected} of ${parent.counts.failed} failed chat(s), ${filters}`],
       },
       dryRun: opts.dryRun ?? false,
       duplicateWindowHours: 0,
