@@ -3,7 +3,7 @@
  * retention TTL set). Two views: INFO used_memory before ingest vs after finish (everything the batch left,
  * BullMQ's own keys included), and MEMORY USAGE of the keys themselves (the batch's keys, and all under the prefix).
  */
-import type { MockApi } from '../src/mock-api.js';
+import type { MockApi } from '../src/devtools/mock-api.js';
 import type { MessyCsv } from './messy-csv.js';
 import { type BenchRedis, type ResultRow, runSide, SIZES, uniquePrefix } from './support.js';
 import { type ServerView, serverView } from './throughput.js';

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Redis } from 'ioredis';
 
-import { startMockApi } from '../src/mock-api.js';
+import { startMockApi } from '../src/devtools/mock-api.js';
 import { benchFootprint } from './footprint.js';
 import { benchIngest } from './ingest.js';
 import { type MessyCsv, writeMessyCsv } from './messy-csv.js';

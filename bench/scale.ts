@@ -1,5 +1,5 @@
 /**
- * Scenario "scale-out": 1, 2 and 4 worker processes (`node dist/src/cli.js worker`, configured by environment
+ * Scenario "scale-out": 1, 2 and 4 worker processes (`node dist/src/main.js worker`, configured by environment
  * only, as an operator would run them) on one batch, limit off; then 4 processes under a 200/s limit, where the
  * global limit must still hold at the server. The queue is paused while the batch is ingested and the workers
  * start, so the clock measures work, not process start-up.
@@ -10,16 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { makeContext } from '../src/context.js';
-import { openCsvSource } from '../src/csv-source.js';
-import { ingest } from '../src/enqueue.js';
-import { silentLogger } from '../src/logger.js';
-import type { MockApi } from '../src/mock-api.js';
+import { makeContext } from '../src/runtime/context.js';
+import { openCsvSource } from '../src/ingest/csv-source.js';
+import { ingest } from '../src/ingest/enqueue.js';
+import { silentLogger } from '../src/config/logger.js';
+import type { MockApi } from '../src/devtools/mock-api.js';
 import type { MessyCsv } from './messy-csv.js';
 import { benchConfig, BENCH_KEY, type BenchRedis, deprioritise, type ResultRow, SIZES, uniquePrefix, waitUntil } from './support.js';
 import { rateRows, serverView, type ServerView } from './throughput.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 /** Starts `bulk-unassign worker` with the environment an operator would set; resolves once it says it started. */
 function startWorkerProcess(env: Record<string, string>, cwd: string): Promise<ChildProcess> {

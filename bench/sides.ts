@@ -1,6 +1,6 @@
 /**
  * The sides of the benchmark, each run in its own process by `runSide` (support.ts) so its CPU time and peak
- * RSS are its own: `node dist/bench/sides.js <side> '<json params>'` prints one JSON result line on stdout.
+ * RSS are its own: `node build/bench/sides.js <side> '<json params>'` prints one JSON result line on stdout.
  *
  *   ingest-ours   openCsvSource + ingest() of the messy CSV (our whole ingest path)
  *   ingest-raw    BullMQ addBulk of the same jobs (same ids, data and options), chunks of 1000
@@ -17,10 +17,10 @@ import { createInterface } from 'node:readline';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { newBatchId } from '../src/batch-store.js';
-import { allBatchKeys, makeKeys, QUEUE_NAME } from '../src/keys.js';
-import { JOB_UNASSIGN, unassignJobOptions } from '../src/queue.js';
-import { chatFromKey } from '../src/types.js';
+import { newBatchId } from '../src/store/batch-store.js';
+import { allBatchKeys, makeKeys, QUEUE_NAME } from '../src/store/keys.js';
+import { JOB_UNASSIGN, unassignJobOptions } from '../src/store/queue.js';
+import { chatFromKey } from '../src/domain/chat.js';
 import { benchConfig, BENCH_KEY, waitUntil } from './support.js';
 
 // Everything else is imported inside the side that needs it: a side's peak RSS should not include modules only
@@ -100,7 +100,7 @@ async function addBulkRaw(queue: Queue, batchId: string, keysFile: string): Prom
 
 async function ingestOurs(p: IngestParams): Promise<object> {
   const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }] = await Promise.all([
-    import('../src/context.js'), import('../src/csv-source.js'), import('../src/enqueue.js'), import('../src/logger.js'),
+    import('../src/runtime/context.js'), import('../src/ingest/csv-source.js'), import('../src/ingest/enqueue.js'), import('../src/config/logger.js'),
   ]);
   const ctx = makeContext(benchConfig(p.redisUrl, p.prefix, 'http://127.0.0.1:9'), silentLogger());
   try {
@@ -164,8 +164,8 @@ async function usedMemory(redis: Redis): Promise<number> {
 }
 
 async function workOurs(p: WorkParams): Promise<object> {
-  const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }, { startWorker }] = await Promise.all([
-    import('../src/context.js'), import('../src/csv-source.js'), import('../src/enqueue.js'), import('../src/logger.js'), import('../src/worker.js'),
+  const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }, { startWorker }, { jobTable }] = await Promise.all([
+    import('../src/runtime/context.js'), import('../src/ingest/csv-source.js'), import('../src/ingest/enqueue.js'), import('../src/config/logger.js'), import('../src/execution/worker.js'), import('../jobs/index.js'),
   ]);
   const reportsDir = mkdtempSync(join(tmpdir(), 'bulk-unassign-bench-'));
   const config = benchConfig(p.redisUrl, p.prefix, p.apiUrl, { workerConcurrency: p.concurrency, rateLimitMax: p.rateLimitMax ?? 0, reportsDir });
@@ -178,7 +178,7 @@ async function workOurs(p: WorkParams): Promise<object> {
     const batch = await ingest(ctx, source, { batch: { kind: 'csv', source: 'bench.csv' }, duplicateWindowHours: 0 });
     const started = Date.now();
     const cpu = process.cpuUsage();
-    const running = startWorker(ctx);
+    const running = startWorker(ctx, jobTable);
     const done = await waitUntil(async () => {
       const b = await ctx.batches.require(batch.id);
       return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
@@ -197,7 +197,7 @@ async function workOurs(p: WorkParams): Promise<object> {
 
 /** The got call every side makes: same endpoint, body, headers, keep-alive and timeout as src/api-client.ts. */
 async function bareClient(apiUrl: string, concurrency: number) {
-  const [{ default: got }, { unassignBody }] = await Promise.all([import('got'), import('../src/api-client.js')]);
+  const [{ default: got }, { unassignBody }] = await Promise.all([import('got'), import('../src/execution/api-client.js')]);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency * 2 });
   const client = got.extend({
     prefixUrl: apiUrl,
@@ -275,7 +275,7 @@ const SIDES: Record<string, (params: never) => Promise<object>> = {
 const [side, json] = process.argv.slice(2);
 const run = side ? SIDES[side] : undefined;
 if (!run || !json) {
-  process.stderr.write(`usage: node dist/bench/sides.js <${Object.keys(SIDES).join('|')}> '<json params>'\n`);
+  process.stderr.write(`usage: node build/bench/sides.js <${Object.keys(SIDES).join('|')}> '<json params>'\n`);
   process.exit(2);
 }
 try {

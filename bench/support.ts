@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 import { Redis } from 'ioredis';
 
-import { type ResolvedConfig, resolveConfig, type RunnerOptions } from '../src/config.js';
-import { type PrivateRedis, startPrivateRedis } from '../src/redis-server.js';
+import { type ResolvedConfig, resolveConfig, type RunnerOptions } from '../src/config/config.js';
+import { type PrivateRedis, startPrivateRedis } from '../src/devtools/redis-server.js';
 
 export const BENCH_KEY = 'key_bench_not_secret';
 export const QUICK = process.env.BENCH_QUICK === '1';
@@ -114,7 +114,7 @@ export function deprioritise(pid: number | undefined): void {
   }
 }
 
-/** Runs `dist/bench/sides.js <side> <params>` and returns the JSON object it prints last on stdout. */
+/** Runs `build/bench/sides.js <side> <params>` and returns the JSON object it prints last on stdout. */
 export function runSide<T>(side: string, params: object, timeoutMs = 10 * 60_000): Promise<T> {
   const script = fileURLToPath(new URL('./sides.js', import.meta.url));
   return new Promise((resolve, reject) => {

@@ -3,7 +3,7 @@
  * server, which runs in this process while every side runs in its own. Each side's result is checked against
  * what the server saw, so a fast but wrong run cannot pass.
  */
-import type { MockApi } from '../src/mock-api.js';
+import type { MockApi } from '../src/devtools/mock-api.js';
 import type { MessyCsv } from './messy-csv.js';
 import { type BenchRedis, type ResultRow, runSide, SIZES, uniquePrefix } from './support.js';
 

@@ -4,14 +4,14 @@
  */
 import type { Job } from 'bullmq';
 
-import type { BatchStore } from '../src/batch-store.js';
-import { DAY } from '../src/config.js';
-import type { Keys } from '../src/keys.js';
-import type { Logger } from '../src/logger.js';
-import type { FinalizeJobData } from '../src/queue.js';
-import { type ReportSummary, writeReport } from '../src/report.js';
-import type { ResultStore } from '../src/result-store.js';
-import type { ScriptedRedis } from '../src/scripts.js';
+import type { BatchStore } from '../src/store/batch-store.js';
+import { DAY } from '../src/config/config.js';
+import type { Keys } from '../src/store/keys.js';
+import type { Logger } from '../src/config/logger.js';
+import type { FinalizeJobData } from '../src/store/queue.js';
+import { type ReportSummary, writeReport } from '../src/report/report.js';
+import type { ResultStore } from '../src/store/result-store.js';
+import type { ScriptedRedis } from '../src/store/scripts.js';
 
 export interface FinalizeDeps {
   readonly redis: ScriptedRedis;

@@ -10,10 +10,10 @@
  */
 import { DelayedError, type Job, type Queue } from 'bullmq';
 
-import { MINUTE } from '../src/config.js';
-import type { QueueJobData, ScheduleJobData } from '../src/queue.js';
-import { tickOfJob, type WaitingRun } from '../src/schedule-store.js';
-import { busyReason, localTime, recordSkip, type RunDeps, type RunRequest, runSchedule } from '../src/scheduled-run.js';
+import { MINUTE } from '../src/config/config.js';
+import type { QueueJobData, ScheduleJobData } from '../src/store/queue.js';
+import { tickOfJob, type WaitingRun } from '../src/schedule/store.js';
+import { busyReason, localTime, recordSkip, type RunDeps, type RunRequest, runSchedule } from '../src/schedule/run.js';
 
 /** How often a waiting run re-checks on its own, in case no finishing batch woke it (a crash at the wrong moment). */
 export const WAIT_POLL_MS = MINUTE;

@@ -5,9 +5,9 @@
  */
 import type { Job } from 'bullmq';
 
-import type { Logger } from '../src/logger.js';
-import type { NotifyJobData } from '../src/queue.js';
-import { postSummary, webhookTarget } from '../src/webhook.js';
+import type { Logger } from '../src/config/logger.js';
+import type { NotifyJobData } from '../src/store/queue.js';
+import { postSummary, webhookTarget } from '../src/report/webhook.js';
 
 export interface NotifyDeps {
   /** undefined: this worker has no webhook configured (the one that enqueued it had): drop it with a warning. */

@@ -6,13 +6,13 @@
  */
 import { type Job, Worker } from 'bullmq';
 
-import type { DoubleTickApi } from '../src/api-client.js';
-import { classify, rateLimitBackoffMs, type Verdict } from '../src/classify.js';
-import type { BatchStore } from '../src/batch-store.js';
-import { maskChatKey, type Logger } from '../src/logger.js';
-import type { UnassignJobData } from '../src/queue.js';
-import type { ChatResult, ResultStore } from '../src/result-store.js';
-import { chatFromKey } from '../src/types.js';
+import type { DoubleTickApi } from '../src/execution/api-client.js';
+import { classify, rateLimitBackoffMs, type Verdict } from '../src/execution/classify.js';
+import type { BatchStore } from '../src/store/batch-store.js';
+import { maskChatKey, type Logger } from '../src/config/logger.js';
+import type { UnassignJobData } from '../src/store/queue.js';
+import type { ChatResult, ResultStore } from '../src/store/result-store.js';
+import { chatFromKey } from '../src/domain/chat.js';
 
 export interface UnassignDeps {
   readonly api: Pick<DoubleTickApi, 'unassign'>;

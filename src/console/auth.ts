@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-import { HOUR, MINUTE } from '../config.js';
+import { HOUR, MINUTE } from '../config/config.js';
 import { publicFile } from './static-files.js';
 
 export const SESSION_COOKIE = 'bu_console';

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
-import { cancelBatch, pauseBatch, resumeBatch } from '../batch-control.js';
-import type { BatchRecord } from '../batch-store.js';
-import type { Context } from '../context.js';
-import { writeReport } from '../report.js';
-import { rerunBatch } from '../rerun.js';
+import { cancelBatch, pauseBatch, resumeBatch } from '../ops/batch-control.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import type { Context } from '../runtime/context.js';
+import { writeReport } from '../report/report.js';
+import { rerunBatch } from '../ops/rerun.js';
 import { makeTimelineCache } from './timeline.js';
 import { ingestUpload } from './upload.js';
 import { batchView } from './views.js';

@@ -11,7 +11,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 
-import type { Context } from '../context.js';
+import type { Context } from '../runtime/context.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 

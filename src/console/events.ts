@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
-import { TERMINAL } from '../commands/common.js';
-import type { Context } from '../context.js';
+import { TERMINAL } from '../cli/commands/common.js';
+import type { Context } from '../runtime/context.js';
 import { type BatchView, batchView } from './views.js';
 
 const HEARTBEAT_MS = 15_000;

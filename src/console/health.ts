@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import type { Context } from '../context.js';
-import { redisAnswers } from '../redis.js';
+import type { Context } from '../runtime/context.js';
+import { redisAnswers } from '../store/redis.js';
 
 export interface Health {
   readonly ok: boolean;

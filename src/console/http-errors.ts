@@ -5,8 +5,8 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 
-import { BulkUnassignError, DuplicateUploadError, InputError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { BulkUnassignError, DuplicateUploadError, InputError } from '../domain/errors.js';
+import type { Logger } from '../config/logger.js';
 
 export interface ErrorBody {
   readonly error: string;

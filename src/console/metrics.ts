@@ -12,8 +12,8 @@
  */
 import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 
-import type { BatchRecord } from '../batch-store.js';
-import type { Context } from '../context.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import type { Context } from '../runtime/context.js';
 
 /** Batches read per scrape, newest first (the index holds every retained batch). */
 const MAX_BATCHES_SCANNED = 5000;

@@ -8,8 +8,9 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 
-import type { Context } from '../context.js';
-import { type RunningWorker, startWorker } from '../worker.js';
+import type { Context } from '../runtime/context.js';
+import type { JobTable } from '../execution/job-table.js';
+import { type RunningWorker, startWorker } from '../execution/worker.js';
 import { makeConsoleAuth, registerAuth } from './auth.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerBullBoard } from './bull-board.js';
@@ -26,8 +27,8 @@ export interface ConsoleOptions {
   readonly host?: string;
   /** @default 3000; 0 picks a free port. */
   readonly port?: number;
-  /** Run a worker in this process. @default true */
-  readonly worker?: boolean;
+  /** The job table of a worker to run in this process, or false for none (workers run elsewhere). */
+  readonly worker: JobTable | false;
   /** Accept `/login?token=` (only for --demo on loopback). @default false */
   readonly tokenInUrl?: boolean;
   /** How often a progress stream reads its batch, ms. @default 1000 */
@@ -70,7 +71,7 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
 }
 
 export async function startConsole(ctx: Context, options: ConsoleOptions): Promise<RunningConsole> {
-  const worker: RunningWorker | undefined = options.worker === false ? undefined : startWorker(ctx);
+  const worker: RunningWorker | undefined = options.worker === false ? undefined : startWorker(ctx, options.worker);
   let app: FastifyInstance;
   try {
     app = await buildConsole(ctx, options);

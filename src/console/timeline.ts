@@ -4,9 +4,9 @@
  * (a Map, small even for long batches: a 100k-chat batch at 1/s is 100k seconds), then merged into at most
  * MAX_POINTS buckets of a round width. A finished batch never changes, so its timeline is computed once.
  */
-import type { BatchRecord } from '../batch-store.js';
-import type { Context } from '../context.js';
-import type { ResultState } from '../types.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import type { Context } from '../runtime/context.js';
+import type { ResultState } from '../domain/chat.js';
 
 export interface TimelinePoint {
   /** Bucket start, epoch ms. */

@@ -13,12 +13,12 @@ import { pipeline } from 'node:stream/promises';
 
 import type { FastifyRequest } from 'fastify';
 
-import type { BatchRecord } from '../batch-store.js';
-import type { Flags } from '../cli-args.js';
-import { ingestFile } from '../commands/common.js';
-import type { Context } from '../context.js';
-import { InputError, UsageError } from '../errors.js';
-import { writeReport } from '../report.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import type { Flags } from '../cli/args.js';
+import { ingestFile } from '../cli/commands/common.js';
+import type { Context } from '../runtime/context.js';
+import { InputError, UsageError } from '../domain/errors.js';
+import { writeReport } from '../report/report.js';
 
 /** Form fields the upload understands, besides the file itself. */
 export interface UploadFields {

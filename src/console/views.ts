@@ -2,9 +2,9 @@
  * What the console's API says about a batch: the batch record plus what the page derives from it (pending,
  * rate, ETA, which actions and reports apply now). Deciding the actions here keeps the page free of batch rules.
  */
-import type { BatchRecord } from '../batch-store.js';
-import { rateAndEta } from '../commands/inspect.js';
-import type { BatchStatus } from '../types.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import { rateAndEta } from '../cli/commands/inspect.js';
+import type { BatchStatus } from '../domain/chat.js';
 
 export type BatchAction = 'pause' | 'resume' | 'cancel' | 'rerun';
 

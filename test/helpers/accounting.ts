@@ -7,9 +7,9 @@ import { expect } from '@jest/globals';
 import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import type { BatchRecord } from '../../src/batch-store.js';
-import { QUEUE_NAME } from '../../src/keys.js';
-import type { ChatResult } from '../../src/result-store.js';
+import type { BatchRecord } from '../../src/store/batch-store.js';
+import { QUEUE_NAME } from '../../src/store/keys.js';
+import type { ChatResult } from '../../src/store/result-store.js';
 import type { TestEnv } from './harness.js';
 
 /** A CSV of `numbers` on one WABA, and the chat keys the batch will have. */

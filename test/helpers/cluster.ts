@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 import { Redis } from 'ioredis';
 
-import { type PrivateRedis, startPrivateRedis } from '../../src/redis-server.js';
+import { type PrivateRedis, startPrivateRedis } from '../../src/devtools/redis-server.js';
 
 const run = promisify(execFile);
 

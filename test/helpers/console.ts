@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import type { MockFaults } from '../../src/mock-api.js';
+import type { MockFaults } from '../../src/devtools/mock-api.js';
 import type { TestEnv } from './harness.js';
 import { type SpawnedCli, spawnCli } from './processes.js';
 

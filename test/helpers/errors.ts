@@ -1,7 +1,7 @@
 /** Assertions on the errors a user mistake must produce (an InputError, never a crash). */
 import { expect } from '@jest/globals';
 
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/domain/errors.js';
 
 /** Awaits `p`, expecting an InputError (and nothing else); returns it for closer checks. */
 export async function inputError(p: Promise<unknown>): Promise<InputError> {

@@ -3,8 +3,8 @@
  * free port (the tests must run where no Redis is running). Tests run in band, so process.env reaches them.
  * Plain ESM over the compiled dist/ (`npm test` builds first): Jest does not transform global setup files.
  */
-import { redisAnswers } from '../../dist/src/redis.js';
-import { findRedisServer, startPrivateRedis } from '../../dist/src/redis-server.js';
+import { redisAnswers } from '../../dist/src/store/redis.js';
+import { findRedisServer, startPrivateRedis } from '../../dist/src/devtools/redis-server.js';
 
 export default async function globalSetup() {
   const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -9,14 +9,15 @@ import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
 
-import type { BatchRecord } from '../../src/batch-store.js';
-import { type RunnerOptions, resolveConfig, type ResolvedConfig } from '../../src/config.js';
-import { type Context, makeContext } from '../../src/context.js';
-import { openCsvSource } from '../../src/csv-source.js';
-import { ingest, type IngestOptions } from '../../src/enqueue.js';
-import { type Logger, silentLogger } from '../../src/logger.js';
-import { type MockApi, type MockApiOptions, startMockApi } from '../../src/mock-api.js';
-import { type RunningWorker, startWorker } from '../../src/worker.js';
+import type { BatchRecord } from '../../src/store/batch-store.js';
+import { type RunnerOptions, resolveConfig, type ResolvedConfig } from '../../src/config/config.js';
+import { type Context, makeContext } from '../../src/runtime/context.js';
+import { openCsvSource } from '../../src/ingest/csv-source.js';
+import { ingest, type IngestOptions } from '../../src/ingest/enqueue.js';
+import { type Logger, silentLogger } from '../../src/config/logger.js';
+import { type MockApi, type MockApiOptions, startMockApi } from '../../src/devtools/mock-api.js';
+import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
+import { jobTable } from '../../jobs/index.js';
 
 export const TEST_KEY = 'key_test_0123456789abcdef';
 
@@ -103,7 +104,7 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
       return ingest(ctx, source, { batch: { kind: 'csv', source: file }, duplicateWindowHours: 0, ...o });
     },
     worker() {
-      const w = startWorker(ctx, { sweepIntervalMs: 1000 });
+      const w = startWorker(ctx, jobTable, { sweepIntervalMs: 1000 });
       workers.push(w);
       return w;
     },

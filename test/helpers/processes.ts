@@ -1,5 +1,5 @@
 /**
- * CLI subprocesses for crash, restart and shutdown tests: `node dist/src/cli.js <command>` against a TestEnv's
+ * CLI subprocesses for crash, restart and shutdown tests: `node dist/src/main.js <command>` against a TestEnv's
  * key prefix, stand-in server and settings. Every child is tracked, and `killAllChildren()` (call it in
  * afterEach) SIGKILLs whatever is still running, so a failed test never leaves a worker consuming from Redis.
  * Runs the compiled CLI: build first (`npx tsc -p tsconfig.json`), as for every CLI-subprocess test.
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { TestEnv } from './harness.js';
 
-export const CLI_PATH = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -54,7 +54,7 @@ export function cliEnv(env: TestEnv, extraEnv: Readonly<Record<string, string>> 
   };
 }
 
-/** Starts `node dist/src/cli.js ...args` in the env's temp dir (so no stray .env is read). */
+/** Starts `node dist/src/main.js ...args` in the env's temp dir (so no stray .env is read). */
 export function spawnCli(env: TestEnv, args: readonly string[], extraEnv: Readonly<Record<string, string>> = {}): SpawnedCli {
   const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: env.dir, env: cliEnv(env, extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -3,12 +3,13 @@
  * connections and worker) that can be closed on its own, and waiting for a schedule's runs or for its queued
  * jobs to drain.
  */
-import type { Context } from '../../src/context.js';
-import { makeContext } from '../../src/context.js';
-import { silentLogger } from '../../src/logger.js';
-import { JOB_NIGHTLY, JOB_NOTIFY } from '../../src/queue.js';
-import { makeScheduleStore, type ScheduleRun, type ScheduleStore } from '../../src/schedule-store.js';
-import { type RunningWorker, startWorker } from '../../src/worker.js';
+import type { Context } from '../../src/runtime/context.js';
+import { makeContext } from '../../src/runtime/context.js';
+import { silentLogger } from '../../src/config/logger.js';
+import { JOB_NIGHTLY, JOB_NOTIFY } from '../../src/store/queue.js';
+import { makeScheduleStore, type ScheduleRun, type ScheduleStore } from '../../src/schedule/store.js';
+import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
+import { jobTable } from '../../jobs/index.js';
 import type { TestEnv } from './harness.js';
 
 export function scheduleStoreOf(ctx: Context): ScheduleStore {
@@ -24,7 +25,7 @@ export interface ExtraWorker {
 
 export function startExtraWorker(env: TestEnv): ExtraWorker {
   const ctx = makeContext(env.config, silentLogger());
-  const worker = startWorker(ctx, { sweepIntervalMs: 1000 });
+  const worker = startWorker(ctx, jobTable, { sweepIntervalMs: 1000 });
   let closed = false;
   return {
     ctx,

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { ingest, type RowSource } from '../../src/enqueue.js';
-import { type ChatTarget, chatKeyOf } from '../../src/types.js';
+import { ingest, type RowSource } from '../../src/ingest/enqueue.js';
+import { type ChatTarget, chatKeyOf } from '../../src/domain/chat.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 
 const WABA = '919000000000';

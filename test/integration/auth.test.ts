@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { resumeBatch } from '../../src/batch-control.js';
-import { resolveConfig } from '../../src/config.js';
-import { type Context, makeContext } from '../../src/context.js';
-import { silentLogger } from '../../src/logger.js';
-import { type RunningWorker, startWorker } from '../../src/worker.js';
+import { resumeBatch } from '../../src/ops/batch-control.js';
+import { resolveConfig } from '../../src/config/config.js';
+import { type Context, makeContext } from '../../src/runtime/context.js';
+import { silentLogger } from '../../src/config/logger.js';
+import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
+import { jobTable } from '../../jobs/index.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
 
 const WABA = '919000000000';
@@ -20,7 +21,7 @@ const WORKERS = 3;
 const CONCURRENCY = 4;
 /** Calls that may still go out after the first 401: one in flight per worker slot, plus a few for timing. */
 const MAX_CALLS_AFTER_REVOKE = WORKERS * CONCURRENCY + 3;
-const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
 let env: TestEnv | undefined;
 const extra: { ctx?: Context; workers: RunningWorker[] } = { workers: [] };
@@ -118,7 +119,7 @@ describe('bad API key: the batch stops within a few calls, and resume finishes i
     // Fix the key: the workers restart with the right one (as an operator would), then the CLI resumes the batch.
     await Promise.all(badWorkers.map((w) => w.close()));
     extra.ctx = makeContext(resolveConfig({ ...env.config, apiKey: TEST_KEY }, {}), silentLogger());
-    for (let i = 0; i < WORKERS; i += 1) extra.workers.push(startWorker(extra.ctx, { sweepIntervalMs: 1000 }));
+    for (let i = 0; i < WORKERS; i += 1) extra.workers.push(startWorker(extra.ctx, jobTable, { sweepIntervalMs: 1000 }));
     const cli = await runCli(['resume', batch.id], { REDIS_URL: env.config.redisUrl, QUEUE_PREFIX: env.config.queuePrefix }, env.dir);
     expect(cli).toEqual({ code: 0, stdout: `batch ${batch.id} resumed: ${chats} chat(s) back on the queue\n`, stderr: '' });
     const done = await env.waitFor(batch.id, ['finished'], 30_000);

@@ -1,5 +1,5 @@
 /**
- * The `bulk-unassign` binary as a user runs it (a subprocess of dist/src/cli.js): exit codes 0/1/2/3, errors
+ * The `bulk-unassign` binary as a user runs it (a subprocess of dist/src/main.js): exit codes 0/1/2/3, errors
  * that name file and line without a stack trace, --json output, and the ops commands end to end.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -9,12 +9,12 @@ import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { type MockApi, startMockApi } from '../../src/mock-api.js';
-import { redisAnswers } from '../../src/redis.js';
-import { freePort } from '../../src/redis-server.js';
+import { type MockApi, startMockApi } from '../../src/devtools/mock-api.js';
+import { redisAnswers } from '../../src/store/redis.js';
+import { freePort } from '../../src/devtools/redis-server.js';
 import { deletePrefix, phones, redisUrl, TEST_KEY, uniquePrefix } from '../helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/main.js');
 const WABA = '919000000000';
 let api: MockApi;
 let dir: string;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { findRedisServer } from '../../src/redis-server.js';
+import { findRedisServer } from '../../src/devtools/redis-server.js';
 import { expectExactAccounting, simpleCsv, until } from '../helpers/accounting.js';
 import { findRedisCli, slotOwner, startRedisCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { allBatchKeys } from '../../src/keys.js';
+import { allBatchKeys } from '../../src/store/keys.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { keysUnder } from '../helpers/redis-dump.js';
 

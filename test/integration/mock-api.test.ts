@@ -6,7 +6,7 @@ import { Agent, request } from 'node:http';
 
 import { describe, expect, it } from '@jest/globals';
 
-import { type MockApi, type MockApiOptions, type SeedChat, startMockApi } from '../../src/mock-api.js';
+import { type MockApi, type MockApiOptions, type SeedChat, startMockApi } from '../../src/devtools/mock-api.js';
 
 const KEY = 'key_TestAbC123';
 const WABA = '919000000000';

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { JOB_NOTIFY } from '../../src/queue.js';
-import { EVENT_HEADER } from '../../src/webhook.js';
+import { JOB_NOTIFY } from '../../src/store/queue.js';
+import { EVENT_HEADER } from '../../src/report/webhook.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { waitFor, waitForScheduleJobsDrained } from '../helpers/schedule.js';

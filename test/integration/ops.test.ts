@@ -8,10 +8,10 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { cancelBatch, pauseBatch, resumeBatch } from '../../src/batch-control.js';
-import { DuplicateUploadError } from '../../src/errors.js';
-import { writeReport } from '../../src/report.js';
-import { rerunBatch } from '../../src/rerun.js';
+import { cancelBatch, pauseBatch, resumeBatch } from '../../src/ops/batch-control.js';
+import { DuplicateUploadError } from '../../src/domain/errors.js';
+import { writeReport } from '../../src/report/report.js';
+import { rerunBatch } from '../../src/ops/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 
 const WABA = '919000000000';

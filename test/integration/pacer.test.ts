@@ -5,8 +5,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 
-import { makePacer } from '../../src/pacer.js';
-import { defineScripts } from '../../src/scripts.js';
+import { makePacer } from '../../src/execution/pacer.js';
+import { defineScripts } from '../../src/store/scripts.js';
 import { deletePrefix, redisUrl, uniquePrefix } from '../helpers/harness.js';
 
 const prefix = uniquePrefix('pacer');

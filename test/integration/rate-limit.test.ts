@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import type { MockApiOptions, RetryAfterMode } from '../../src/mock-api.js';
+import type { MockApiOptions, RetryAfterMode } from '../../src/devtools/mock-api.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { type HttpRecorder, recordHttp } from '../helpers/http-recorder.js';
 

@@ -14,8 +14,8 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { redisAnswers } from '../../src/redis.js';
-import { type PrivateRedis, startPrivateRedis } from '../../src/redis-server.js';
+import { redisAnswers } from '../../src/store/redis.js';
+import { type PrivateRedis, startPrivateRedis } from '../../src/devtools/redis-server.js';
 import { expectExactAccounting, simpleCsv, type StalledWatch, until, waitForDone, watchStalled } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';

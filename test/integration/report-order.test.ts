@@ -9,8 +9,8 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { writeReport } from '../../src/report.js';
-import { rerunBatch } from '../../src/rerun.js';
+import { writeReport } from '../../src/report/report.js';
+import { rerunBatch } from '../../src/ops/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { keysUnder } from '../helpers/redis-dump.js';
 

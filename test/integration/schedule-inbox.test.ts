@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { localDate } from '../../src/scheduled-run.js';
+import { localDate } from '../../src/schedule/run.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 

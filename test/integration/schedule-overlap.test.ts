@@ -8,9 +8,9 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import type { BatchRecord } from '../../src/batch-store.js';
-import { buildDefinition } from '../../src/schedule-definition.js';
-import type { OverlapRule, ScheduleRun } from '../../src/schedule-store.js';
+import type { BatchRecord } from '../../src/store/batch-store.js';
+import { buildDefinition } from '../../src/schedule/definition.js';
+import type { OverlapRule, ScheduleRun } from '../../src/schedule/store.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { scheduleStoreOf, waitForRuns } from '../helpers/schedule.js';
 

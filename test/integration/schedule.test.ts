@@ -12,13 +12,13 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { makeApiClient } from '../../src/api-client.js';
-import { describeRule } from '../../src/chat-rule.js';
-import { openChatQuerySource, QUERY_HEADER } from '../../src/chat-query-source.js';
-import type { SeedChat } from '../../src/mock-api.js';
-import { makePacer } from '../../src/pacer.js';
-import { buildDefinition } from '../../src/schedule-definition.js';
-import { localDate } from '../../src/scheduled-run.js';
+import { makeApiClient } from '../../src/execution/api-client.js';
+import { describeRule } from '../../src/schedule/rule.js';
+import { openChatQuerySource, QUERY_HEADER } from '../../src/schedule/chat-source.js';
+import type { SeedChat } from '../../src/devtools/mock-api.js';
+import { makePacer } from '../../src/execution/pacer.js';
+import { buildDefinition } from '../../src/schedule/definition.js';
+import { localDate } from '../../src/schedule/run.js';
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
 import { scheduleStoreOf, startExtraWorker, waitForRuns } from '../helpers/schedule.js';

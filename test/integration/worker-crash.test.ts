@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { jobIdFor } from '../../src/queue.js';
+import { jobIdFor } from '../../src/store/queue.js';
 import { expectExactAccounting, simpleCsv, type StalledWatch, waitForDone, watchStalled } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, type SpawnedCli, spawnWorker } from '../helpers/processes.js';

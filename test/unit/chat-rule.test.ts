@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import type { ApiOutcome } from '../../src/classify.js';
-import { type ChatRule, type ListedChat, matchesRule, ruleToQuery } from '../../src/chat-rule.js';
-import { chatToRow, openChatQuerySource, pageBackoffMs, parsePage } from '../../src/chat-query-source.js';
-import type { ListChatsQuery } from '../../src/api-client.js';
-import { ChatListError } from '../../src/errors.js';
-import { localDate, localTime } from '../../src/scheduled-run.js';
+import type { ApiOutcome } from '../../src/execution/classify.js';
+import { type ChatRule, type ListedChat, matchesRule, ruleToQuery } from '../../src/schedule/rule.js';
+import { chatToRow, openChatQuerySource, pageBackoffMs, parsePage } from '../../src/schedule/chat-source.js';
+import type { ListChatsQuery } from '../../src/execution/api-client.js';
+import { ChatListError } from '../../src/domain/errors.js';
+import { localDate, localTime } from '../../src/schedule/run.js';
 
 const NOW = Date.parse('2026-11-25T20:30:00.000Z'); // 02:00 on the 26th in Asia/Kolkata
 const HOUR = 3_600_000;

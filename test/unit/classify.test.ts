@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { type ApiOutcome, classify, MAX_RETRY_AFTER_MS, messageOf, parseRetryAfter, rateLimitBackoffMs, type Verdict } from '../../src/classify.js';
+import { type ApiOutcome, classify, MAX_RETRY_AFTER_MS, messageOf, parseRetryAfter, rateLimitBackoffMs, type Verdict } from '../../src/execution/classify.js';
 
 const NOW = Date.parse('2025-11-25T10:00:00.000Z');
 const response = (statusCode: number, body?: unknown, retryAfter?: string): ApiOutcome => ({

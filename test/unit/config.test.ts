@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 
-import { DEFAULTS, ENV_NAMES, requireApiKey, resolveConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { DEFAULTS, ENV_NAMES, requireApiKey, resolveConfig } from '../../src/config/config.js';
+import { ConfigError } from '../../src/domain/errors.js';
 
 describe('resolveConfig', () => {
   it('uses the documented defaults when nothing is set', () => {

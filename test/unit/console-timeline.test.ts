@@ -5,7 +5,7 @@
 import { describe, expect, it } from '@jest/globals';
 
 import { bucketise, makeTimelineCache, MAX_POINTS } from '../../src/console/timeline.js';
-import type { ChatResult } from '../../src/result-store.js';
+import type { ChatResult } from '../../src/store/result-store.js';
 
 type Counts = [number, number, number];
 

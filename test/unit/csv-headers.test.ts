@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { aliasesOf, CANONICAL, foldHeader, mapColumns, uniqueHeaderNames } from '../../src/csv-headers.js';
+import { aliasesOf, CANONICAL, foldHeader, mapColumns, uniqueHeaderNames } from '../../src/ingest/csv-headers.js';
 
 describe('mapColumns', () => {
   it.each([

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
-import type { BatchRecord } from '../../src/batch-store.js';
-import { openCsvSource } from '../../src/csv-source.js';
-import { BulkUnassignError, InputError } from '../../src/errors.js';
-import { chatKeyOf } from '../../src/types.js';
+import type { BatchRecord } from '../../src/store/batch-store.js';
+import { openCsvSource } from '../../src/ingest/csv-source.js';
+import { BulkUnassignError, InputError } from '../../src/domain/errors.js';
+import { chatKeyOf } from '../../src/domain/chat.js';
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
 
 const LIMITS = { maxFileBytes: 64 * 1024 * 1024, maxRecordBytes: 1024 * 1024, maxColumns: 1000 } as const;

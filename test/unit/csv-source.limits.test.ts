@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { openCsvSource, readCsvRecords } from '../../src/csv-source.js';
+import { openCsvSource, readCsvRecords } from '../../src/ingest/csv-source.js';
 import { inputError } from '../helpers/errors.js';
 
 const MiB = 1024 * 1024;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { type CsvReadOptions, type CsvSourceOptions, type IngestRow, openCsvSource, readCsvRecords, sniffDelimiter } from '../../src/csv-source.js';
+import { type CsvReadOptions, type CsvSourceOptions, type IngestRow, openCsvSource, readCsvRecords, sniffDelimiter } from '../../src/ingest/csv-source.js';
 import { inputError } from '../helpers/errors.js';
 
 /** The limits the CLI passes (src/commands/common.ts), with a 64 MiB file cap. */

@@ -5,8 +5,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 
-import { csvLine, safeCell } from '../../src/csv-write.js';
-import { normalisePhone } from '../../src/phone.js';
+import { csvLine, safeCell } from '../../src/report/csv-write.js';
+import { normalisePhone } from '../../src/domain/phone.js';
 
 describe('safeCell', () => {
   it.each([

@@ -1,9 +1,9 @@
 /** NOTIFY_WEBHOOK_URL in resolveConfig: optional, http(s) only, and a bad value is refused without echoing a token. */
 import { describe, expect, it } from '@jest/globals';
 
-import { resolveConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
-import { webhookTarget } from '../../src/webhook.js';
+import { resolveConfig } from '../../src/config/config.js';
+import { ConfigError } from '../../src/domain/errors.js';
+import { webhookTarget } from '../../src/report/webhook.js';
 
 describe('NOTIFY_WEBHOOK_URL', () => {
   it('is optional', () => {

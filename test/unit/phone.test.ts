@@ -6,7 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { CountryCode } from 'libphonenumber-js';
 
-import { isCountryCode, maskPhone, normalisePhone } from '../../src/phone.js';
+import { isCountryCode, maskPhone, normalisePhone } from '../../src/domain/phone.js';
 
 const NBSP = '\u00a0';
 

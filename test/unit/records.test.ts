@@ -2,10 +2,10 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
-import { newBatchId } from '../../src/batch-store.js';
-import { failedColumns } from '../../src/report.js';
-import { jobIdFor, priorityFor } from '../../src/queue.js';
-import { type ChatResult, decodeResult, encodeResult, latencyBucket, percentileOf } from '../../src/result-store.js';
+import { newBatchId } from '../../src/store/batch-store.js';
+import { failedColumns } from '../../src/report/report.js';
+import { jobIdFor, priorityFor } from '../../src/store/queue.js';
+import { type ChatResult, decodeResult, encodeResult, latencyBucket, percentileOf } from '../../src/store/result-store.js';
 
 describe('result encoding', () => {
   it('round-trips any result, with reasons cleaned of separators and line breaks', () => {

@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { UsageError } from '../../src/errors.js';
-import { buildDefinition, type ScheduleInput } from '../../src/schedule-definition.js';
-import { schedulerIdFor, tickOfJob } from '../../src/schedule-store.js';
+import { UsageError } from '../../src/domain/errors.js';
+import { buildDefinition, type ScheduleInput } from '../../src/schedule/definition.js';
+import { schedulerIdFor, tickOfJob } from '../../src/schedule/store.js';
 
 const CTX = { cwd: '/srv/bulk', now: 1_000, defaultTz: 'UTC' };
 const build = (input: ScheduleInput, name = 'nightly') => buildDefinition(name, input, CTX);

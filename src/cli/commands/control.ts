@@ -1,0 +1,27 @@
+/**
+ * `pause`, `resume`, `cancel`: steering one batch without stopping the others.
+ */
+import { cancelBatch, pauseBatch, resumeBatch } from '../../ops/batch-control.js';
+import type { Flags } from '../args.js';
+import { configFrom, type Io, openContext } from './common.js';
+import { batchIdArg } from './inspect.js';
+
+const ACTIONS = {
+  pause: { run: pauseBatch, done: (n: number) => `paused: ${n} waiting chat(s) taken off the queue; chats in flight finish` },
+  resume: { run: resumeBatch, done: (n: number) => `resumed: ${n} chat(s) back on the queue` },
+  cancel: { run: cancelBatch, done: (n: number) => `cancelled ${n} waiting chat(s); chats in flight finish, then the report is written` },
+} as const;
+
+export function controlCommand(action: keyof typeof ACTIONS) {
+  return async (args: readonly string[], flags: Flags, io: Io): Promise<number> => {
+    const id = batchIdArg(args, action);
+    const ctx = await openContext(configFrom(flags, io));
+    try {
+      const n = await ACTIONS[action].run(ctx, id);
+      io.out(flags.json ? JSON.stringify({ batchId: id, action, chats: n }) : `batch ${id} ${ACTIONS[action].done(n)}`);
+      return 0;
+    } finally {
+      await ctx.close();
+    }
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * `run`, `upload` and `worker`: getting chats onto the queue and through the API.
+ */
+import type { BatchRecord } from '../../store/batch-store.js';
+import type { Flags } from '../args.js';
+import type { Context } from '../../runtime/context.js';
+import { requireApiKey } from '../../config/config.js';
+import { UsageError } from '../../domain/errors.js';
+import { writeReport } from '../../report/report.js';
+import { registerShutdown } from '../../runtime/shutdown.js';
+import { startWorker } from '../../execution/worker.js';
+import { dryRunView, renderDryRun } from './dry-run.js';
+import { configFrom, describeBatch, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
+
+function fileArg(args: readonly string[], command: string): string {
+  const file = args[0];
+  if (!file) throw new UsageError(`\`${command}\` needs a CSV file: bulk-unassign ${command} <file.csv>`);
+  return file;
+}
+
+function printResult(io: Io, flags: Flags, batch: Awaited<ReturnType<typeof waitForBatch>>, reportsDir: string): void {
+  if (flags.json) io.out(JSON.stringify(batch, null, 2));
+  else {
+    io.out(describeBatch(batch));
+    if (batch.status === 'finished' || batch.status === 'cancelled' || batch.status === 'dry-run') io.out(`  report: ${reportsDir}/${batch.id}/summary.md`);
+    if (batch.status === 'stopped') io.out(`  resume with: bulk-unassign resume ${batch.id}`);
+  }
+}
+
+/** `run <csv>`: ingest + in-process workers + wait + report. */
+export async function cmdRun(args: readonly string[], flags: Flags, io: Io): Promise<number> {
+  const file = fileArg(args, 'run');
+  const config = configFrom(flags, io);
+  if (!flags['dry-run']) requireApiKey(config);
+  const ctx = await openContext(config);
+  try {
+    const batch = await ingestFile(ctx, file, flags);
+    if (batch.status === 'dry-run') return await finishDryRun(ctx, batch, flags, io);
+    return await processHere(ctx, batch, flags, io);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/**
+ * The one-machine path after a batch is enqueued: in-process workers until it ends, then the result.
+ * SIGINT/SIGTERM leave the batch queued for any `worker` (nothing is lost or counted twice).
+ */
+export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
+  const running = startWorker(ctx, io.jobs);
+  const interrupted = new AbortController();
+  registerShutdown({
+    graceMs: ctx.config.requestTimeoutMs + 5000,
+    log: io.err,
+    forcedExitCode: 3,
+    onSignal: async () => interrupted.abort(),
+  });
+  const done = await waitForBatch(ctx, batch.id, flags, interrupted.signal);
+  await running.close();
+  if (interrupted.signal.aborted && done.status !== 'finished') {
+    io.err(`interrupted: batch ${batch.id} keeps its place in the queue; \`bulk-unassign worker\` finishes it, \`bulk-unassign cancel ${batch.id}\` drops it`);
+    return 3;
+  }
+  printResult(io, flags, done, ctx.config.reportsDir);
+  return exitCodeFor(done);
+}
+
+export async function finishDryRun(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
+  await writeReport(ctx, batch, ctx.config.reportsDir);
+  await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
+  const view = await dryRunView(ctx, batch);
+  io.out(flags.json ? JSON.stringify(view, null, 2) : renderDryRun(view, ctx.config.reportsDir));
+  return exitCodeFor(batch);
+}
+
+/** `upload <csv> [--wait]`: ingest for workers elsewhere. */
+export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): Promise<number> {
+  const file = fileArg(args, 'upload');
+  const config = configFrom(flags, io);
+  const ctx = await openContext(config);
+  try {
+    const batch = await ingestFile(ctx, file, flags);
+    if (batch.status === 'dry-run') return await finishDryRun(ctx, batch, flags, io);
+    if (!flags.wait) {
+      io.out(flags.json ? JSON.stringify(batch, null, 2) : `${describeBatch(batch)}\n  enqueued for workers: follow with \`bulk-unassign status ${batch.id} --watch\``);
+      return 0;
+    }
+    const done = await waitForBatch(ctx, batch.id, flags);
+    printResult(io, flags, done, config.reportsDir);
+    return exitCodeFor(done);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** `worker`: process jobs until SIGINT/SIGTERM. */
+export async function cmdWorker(_args: readonly string[], flags: Flags, io: Io): Promise<number> {
+  const config = configFrom(flags, io);
+  requireApiKey(config);
+  const ctx = await openContext(config);
+  const running = startWorker(ctx, io.jobs);
+  io.err(`worker started: ${config.workerConcurrency} at a time, limit ${config.rateLimitMax} per ${config.rateLimitDurationMs} ms (global), reports in ${config.reportsDir}`);
+  await new Promise<void>((resolve) => {
+    registerShutdown({
+      graceMs: config.requestTimeoutMs + 5000,
+      log: io.err,
+      onSignal: async () => {
+        await running.close();
+        await ctx.close();
+        resolve();
+      },
+    });
+  });
+  io.err('worker stopped');
+  return 0;
+}

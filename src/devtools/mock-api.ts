@@ -1,0 +1,463 @@
+/**
+ * A stand-in DoubleTick server (see /work/shared/doubletick-api.md): DoubleTick has no sandbox, so the demo,
+ * the tests and the benchmark talk to this. Plain `node:http` because the benchmark pushes thousands of
+ * requests per second through it; deterministic (seeded PRNG, per-number fault counters) so tests can
+ * assert exact outcomes. It never logs: request bodies hold customer numbers and headers hold the API key.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+import { chatKeyOf } from '../domain/chat.js';
+
+/** Options of `startMockApi`. */
+export interface MockApiOptions {
+  /** @default '127.0.0.1' */ host?: string;
+  /** @default 0 (a free port) */ port?: number;
+  /** The only accepted Authorization header value (raw, no "Bearer"). */ apiKey: string;
+  /** Fixed window per server, shared by unassign and GET /chats; over it -> 429. @default null */
+  rateLimit?: { max: number; windowMs: number } | null;
+  /** Retry-After on 429s. @default 'seconds' (time until the window resets, rounded up) */ retryAfter?: RetryAfterMode;
+  /** Added to every 201 unassign answer, in ms. @default 0 */ latencyMs?: number;
+  faults?: MockFaults;
+  /** Generate this many chats for GET /chats, deterministically from `faults.seed`. @default 0 */ seedChats?: number;
+  /** Chats given explicitly (kept alongside any seeded ones). */ chats?: SeedChat[];
+  /** Epoch ms the seeded chats' times count back from; fix it for identical chats. @default Date.now() */ now?: number;
+}
+
+/** Faults injected into unassign calls, keyed by digits-only customer phone or, for group chats, groupId. */
+export interface MockFaults {
+  /** -> 422 */ rejectNumbers?: string[];
+  /** -> 404 */ notFoundNumbers?: string[];
+  /** number -> answer 503 this many times, then succeed. */ flaky?: Record<string, number>;
+  /** number -> never answer (hold the socket) for the first N calls. */ timeoutNumbers?: Record<string, number>;
+  /** number -> destroy the socket unanswered for the first N calls. */ resetNumbers?: Record<string, number>;
+  /** 0..1: fraction of unassign calls answered 500 (seeded PRNG). */ serverErrorRate?: number;
+  /** PRNG seed for 500s and seeded chats. @default 1 */ seed?: number;
+  /** The next N unassign requests get 429 regardless of the rate limit. */ storm429?: number;
+  /** After this many 201s every call gets 401, until the faults are replaced or reset. */ revokeKeyAfter?: number;
+}
+
+/** One chat as GET /chats shows it (`groupId` only on WA_GROUP chats). */
+export interface SeedChat {
+  id: string; chatType: 'INDIVIDUAL' | 'WA_GROUP'; name: string; phoneNumber: string | null; groupId?: string;
+  wabaNumber: string | null; assignedUserName: string | null; assignedUserNumber: string | null;
+  isDone: boolean; unreadCount: number; chatUpdatedTime: number; lastMessageTime: number; tagNames: string[];
+}
+
+/** What the server saw. All but `listRequests` count unassign requests only. */
+export interface MockApiStats {
+  /** Received, all statuses. */ requests: number;
+  /** '201' -> n, '429' -> n ..., and 'timeout' / 'reset' for the unanswered. */ byStatus: Record<string, number>;
+  /** Chat key (`chatKeyOf`) -> number of 201 answers for it. */ unassigned: Record<string, number>;
+  rateLimited: number;
+  /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
+  /** GET /chats calls. */ listRequests: number;
+}
+
+/** A running mock server. */
+export interface MockApi {
+  /** e.g. http://127.0.0.1:40123 (no trailing slash) */ readonly url: string;
+  readonly port: number;
+  stats(): MockApiStats;
+  /** Replaces the faults and resets their counters. */ setFaults(f: MockFaults): void;
+  setRateLimit(r: { max: number; windowMs: number } | null, retryAfter?: RetryAfterMode): void;
+  /** Clears stats and counters (re-arming the faults), not the chats' assignment state. */ reset(): void;
+  /** Current chats, newest first; a 201 nulls assignedUserName/Number. */ chats(): SeedChat[];
+  /** Closes the server and destroys held and keep-alive sockets. */ close(): Promise<void>;
+}
+
+/** Form of the Retry-After header on 429s. */
+export type RetryAfterMode = 'none' | 'seconds' | 'http-date';
+type RateLimit = { max: number; windowMs: number };
+type Route = (req: IncomingMessage, res: ServerResponse, body: string) => void;
+type Fault = 'reset' | 'timeout' | readonly [status: number, body: string] | null;
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const MAX_BODY_BYTES = 64 * 1024;
+const PHONE = /^\d{7,15}$/;
+const AGENTS = [['919811111111', 'Asha'], ['919822222222', 'Ravi'], ['919833333333', 'Meera']] as const;
+const WABAS = ['919000000000', '919000000001'] as const;
+const TAGS = ['vip', 'sales', 'support'] as const;
+const RETRY_AFTER_MODES: readonly string[] = ['none', 'seconds', 'http-date'];
+const STATUS_FILTERS: Record<string, ((c: SeedChat) => boolean) | null> = {
+  all: null, waiting_for_response: null, open_cart: null, // not modelled by the mock: no filter
+  done: (c) => c.isDone, open: (c) => !c.isDone, unresolved: (c) => !c.isDone, unread: (c) => c.unreadCount > 0,
+};
+const json = (value: unknown): string => JSON.stringify(value);
+const BODY_401 = json({ message: 'Invalid public api key', error: 'Unauthorized', statusCode: 401 });
+const BODY_429 = json({ statusCode: 429, message: 'Too Many Requests: Rate Limit Exceeded', error: 'Too Many Requests' });
+const BODY_422 = json({ statusCode: 422, message: 'User is not a member of the team' });
+const BODY_404 = json({ statusCode: 404, message: 'Chat not found', error: 'Not Found' });
+// 5xx bodies are not documented (assumption): they follow the usual {statusCode, message} shape.
+const BODY_503 = json({ statusCode: 503, message: 'Service Unavailable' });
+const BODY_500 = json({ statusCode: 500, message: 'Internal server error' });
+const BODY_201 = json({ success: true });
+const badRequest = (message: string[]): string => json({ statusCode: 400, message, error: 'Bad Request' });
+
+/** mulberry32: tiny and fast, and the same sequence for a seed on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  if (res.destroyed) return; // the client left (or close() ran) while we waited
+  const length = String(Buffer.byteLength(body));
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': length, ...headers });
+  res.end(body);
+}
+
+function retryAfterHeader(mode: RetryAfterMode, waitMs: number): Record<string, string> {
+  if (mode === 'none') return {};
+  if (mode === 'seconds') return { 'retry-after': String(Math.max(1, Math.ceil(waitMs / SECOND))) };
+  // HTTP dates have 1 s resolution: round up, or a client that waits until the date comes back too early.
+  return { 'retry-after': new Date(Math.ceil((Date.now() + waitMs) / SECOND) * SECOND).toUTCString() };
+}
+
+/** Busiest 1-second sliding window: a queue of arrival times (monotonic ms), trimmed as time moves on. */
+class PeakRate {
+  private times: number[] = [];
+  private head = 0;
+  peak = 0;
+  hit(now: number): void {
+    this.times.push(now);
+    while (this.times[this.head]! <= now - SECOND) this.head++;
+    this.peak = Math.max(this.peak, this.times.length - this.head);
+    if (this.head > 4096) this.times = this.times.slice(this.head - (this.head = 0)); // bound memory on long runs
+  }
+}
+
+/** Fixed window counter. `take` answers 0 when a request may pass, else the ms until the window resets. */
+class FixedWindow {
+  private start = 0;
+  private count = 0;
+  constructor(readonly limit: RateLimit | null) {}
+  take(now: number): number {
+    if (!this.limit) return 0;
+    if (now >= this.start + this.limit.windowMs) [this.start, this.count] = [now, 0];
+    return this.count < this.limit.max ? (this.count++, 0) : this.start + this.limit.windowMs - now;
+  }
+}
+
+function checkRateLimit(r: unknown): RateLimit | null {
+  if (r === null || r === undefined) return null;
+  const { max, windowMs } = r as Partial<RateLimit>;
+  if (Number.isInteger(max) && max! >= 0 && Number.isFinite(windowMs) && windowMs! > 0) return { max: max!, windowMs: windowMs! };
+  throw new TypeError(`Expected \`rateLimit\` to be {max: integer ≥ 0, windowMs: > 0} or null, got \`${json(r)}\``);
+}
+
+function asObject(v: unknown): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError('body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+const isDigits = (v: unknown): v is string => typeof v === 'string' && PHONE.test(v);
+
+/** Unassign body -> chat key and fault id (phone or groupId), or the 400 messages. */
+function parseUnassign(raw: string): { key: string; id: string } | string[] {
+  let b: Record<string, unknown>;
+  try {
+    b = asObject(JSON.parse(raw));
+  } catch {
+    return ['body must be a JSON object'];
+  }
+  const { customerPhoneNumber: phone, groupId, wabaNumber: waba } = b;
+  const errors: string[] = [];
+  if ((phone == null) === (groupId == null)) errors.push('exactly one of customerPhoneNumber or groupId must be given');
+  if (phone != null && !isDigits(phone)) errors.push('customerPhoneNumber must be 7 to 15 digits');
+  if (groupId != null && !(typeof groupId === 'string' && groupId !== '')) errors.push('groupId must be a non-empty string');
+  if (waba != null && !isDigits(waba)) errors.push('wabaNumber must be 7 to 15 digits');
+  if (phone != null && waba == null) errors.push('wabaNumber should not be empty');
+  if (errors.length > 0) return errors;
+  if (isDigits(phone)) return { key: chatKeyOf({ kind: 'individual', customerPhoneNumber: phone, wabaNumber: waba as string }), id: phone };
+  return { key: chatKeyOf({ kind: 'group', groupId: groupId as string }), id: groupId as string };
+}
+
+interface ChatQuery {
+  limit: number;
+  filters: ((c: SeedChat) => boolean)[];
+  after: SeedChat | null; // only chatUpdatedTime and id are set: the cursor
+}
+const csv = (v: string | null): string[] | null => v?.split(',').map((s) => s.trim().replace(/^\+/, '')).filter(Boolean) ?? null;
+
+function parseChatQuery(q: URLSearchParams): ChatQuery | string[] {
+  const errors: string[] = [];
+  const limit = Number(q.get('limit') ?? '10');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) errors.push('limit must be an integer from 1 to 100');
+  const status = q.get('status') ?? 'all';
+  if (!Object.hasOwn(STATUS_FILTERS, status)) errors.push(`status must be one of ${Object.keys(STATUS_FILTERS).join(', ')}`);
+  const agent = q.get('assignedUserPhone')?.replace(/^\+/, '');
+  if (agent !== undefined && agent !== 'null' && !PHONE.test(agent)) errors.push('assignedUserPhone must be 7 to 15 digits or null');
+  const [id, ts] = [q.get('nextChatId'), q.get('nextChatTimestamp')];
+  if ((id === null) !== (ts === null) || (ts !== null && !/^\d+$/.test(ts))) errors.push('nextChatId and nextChatTimestamp (epoch ms) go together');
+  if (errors.length > 0) return errors;
+  const [tags, wabas] = [csv(q.get('tags')), csv(q.get('wabaNumbers'))];
+  const filters = [
+    STATUS_FILTERS[status] ?? null,
+    tags && ((c: SeedChat) => c.tagNames.some((t) => tags.includes(t))),
+    wabas && ((c: SeedChat) => c.wabaNumber !== null && wabas.includes(c.wabaNumber)),
+    agent !== undefined ? (c: SeedChat) => c.assignedUserNumber === (agent === 'null' ? null : agent) : null,
+  ].filter((f) => f !== null);
+  return { limit, filters, after: id !== null ? ({ chatUpdatedTime: Number(ts), id } as SeedChat) : null };
+}
+
+/** Newest first: chatUpdatedTime desc, then id desc. */
+const newestFirst = (a: SeedChat, b: SeedChat): number => b.chatUpdatedTime - a.chatUpdatedTime || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+/** One page of GET /chats. Assumption: the docs name the fields but not the top-level shape `{chats, paginationOptions}`. */
+function pageOf(sorted: SeedChat[], q: ChatQuery): object {
+  const out: SeedChat[] = [];
+  let more = false;
+  for (const c of sorted) {
+    if ((q.after && newestFirst(c, q.after) <= 0) || !q.filters.every((f) => f(c))) continue;
+    if ((more = out.length === q.limit)) break;
+    out.push(c);
+  }
+  const last = more ? out[out.length - 1] : undefined;
+  const chats = out.map(({ groupId, ...rest }) => (rest.chatType === 'WA_GROUP' ? { ...rest, groupId } : rest));
+  return { chats, paginationOptions: { hasMoreChats: more, nextChatId: last?.id ?? null, nextChatTimestamp: last?.chatUpdatedTime ?? null } };
+}
+
+/** Deterministic inbox: the same seed gives the same chats (times relative to `now`), with equal timestamps to exercise the tie-break. */
+function seedChats(n: number, seed: number, now: number): SeedChat[] {
+  const rnd = prng(seed);
+  const offset = Math.floor(rnd() * 1e8);
+  const stepMs = Math.min(37 * MINUTE, Math.floor((72 * HOUR) / Math.max(n, 1))); // stay within the last 72 h
+  return Array.from({ length: n }, (_, k): SeedChat => {
+    const i = k + 1;
+    const num = String(i).padStart(6, '0');
+    const group = rnd() < 0.1;
+    const agent = rnd() < 2 / 3 ? AGENTS[Math.floor(rnd() * AGENTS.length)]! : null;
+    const isDone = rnd() < 0.5;
+    const time = now - (i % 7 === 0 ? i - 1 : i) * stepMs; // every 7th shares its predecessor's time
+    return {
+      id: `chat_${num}`, chatType: group ? 'WA_GROUP' : 'INDIVIDUAL', name: group ? `Group ${num}` : `Customer ${num}`,
+      // 7919 is coprime with 1e8, so the 8 digits differ for every i: no two chats share a key
+      phoneNumber: group ? null : `9198${String((offset + i * 7919) % 1e8).padStart(8, '0')}`,
+      ...(group ? { groupId: `grp_${num}` } : {}),
+      wabaNumber: WABAS[Math.floor(rnd() * WABAS.length)]!,
+      assignedUserName: agent?.[1] ?? null, assignedUserNumber: agent?.[0] ?? null,
+      isDone, unreadCount: isDone ? 0 : Math.floor(rnd() * 4), chatUpdatedTime: time, lastMessageTime: time,
+      tagNames: TAGS.filter(() => rnd() < 1 / 3),
+    };
+  });
+}
+
+function keyOfChat(c: SeedChat): string | null {
+  if (c.chatType === 'WA_GROUP') return c.groupId ? chatKeyOf({ kind: 'group', groupId: c.groupId }) : null;
+  if (!c.phoneNumber || !c.wabaNumber) return null;
+  return chatKeyOf({ kind: 'individual', customerPhoneNumber: c.phoneNumber, wabaNumber: c.wabaNumber });
+}
+
+const emptyStats = (): MockApiStats => ({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0 });
+
+/** The server's state and request handlers; `startMockApi` wraps it in the public `MockApi`. */
+class MockState {
+  stats = emptyStats();
+  private peak = new PeakRate();
+  private window: FixedWindow;
+  private retryAfter: RetryAfterMode;
+  private faults: MockFaults = {};
+  private reject = new Set<string>();
+  private notFound = new Set<string>();
+  private readonly calls = { reset: new Map<string, number>(), timeout: new Map<string, number>(), flaky: new Map<string, number>() };
+  private stormLeft = 0;
+  private okCount = 0;
+  private random = prng(1);
+  readonly timers = new Set<NodeJS.Timeout>();
+  readonly sorted: SeedChat[];
+  private readonly byKey = new Map<string, SeedChat>();
+
+  constructor(private readonly opts: MockApiOptions) {
+    this.window = new FixedWindow(checkRateLimit(opts.rateLimit));
+    this.retryAfter = opts.retryAfter ?? 'seconds';
+    const own = (opts.chats ?? []).map((c) => ({ ...c, tagNames: [...c.tagNames] })); // never mutate the caller's objects
+    this.sorted = [...own, ...seedChats(opts.seedChats ?? 0, opts.faults?.seed ?? 1, opts.now ?? Date.now())].sort(newestFirst);
+    for (const c of this.sorted) this.byKey.set(keyOfChat(c) ?? `id:${c.id}`, c);
+    this.setFaults(opts.faults ?? {});
+  }
+
+  private adminRateLimit(body: string): void {
+    const { rateLimit, retryAfter } = asObject(JSON.parse(body));
+    this.setRateLimit(rateLimit, retryAfter);
+  }
+
+  readonly routes: Record<string, Route> = {
+    'POST /team-member/unassign': (req, res, body) => this.unassign(req, res, body),
+    'GET /chats': (req, res) => this.listChats(req, res),
+    'GET /__admin/stats': (_req, res) => send(res, 200, json(this.snapshot())),
+    'GET /__admin/chats': (_req, res) => send(res, 200, json(this.sorted)),
+    'POST /__admin/faults': (_req, res, body) => this.admin(res, () => this.setFaults(asObject(JSON.parse(body)))),
+    'POST /__admin/rate-limit': (_req, res, body) => this.admin(res, () => this.adminRateLimit(body)),
+    'POST /__admin/reset': (_req, res) => this.admin(res, () => this.reset()),
+  };
+
+  snapshot(): MockApiStats {
+    const s = this.stats;
+    return { ...s, byStatus: { ...s.byStatus }, unassigned: { ...s.unassigned }, maxPerSecond: this.peak.peak };
+  }
+
+  setFaults(f: MockFaults): void {
+    this.faults = { ...f };
+    [this.reject, this.notFound] = [new Set(f.rejectNumbers), new Set(f.notFoundNumbers)];
+    this.rearm();
+  }
+
+  setRateLimit(r: unknown, retryAfter?: unknown): void {
+    if (retryAfter !== undefined && !RETRY_AFTER_MODES.includes(retryAfter as string)) {
+      throw new TypeError(`Expected \`retryAfter\` to be one of ${RETRY_AFTER_MODES.join(', ')}, got \`${json(retryAfter)}\``);
+    }
+    this.window = new FixedWindow(checkRateLimit(r));
+    if (retryAfter !== undefined) this.retryAfter = retryAfter as RetryAfterMode;
+  }
+
+  reset(): void {
+    [this.stats, this.peak, this.window] = [emptyStats(), new PeakRate(), new FixedWindow(this.window.limit)];
+    this.rearm();
+  }
+
+  /** Zeroes every fault counter, so the faults apply again as if just set. */
+  private rearm(): void {
+    for (const m of Object.values(this.calls)) m.clear();
+    [this.stormLeft, this.okCount, this.random] = [this.faults.storm429 ?? 0, 0, prng(this.faults.seed ?? 1)];
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const revoked = this.faults.revokeKeyAfter !== undefined && this.okCount >= this.faults.revokeKeyAfter;
+    return req.headers.authorization === this.opts.apiKey && !revoked;
+  }
+
+  /** Counts an unassign answer and sends it (no body: 'reset' / 'timeout', nothing to send). */
+  private answer(res: ServerResponse, status: number | string, body?: string, headers?: Record<string, string>): void {
+    this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+    if (body !== undefined) send(res, Number(status), body, headers);
+  }
+
+  private unassign(req: IncomingMessage, res: ServerResponse, body: string): void {
+    this.stats.requests++;
+    this.peak.hit(performance.now());
+    if (!this.authorized(req)) return this.answer(res, 401, BODY_401);
+    // A storm is tied to no window, so it tells the client one second.
+    const waitMs = this.stormLeft > 0 ? (this.stormLeft--, SECOND) : this.window.take(Date.now());
+    if (waitMs > 0) {
+      this.stats.rateLimited++;
+      return this.answer(res, 429, BODY_429, retryAfterHeader(this.retryAfter, waitMs));
+    }
+    const target = parseUnassign(body);
+    if (Array.isArray(target)) return this.answer(res, 400, badRequest(target));
+    const fault = this.faultFor(target.id);
+    if (fault === 'reset') req.socket.destroy();
+    if (fault === 'reset' || fault === 'timeout') return this.answer(res, fault); // held: until the client or close() gives up
+    if (fault) return this.answer(res, fault[0], fault[1]);
+    const latencyMs = this.opts.latencyMs ?? 0;
+    if (latencyMs <= 0) return this.succeed(res, target.key);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.succeed(res, target.key);
+    }, latencyMs);
+    this.timers.add(timer);
+  }
+
+  /** Which fault, if any, answers this call. Order: reset, timeout, flaky 503, random 500, 422, 404. */
+  private faultFor(id: string): Fault {
+    const f = this.faults;
+    if (this.firstCalls(this.calls.reset, f.resetNumbers, id)) return 'reset';
+    if (this.firstCalls(this.calls.timeout, f.timeoutNumbers, id)) return 'timeout';
+    if (this.firstCalls(this.calls.flaky, f.flaky, id)) return [503, BODY_503];
+    if (f.serverErrorRate && this.random() < f.serverErrorRate) return [500, BODY_500];
+    if (this.reject.has(id)) return [422, BODY_422];
+    return this.notFound.has(id) ? [404, BODY_404] : null;
+  }
+
+  /** Counts a call against a "first N calls" fault; true while the fault still applies to this number. */
+  private firstCalls(calls: Map<string, number>, limits: Record<string, number> | undefined, id: string): boolean {
+    const n = calls.get(id) ?? 0;
+    if (!limits || !Object.hasOwn(limits, id) || n >= limits[id]!) return false;
+    calls.set(id, n + 1);
+    return true;
+  }
+
+  /** Counted even if the client already left: the real server would have done the unassign too. */
+  private succeed(res: ServerResponse, key: string): void {
+    this.okCount++;
+    this.stats.unassigned[key] = (this.stats.unassigned[key] ?? 0) + 1;
+    const chat = this.byKey.get(key);
+    if (chat) [chat.assignedUserName, chat.assignedUserNumber] = [null, null];
+    this.answer(res, 201, BODY_201);
+  }
+
+  private listChats(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.listRequests++;
+    if (!this.authorized(req)) return send(res, 401, BODY_401);
+    const waitMs = this.window.take(Date.now());
+    if (waitMs > 0) return send(res, 429, BODY_429, retryAfterHeader(this.retryAfter, waitMs));
+    const q = parseChatQuery(new URL(req.url ?? '/', 'http://mock').searchParams);
+    send(res, Array.isArray(q) ? 400 : 200, Array.isArray(q) ? badRequest(q) : json(pageOf(this.sorted, q)));
+  }
+
+  /** Runs an admin action; bad input is the caller's mistake: 400 with the reason. */
+  private admin(res: ServerResponse, action: () => void): void {
+    try {
+      action();
+      send(res, 200, json({ ok: true }));
+    } catch (err) {
+      send(res, 400, badRequest([err instanceof Error ? err.message : String(err)]));
+    }
+  }
+}
+
+/** Reads the whole body (they are tiny) so keep-alive sockets stay usable; null when over the limit. */
+function readBody(req: IncomingMessage, done: (body: string | null) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => (size += c.length) <= MAX_BODY_BYTES && chunks.push(c));
+  req.on('end', () => done(size > MAX_BODY_BYTES ? null : Buffer.concat(chunks).toString('utf8')));
+}
+
+function handler(state: MockState): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) =>
+    readBody(req, (body) => {
+      const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`;
+      if (body === null) return send(res, 413, json({ statusCode: 413, message: 'Payload Too Large' }));
+      const go = state.routes[route];
+      if (go) return go(req, res, body);
+      send(res, 404, json({ statusCode: 404, message: `Cannot ${route}`, error: 'Not Found' }));
+    });
+}
+
+/** Starts the mock server; resolves once it listens. */
+export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
+  const state = new MockState(opts);
+  const server = createServer(handler(state));
+  // Longer than Node clients' 5 s idle timeout, so the client drops idle sockets first and never reuses one we closed.
+  server.keepAliveTimeout = 30 * SECOND;
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => resolve(void server.off('error', reject)));
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    stats: () => state.snapshot(),
+    setFaults: (f) => state.setFaults(f),
+    setRateLimit: (r, retryAfter) => state.setRateLimit(r, retryAfter),
+    reset: () => state.reset(),
+    chats: () => state.sorted.map((c) => ({ ...c, tagNames: [...c.tagNames] })),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const t of state.timers) clearTimeout(t);
+        server.close(() => resolve()); // called with an error when already closed: resolve all the same
+        server.closeAllConnections(); // held (timeout fault) and idle keep-alive sockets
+      }),
+  };
+}

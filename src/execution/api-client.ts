@@ -1,0 +1,102 @@
+/**
+ * The DoubleTick HTTP client (got 14). Keep-alive agents, one timeout, no got-level retries (BullMQ owns
+ * retries so attempts are counted in one place), the API key only in the `Authorization` header.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+import got, { type Got, RequestError } from 'got';
+
+import type { ApiOutcome } from './classify.js';
+import type { ChatTarget } from '../domain/chat.js';
+
+export interface ApiClientOptions {
+  readonly baseUrl: string;
+  readonly apiKey: string;
+  readonly requestTimeoutMs: number;
+  /** Sockets per host; enough for the worker's concurrency. */
+  readonly maxSockets?: number;
+}
+
+/** The body the contract asks for: customerPhoneNumber + wabaNumber, or groupId alone. */
+export function unassignBody(chat: ChatTarget): Record<string, string> {
+  return chat.kind === 'individual'
+    ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber }
+    : { groupId: chat.groupId };
+}
+
+/** Query for GET /chats (see doubletick-api.md). */
+export interface ListChatsQuery {
+  readonly limit?: number;
+  readonly status?: string;
+  readonly tags?: string;
+  readonly assignedUserPhone?: string;
+  readonly wabaNumbers?: string;
+  readonly nextChatId?: string;
+  readonly nextChatTimestamp?: number;
+}
+
+export interface DoubleTickApi {
+  /** POST /team-member/unassign for one chat. Never throws for HTTP or network failures: returns the outcome. */
+  unassign(chat: ChatTarget): Promise<ApiOutcome>;
+  /** GET /chats, one page. Same contract as `unassign`. */
+  listChats(query: ListChatsQuery): Promise<ApiOutcome>;
+  close(): void;
+}
+
+function parseBody(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { message: text.slice(0, 200) };
+  }
+}
+
+function headerOf(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function send(request: () => Promise<{ statusCode: number; body: string; headers: Record<string, string | string[] | undefined> }>): Promise<ApiOutcome> {
+  const started = performance.now();
+  try {
+    const response = await request();
+    const retryAfter = headerOf(response.headers['retry-after']);
+    return {
+      kind: 'response',
+      statusCode: response.statusCode,
+      body: parseBody(response.body),
+      latencyMs: Math.round(performance.now() - started),
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+    };
+  } catch (error) {
+    const code = error instanceof RequestError ? error.code : 'ERR_UNKNOWN';
+    // got's messages name the URL but never the headers, so they are safe to record.
+    const message = error instanceof Error ? error.message : String(error);
+    return { kind: 'network', code, message, latencyMs: Math.round(performance.now() - started) };
+  }
+}
+
+export function makeApiClient(options: ApiClientOptions): DoubleTickApi {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
+  const agent = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  const client: Got = got.extend({
+    prefixUrl: options.baseUrl,
+    headers: { authorization: options.apiKey, 'user-agent': 'bulk-unassign' },
+    timeout: { request: options.requestTimeoutMs },
+    retry: { limit: 0 },
+    throwHttpErrors: false,
+    agent,
+  });
+  return {
+    unassign: (chat) => send(() => client.post('team-member/unassign', { json: unassignBody(chat) })),
+    listChats: (query) => {
+      const searchParams = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
+      return send(() => client.get('chats', { searchParams }));
+    },
+    close: () => {
+      agent.http.destroy();
+      agent.https.destroy();
+    },
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * The contract between a worker and the job processors in `jobs/`. The worker owns what is shared by every
+ * job of a process (the API client, the global pacer, BullMQ's limiter); the entry point hands it a
+ * `JobTable` that builds one processor per job name from those. Nothing under `src/` imports `jobs/`.
+ */
+import type { Job } from 'bullmq';
+
+import type { ReportSummary } from '../report/report.js';
+import type { Context } from '../runtime/context.js';
+import type { JobName } from '../store/queue.js';
+import type { DoubleTickApi } from './api-client.js';
+
+/** A BullMQ processor. `token` is the job's lock token (needed to move a job to delayed). */
+export type Processor = (job: Job, token?: string) => Promise<unknown>;
+
+/** What a worker process shares with every processor it runs. */
+export interface WorkerServices {
+  readonly api: DoubleTickApi;
+  /** Waits for this call's slot under the global rate limit. */
+  readonly pace: () => Promise<void>;
+  /** Pauses every worker of the queue for `ms` (the pacer and BullMQ's limiter): the API answered 429. */
+  readonly rateLimit: (ms: number) => Promise<void>;
+  /** Called after a batch's report is written. Never throws. */
+  readonly onBatchFinished: (summary: ReportSummary) => Promise<void>;
+}
+
+/** Builds the processors of a worker: one per job name on the queue. */
+export type JobTable = (ctx: Context, services: WorkerServices) => Readonly<Record<JobName, Processor>>;

@@ -1,0 +1,135 @@
+/**
+ * Pause, resume, stop and cancel one batch without touching the others. All batches share one queue, so
+ * "pausing a batch" means taking its waiting jobs off the queue into the batch's parked set (and the claim
+ * step parks any job fetched meanwhile); resume puts them back with the same ids.
+ */
+import { BatchStateError } from '../domain/errors.js';
+import type { Context } from '../runtime/context.js';
+import { enqueueFinalize, JOB_UNASSIGN, jobIdFor, unassignJobOptions } from '../store/queue.js';
+import type { BatchStatus } from '../domain/chat.js';
+
+type Ctx = Pick<Context, 'redis' | 'keys' | 'batches' | 'results' | 'queue' | 'policy'>;
+
+/** Chat keys of a batch that have no result yet, in HSCAN pages. */
+async function* unfinishedChats(ctx: Ctx, batchId: string): AsyncIterable<string[]> {
+  const k = ctx.keys.batch(batchId);
+  let cursor = '0';
+  do {
+    const [next, flat] = await ctx.redis.hscan(k.chats, cursor, 'COUNT', 500);
+    cursor = next;
+    const chatKeys = flat.filter((_, i) => i % 2 === 0);
+    if (chatKeys.length === 0) continue;
+    const done = await ctx.redis.pipeline(chatKeys.map((c) => ['hexists', k.results, c])).exec();
+    yield chatKeys.filter((_, i) => done?.[i]?.[1] !== 1);
+  } while (cursor !== '0');
+}
+
+/** Chats parked, then taken off the queue, per status check in `parkWaiting`. */
+const PARK_CHUNK = 100;
+/** How long resume waits for jobs that were parking themselves when it began (they take milliseconds). */
+const RESUME_SETTLE_MS = 30_000;
+/** Time for a `parkWaiting` that began before a resume to notice the resume and stop (one chunk). */
+const PARKER_GRACE_MS = 300;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Takes a batch's waiting jobs off the queue into its parked set. Parks first, removes second: a crash in
+ * between leaves a chat both parked and queued, which the claim step resolves (no chat is ever lost).
+ * Jobs that are running cannot be removed; they finish or park themselves. Returns the number removed.
+ * Stops as soon as the batch runs again: a resume is putting chats back, and removing them now would strand them.
+ */
+export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
+  const k = ctx.keys.batch(batchId);
+  let removed = 0;
+  for await (const page of unfinishedChats(ctx, batchId)) {
+    for (let i = 0; i < page.length; i += PARK_CHUNK) {
+      const status = await ctx.redis.hget(k.batch, 'status');
+      if (status !== 'paused' && status !== 'stopped') return removed;
+      const chatKeys = page.slice(i, i + PARK_CHUNK);
+      await ctx.redis.hset(k.parked, Object.fromEntries(chatKeys.map((c) => [c, 1])));
+      const gone = await Promise.all(chatKeys.map((c) => ctx.queue.remove(jobIdFor(batchId, c))));
+      removed += gone.reduce((sum, n) => sum + n, 0);
+    }
+  }
+  return removed;
+}
+
+/**
+ * One pass over a batch's unfinished chats: every chat without a job gets one again (same id), and chats that
+ * have a job lose their parked mark. Returns how many jobs it added and which chats were running.
+ */
+async function requeueMissing(ctx: Ctx, batchId: string): Promise<{ added: number; running: string[] }> {
+  const parkedKey = ctx.keys.batch(batchId).parked;
+  let added = 0;
+  const running: string[] = [];
+  for await (const chatKeys of unfinishedChats(ctx, batchId)) {
+    const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
+    const missing = chatKeys.filter((_, i) => states[i] === 'unknown');
+    running.push(...chatKeys.filter((_, i) => states[i] === 'active'));
+    if (missing.length > 0) {
+      await ctx.queue.addBulk(missing.map((c, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k: c }, opts: unassignJobOptions(batchId, c, added + j, ctx.policy) })));
+      added += missing.length;
+    }
+    const queued = chatKeys.filter((_, i) => states[i] !== 'active');
+    if (queued.length > 0) await ctx.redis.hdel(parkedKey, ...queued);
+  }
+  return { added, running };
+}
+
+export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
+  const previous = await ctx.batches.transition(batchId, 'paused', ['running', 'queued'], 'paused by operator');
+  if (previous === undefined) await refuse(ctx, batchId, 'pause', 'running');
+  return parkWaiting(ctx, batchId);
+}
+
+/**
+ * Puts a paused or stopped batch's chats back on the queue (same job ids: no duplicates). Returns how many.
+ *
+ * Not just "re-add the parked set": right after a stop, jobs may still be parking themselves (claimed before the
+ * resume) and the stopper may still be taking jobs off the queue. A parked chat whose job still existed when it
+ * was re-added (BullMQ ignores a duplicate id) would be stranded once that job completed — the batch would hang.
+ * So resume re-adds every unfinished chat that has no job, waits for the jobs that were running to settle, and
+ * looks once more.
+ */
+export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
+  const previous = await ctx.batches.transition(batchId, 'running', ['paused', 'stopped'], '');
+  if (previous === undefined) await refuse(ctx, batchId, 'resume', 'paused or stopped');
+  const first = await requeueMissing(ctx, batchId);
+  let running = first.running;
+  for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline; ) {
+    await sleep(50);
+    const states = await Promise.all(running.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
+    running = running.filter((_, i) => states[i] === 'active');
+  }
+  await sleep(PARKER_GRACE_MS);
+  // Stopped again meanwhile (a 401 answered before the key was fixed): the stopper parks; the next resume re-adds.
+  if ((await ctx.redis.hget(ctx.keys.batch(batchId).batch, 'status')) !== 'running') return first.added;
+  return first.added + (await requeueMissing(ctx, batchId)).added;
+}
+
+/**
+ * Cancels a batch: waiting and parked chats are recorded as `cancelled`; chats already in flight finish.
+ * Returns how many chats were cancelled by this call.
+ */
+export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
+  const previous = await ctx.batches.transition(batchId, 'cancelling', ['running', 'queued', 'paused', 'stopped'], 'cancelled by operator');
+  if (previous === undefined) await refuse(ctx, batchId, 'cancel', 'running, paused or stopped');
+  const parked = new Set(await ctx.redis.hkeys(ctx.keys.batch(batchId).parked));
+  let cancelled = 0;
+  for await (const chatKeys of unfinishedChats(ctx, batchId)) {
+    for (const chatKey of chatKeys) {
+      const removed = (await ctx.queue.remove(jobIdFor(batchId, chatKey))) === 1;
+      if (!removed && !parked.has(chatKey)) continue; // running now: it finishes on its own
+      const outcome = await ctx.results.record(batchId, chatKey, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: Date.now(), latencyMs: 0, reason: 'batch cancelled' });
+      if (outcome !== 'duplicate') cancelled += 1;
+      if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
+    }
+  }
+  return cancelled;
+}
+
+async function refuse(ctx: Ctx, batchId: string, action: string, needed: string): Promise<never> {
+  const batch = await ctx.batches.require(batchId);
+  throw new BatchStateError(`cannot ${action} batch ${batchId}: it is ${batch.status as BatchStatus}, and only a ${needed} batch can be`);
+}

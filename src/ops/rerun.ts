@@ -1,0 +1,105 @@
+/**
+ * Rerun: a new batch made of the failed chats of a finished (or cancelled) batch, linked parent ↔ child.
+ * The child keeps each chat's original row (line + cells), so its failed.csv has the source's own columns and
+ * uploading the parent's failed.csv gives the same chats.
+ *
+ * Default selection is what a rerun can fix: transient errors, rate limiting, auth. Permanent refusals
+ * (400/404/422) fail again unless someone fixed the data, so they need --include-permanent.
+ */
+import type { BatchRecord } from '../store/batch-store.js';
+import type { Context } from '../runtime/context.js';
+import type { IngestRow } from '../ingest/csv-source.js';
+import { ingest, type RowSource } from '../ingest/enqueue.js';
+import { BatchStateError, NoValidRowsError } from '../domain/errors.js';
+import { type FailureIndex, indexFailures } from '../store/failure-index.js';
+import { writeReport } from '../report/report.js';
+import type { ChatResult } from '../store/result-store.js';
+import { chatFromKey, type FailureClass } from '../domain/chat.js';
+
+export interface RerunOptions {
+  /** Also rerun permanent failures (400/404/422). */
+  readonly includePermanent?: boolean;
+  /** Only failures whose reason contains this text (case-insensitive). */
+  readonly onlyReason?: string;
+  readonly name?: string;
+  readonly dryRun?: boolean;
+}
+
+const FIXABLE: ReadonlySet<FailureClass> = new Set(['transient', 'rate_limited', 'auth']);
+const RERUNNABLE_STATUS = new Set(['finished', 'cancelled']);
+const ACTIVE_STATUS = new Set(['ingesting', 'queued', 'running', 'paused', 'stopped', 'cancelling', 'finalizing']);
+
+/** Whether one failed chat is selected for the rerun. */
+export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean {
+  if (result.state !== 'failed') return false;
+  if (!opts.includePermanent && !FIXABLE.has(result.failureClass ?? 'transient')) return false;
+  if (opts.onlyReason && !result.reason.toLowerCase().includes(opts.onlyReason.toLowerCase())) return false;
+  return true;
+}
+
+function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
+  if (parent.status === 'stopped') {
+    throw new BatchStateError(
+      `batch ${parent.id} is stopped (${parent.reason || 'API key rejected'}): its chats are not failed, they are waiting — ` +
+        `fix the cause and \`bulk-unassign resume ${parent.id}\`, or \`cancel\` it first and then rerun`,
+    );
+  }
+  if (!RERUNNABLE_STATUS.has(parent.status)) {
+    throw new BatchStateError(
+      `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, or \`bulk-unassign cancel ${parent.id}\` first`,
+    );
+  }
+  const active = children.find((c) => ACTIVE_STATUS.has(c.status));
+  if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
+}
+
+/** Why a rerun would be empty, with the flag that would change it. */
+function nothingToRerun(parent: BatchRecord, opts: RerunOptions): string {
+  const failed = parent.counts.failed;
+  const why = failed === 0
+    ? 'it has no failed chats'
+    : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
+  return `nothing to rerun in batch ${parent.id}: ${why}`;
+}
+
+/** The selected failures as the child's rows: the parent's line and cells, so failed.csv keeps its columns. */
+function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
+  return {
+    header,
+    sha256: () => '',
+    async *rows(): AsyncIterable<IngestRow> {
+      for await (const f of failures.inFileOrder()) yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
+    },
+  };
+}
+
+/** Creates (and unless dry-run enqueues) the rerun batch. */
+export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOptions = {}): Promise<BatchRecord> {
+  const parent = await ctx.batches.require(parentId);
+  const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);
+  refuse(parent, children);
+  // The selection streams from a failure index in Redis, in the parent's file order: a rerun of a million
+  // failed chats (an outage, a bad key) holds a page of them in memory, not all.
+  const failures = await indexFailures(ctx, parent.id, (result) => selectsFailure(result, opts));
+  let child: BatchRecord;
+  try {
+    if (failures.selected === 0) throw new NoValidRowsError(nothingToRerun(parent, opts));
+    const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
+    child = await ingest(ctx, rowsOf(failures, parent.header), {
+      batch: {
+        kind: 'rerun',
+        source: `rerun of ${parent.id} (${parent.source})`,
+        parent: parent.id,
+        name: opts.name ?? `${parent.name} (rerun)`,
+        notes: [`rerun of ${parent.id}: ${failures.selected} of ${parent.counts.failed} failed chat(s), ${filters}`],
+      },
+      dryRun: opts.dryRun ?? false,
+      duplicateWindowHours: 0,
+    });
+  } finally {
+    await failures.drop();
+  }
+  // The parent's report names its reruns: rewrite it now that it has one.
+  if (!opts.dryRun) await writeReport(ctx, await ctx.batches.require(parent.id), ctx.config.reportsDir);
+  return child;
+}

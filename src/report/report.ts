@@ -1,0 +1,171 @@
+/**
+ * The report of a batch, built from Redis alone (so `bulk-unassign report <id>` can rebuild it anywhere):
+ * summary.json (machines), summary.md (people), failed.csv (original columns + status + error, re-uploadable),
+ * rejected.csv (line, column, value, reason + original columns). Memory stays at a page of chats whatever the
+ * batch size: failures come in file order from a ZSET in Redis (failure-index.ts).
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { once } from 'node:events';
+
+import type { BatchRecord } from '../store/batch-store.js';
+import { csvLine } from './csv-write.js';
+import { type Failure, indexFailures } from '../store/failure-index.js';
+import type { Keys } from '../store/keys.js';
+import { percentileOf, type ResultStore } from '../store/result-store.js';
+import type { ScriptedRedis } from '../store/scripts.js';
+import type { RejectedRow } from '../domain/chat.js';
+
+export interface ReportSummary {
+  readonly batchId: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly source: string;
+  readonly sha256: string;
+  readonly parent: string | null;
+  readonly children: readonly string[];
+  readonly status: string;
+  readonly reason: string;
+  readonly dryRun: boolean;
+  readonly createdAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly durationMs: number | null;
+  readonly counts: BatchRecord['counts'];
+  readonly failureReasons: readonly { reason: string; count: number }[];
+  readonly failuresByClass: Readonly<Record<string, number>>;
+  readonly rateLimited: number;
+  readonly attempts: { readonly total: number; readonly retries: number };
+  readonly latencyMs: { readonly p50: number | null; readonly p95: number | null; readonly p99: number | null };
+  readonly notes: readonly string[];
+  readonly files: Readonly<Record<string, string>>;
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** Columns of failed.csv: the source's own, then status + error (suffixed if the source already had them). */
+export function failedColumns(header: readonly string[]): { header: string[]; status: string; error: string } {
+  const taken = new Set(header);
+  const free = (name: string): string => (taken.has(name) ? free(`unassign_${name}`) : name);
+  const status = free('status');
+  const error = free('error');
+  return { header: [...header, status, error], status, error };
+}
+
+async function writeLines(path: string, lines: AsyncIterable<string> | Iterable<string>): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const out = createWriteStream(tmp);
+  for await (const line of lines) if (!out.write(line)) await once(out, 'drain');
+  out.end();
+  await once(out, 'finish');
+  await rename(tmp, path);
+}
+
+/** failed.csv, line by line; tallies each failure's class into `byClass` on the way. */
+async function* failedCsv(batch: BatchRecord, failures: AsyncIterable<Failure>, byClass: Record<string, number>): AsyncIterable<string> {
+  const header = batch.header.length > 0 ? batch.header : ['customerPhoneNumber', 'wabaNumber', 'groupId'];
+  const cols = failedColumns(header);
+  yield csvLine(cols.header);
+  for await (const f of failures) {
+    const cls = f.result.failureClass ?? 'unknown';
+    byClass[cls] = (byClass[cls] ?? 0) + 1;
+    const cells = header.map((h) => f.input.cells[h] ?? '');
+    yield csvLine([...cells, f.result.httpStatus ? String(f.result.httpStatus) : 'no response', f.result.reason]);
+  }
+}
+
+async function* rejectedCsv(redis: ScriptedRedis, keys: Keys, batch: BatchRecord): AsyncIterable<string> {
+  yield csvLine(['line', 'column', 'value', 'reason', ...batch.header]);
+  const key = keys.batch(batch.id).rejected;
+  const total = await redis.llen(key);
+  for (let start = 0; start < total; start += 1000) {
+    for (const text of await redis.lrange(key, start, start + 999)) {
+      const row = JSON.parse(text) as RejectedRow;
+      yield csvLine([String(row.line), row.column ?? '', row.raw, row.reason, ...batch.header.map((h) => row.cells[h] ?? '')]);
+    }
+  }
+}
+
+export async function latencyPercentiles(redis: ScriptedRedis, keys: Keys, batchId: string): Promise<ReportSummary['latencyMs']> {
+  const raw = await redis.hgetall(keys.batch(batchId).latency);
+  const histogram = new Map(Object.entries(raw).map(([b, n]) => [Number(b), Number(n)]));
+  return { p50: percentileOf(histogram, 50), p95: percentileOf(histogram, 95), p99: percentileOf(histogram, 99) };
+}
+
+export function summarise(batch: BatchRecord, failuresByClass: Readonly<Record<string, number>>, latencyMs: ReportSummary['latencyMs'], files: Record<string, string>): ReportSummary {
+  const terminalCalls = batch.counts.succeeded + batch.counts.failed;
+  return {
+    batchId: batch.id,
+    name: batch.name,
+    kind: batch.kind,
+    source: batch.source,
+    sha256: batch.sha256,
+    parent: batch.parent ?? null,
+    children: batch.children,
+    status: batch.status,
+    reason: batch.reason,
+    dryRun: batch.dryRun,
+    createdAt: new Date(batch.createdAt).toISOString(),
+    startedAt: iso(batch.startedAt),
+    finishedAt: iso(batch.finishedAt),
+    durationMs: batch.startedAt !== undefined && batch.finishedAt !== undefined ? batch.finishedAt - batch.startedAt : null,
+    counts: batch.counts,
+    failureReasons: Object.entries(batch.reasons)
+      .map(([reason, count]) => ({ reason, count }))
+      .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    failuresByClass,
+    rateLimited: batch.rateLimited,
+    attempts: { total: batch.attempts, retries: Math.max(0, batch.attempts - terminalCalls) },
+    latencyMs,
+    notes: batch.notes,
+    files,
+  };
+}
+
+export function renderMarkdown(s: ReportSummary): string {
+  const c = s.counts;
+  const lines = [
+    `# Batch ${s.batchId} — ${s.name}`,
+    '',
+    `**Status:** ${s.status}${s.reason ? ` — ${s.reason}` : ''}${s.dryRun ? ' (dry run: no API calls made)' : ''}`,
+    `**Source:** ${s.source} (sha256 ${s.sha256.slice(0, 12) || 'n/a'})${s.parent ? ` · rerun of ${s.parent}` : ''}`,
+    `**Started:** ${s.startedAt ?? '—'} · **Finished:** ${s.finishedAt ?? '—'} · **Duration:** ${s.durationMs === null ? '—' : `${(s.durationMs / 1000).toFixed(1)} s`}`,
+    '',
+    '| rows | valid | rejected | duplicates | succeeded | failed | cancelled |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${c.rows} | ${c.valid} | ${c.rejected} | ${c.duplicates} | ${c.succeeded} | ${c.failed} | ${c.cancelled} |`,
+    '',
+    `API: ${s.attempts.total} calls (${s.attempts.retries} retries), ${s.rateLimited} answered 429, latency p50 ${s.latencyMs.p50 ?? '—'} ms · p95 ${s.latencyMs.p95 ?? '—'} ms · p99 ${s.latencyMs.p99 ?? '—'} ms`,
+    '',
+  ];
+  if (s.failureReasons.length > 0) {
+    lines.push('## Failure reasons', '', '| chats | reason |', '|---:|---|');
+    for (const r of s.failureReasons) lines.push(`| ${r.count} | ${r.reason.replace(/\|/g, '\\|')} |`);
+    lines.push('', `Failed chats are in \`failed.csv\` (re-uploadable as is); \`bulk-unassign rerun ${s.batchId}\` retries the ones a rerun can fix.`, '');
+  }
+  if (c.rejected > 0) lines.push(`${c.rejected} row(s) could not be read as a chat: see \`rejected.csv\`.`, '');
+  for (const note of s.notes) lines.push(`> ${note}`, '');
+  if (s.children.length > 0) lines.push(`Reruns of this batch: ${s.children.join(', ')}`, '');
+  return lines.join('\n');
+}
+
+/** Writes the four report files for a batch into `<reportsDir>/<batchId>/` and returns the summary. */
+export async function writeReport(deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore }, batch: BatchRecord, reportsDir: string): Promise<ReportSummary> {
+  const dir = join(reportsDir, batch.id);
+  await mkdir(dir, { recursive: true });
+  const files = { summaryJson: join(dir, 'summary.json'), summaryMd: join(dir, 'summary.md'), failedCsv: join(dir, 'failed.csv'), rejectedCsv: join(dir, 'rejected.csv') };
+  const failuresByClass: Record<string, number> = {};
+  const failures = await indexFailures(deps, batch.id);
+  try {
+    await writeLines(files.failedCsv, failedCsv(batch, failures.inFileOrder(), failuresByClass));
+  } finally {
+    await failures.drop();
+  }
+  await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
+  const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);
+  await writeFile(files.summaryMd, renderMarkdown(summary));
+  await writeFile(`${files.summaryJson}.tmp`, `${JSON.stringify(summary, null, 2)}\n`);
+  await rename(`${files.summaryJson}.tmp`, files.summaryJson);
+  return summary;
+}

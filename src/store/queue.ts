@@ -1,0 +1,118 @@
+/**
+ * The BullMQ queue and the job shapes on it. One queue for every batch: BullMQ's limiter is per queue, so one
+ * queue is what makes the rate limit global across batches and worker processes.
+ */
+import { createHash } from 'node:crypto';
+
+import { type JobsOptions, Queue } from 'bullmq';
+
+import type { Keys } from './keys.js';
+import { QUEUE_NAME } from './keys.js';
+import type { ReportSummary } from '../report/report.js';
+import type { ScriptedRedis } from './scripts.js';
+
+/** Data of an `unassign` job: deliberately tiny (batch id + chat key); the row itself stays in the batch's chats hash. */
+export interface UnassignJobData {
+  readonly b: string;
+  readonly k: string;
+}
+
+/** Data of a `finalize` job: writes the batch's report once every chat is terminal. */
+export interface FinalizeJobData {
+  readonly b: string;
+}
+
+/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule-store.ts): the schedule's name. */
+export interface ScheduleJobData {
+  readonly s: string;
+  /** Set while the run waits for the previous one (--overlap wait): when it first found it busy, and why. */
+  readonly w?: { readonly since: number; readonly blockedBy: string };
+}
+
+/** Data of a `notify` job: the finished scheduled batch's summary, for NOTIFY_WEBHOOK_URL. */
+export interface NotifyJobData {
+  readonly summary: ReportSummary;
+}
+
+/** Everything that travels on the queue. */
+export type QueueJobData = UnassignJobData | FinalizeJobData | ScheduleJobData | NotifyJobData;
+
+export const JOB_UNASSIGN = 'unassign';
+export const JOB_FINALIZE = 'finalize';
+/** A schedule's tick: read its sources into batches. */
+export const JOB_NIGHTLY = 'nightly';
+/** POST a finished scheduled batch's summary to NOTIFY_WEBHOOK_URL. */
+export const JOB_NOTIFY = 'notify';
+
+/** Every job name a worker runs; a job with any other name fails instead of being guessed at. */
+export const JOB_NAMES = [JOB_UNASSIGN, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+export function isJobName(name: string): name is JobName {
+  return (JOB_NAMES as readonly string[]).includes(name);
+}
+
+/** BullMQ's highest priority number (2^21 - 1). */
+export const PRIORITY_LIMIT = 2 ** 21 - 1;
+
+/**
+ * Deterministic job id from batch + chat: re-delivering an ingest cannot create a second job for a chat.
+ * The chat part is a hash, never the phone number: job ids show up in BullMQ's events stream, which outlives
+ * RESULTS_TTL_DAYS, and phone numbers are personal data. (A hash also never contains ':', which BullMQ forbids
+ * in custom ids.) 96 bits: no collision among a batch's chats in practice.
+ */
+export function jobIdFor(batchId: string, chatKey: string): string {
+  return `${batchId}-${createHash('sha1').update(chatKey).digest('hex').slice(0, 24)}`;
+}
+
+export function finalizeJobId(batchId: string): string {
+  return `${batchId}-finalize`;
+}
+
+/**
+ * Fairness between batches: a chat's priority is its position in its batch (1 = first). BullMQ serves lower
+ * numbers first, so the n-th chat of every batch runs before the (n+1)-th of any: batches advance round-robin,
+ * and a 20-chat batch uploaded behind a 100k-chat batch finishes in its first ~20 rounds instead of waiting
+ * for the big one. (One queue per batch would break the global limiter; BullMQ Pro groups are not available.)
+ */
+export function priorityFor(position: number): number {
+  return Math.min(Math.max(1, position + 1), PRIORITY_LIMIT);
+}
+
+export interface JobPolicy {
+  readonly maxAttempts: number;
+  /** First retry delay; doubles each attempt, with jitter. */
+  readonly backoffDelayMs: number;
+}
+
+/** Options every unassign job gets. Finished jobs are removed at once: results live in the compact batch records. */
+export function unassignJobOptions(batchId: string, chatKey: string, position: number, policy: JobPolicy): JobsOptions {
+  return {
+    jobId: jobIdFor(batchId, chatKey),
+    priority: priorityFor(position),
+    attempts: policy.maxAttempts,
+    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: 0.5 },
+    removeOnComplete: true,
+    removeOnFail: true,
+  };
+}
+
+export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<QueueJobData> {
+  return new Queue<QueueJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
+}
+
+/** Enqueues the report job of a batch (idempotent: fixed job id). Finalize jobs have no priority, so they run before any chat. */
+export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: string): Promise<void> {
+  await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+}
+
+/** Webhook attempts: 1 s, 2 s, 4 s … doubling (with jitter), about an hour in all, before the notification is given up. */
+export const NOTIFY_ATTEMPTS = 12;
+
+/**
+ * Enqueues the webhook call for a finished scheduled batch (idempotent: fixed job id). A job rather than an
+ * in-process retry loop: the batch's finalize never waits for the receiver, and retries survive a restart.
+ */
+export async function enqueueNotify(queue: Queue<QueueJobData>, summary: ReportSummary): Promise<void> {
+  await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, attempts: NOTIFY_ATTEMPTS, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 }, removeOnComplete: true, removeOnFail: 100 });
+}
