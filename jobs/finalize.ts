@@ -4,6 +4,7 @@
  */
 import type { Job } from 'bullmq';
 
+import { allows, TRANSITIONS } from '../src/domain/lifecycle.js';
 import type { BatchStore } from '../src/store/batch-store.js';
 import { DAY } from '../src/config/config.js';
 import type { Keys } from '../src/store/keys.js';
@@ -30,13 +31,13 @@ export function makeFinalizeProcessor(deps: FinalizeDeps): (job: Job<FinalizeJob
     const batchId = job.data.b;
     const before = await deps.batches.get(batchId);
     if (!before) return 'gone';
-    const final = before.counts.cancelled > 0 ? 'cancelled' : 'finished';
+    const transition = before.counts.cancelled > 0 ? 'finishCancelled' : 'finish';
     // Report and retention first, status last: whoever sees `finished` can read the report, and a crash before
     // the status moves leaves the batch `finalizing` (the sweep finalizes it again), never finished without a TTL.
-    const batch = { ...before, status: before.status === 'finalizing' ? final : before.status };
+    const batch = { ...before, status: allows(transition, before.status) ? TRANSITIONS[transition].to : before.status };
     const summary = await writeReport(deps, batch, deps.reportsDir);
     await deps.batches.expire(batchId, Math.round((deps.resultsTtlDays * DAY) / 1000));
-    await deps.batches.transition(batchId, final, ['finalizing']);
+    await deps.batches.apply(batchId, transition);
     deps.logger.info({ batchId, status: batch.status, counts: batch.counts, report: summary.files.summaryJson }, 'batch finished');
     if (deps.onFinished) {
       await deps.onFinished(summary).catch((error: unknown) => deps.logger.warn({ batchId, err: String(error) }, 'finish hook failed'));

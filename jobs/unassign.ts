@@ -75,7 +75,7 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       case 'auth': {
         // Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat.
         await deps.results.park(batchId, chatKey);
-        const previous = await deps.batches.transition(batchId, 'stopped', ['running', 'queued'], `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``);
+        const previous = await deps.batches.apply(batchId, 'stop', `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``);
         if (previous !== undefined) {
           deps.logger.error({ batchId, reason: verdict.reason }, 'API key rejected: batch stopped');
           await deps.onBatchStopped(batchId);

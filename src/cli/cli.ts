@@ -43,7 +43,6 @@ const EXIT_CODES: Readonly<Record<string, number>> = {
   ERR_DUPLICATE_UPLOAD: 2,
   ERR_BATCH_STATE: 2,
   ERR_REDIS_UNAVAILABLE: 2,
-  ERR_BATCH_STOPPED: 3,
 };
 export const EXIT_INTERNAL = 70;
 

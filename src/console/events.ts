@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
-import { TERMINAL } from '../cli/commands/common.js';
+import { WATCH_ENDS } from '../domain/lifecycle.js';
 import type { Context } from '../runtime/context.js';
 import { type BatchView, batchView } from './views.js';
 
@@ -75,7 +75,7 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
         reply.raw.write(': keep-alive\n\n');
         lastWrite = Date.now();
       }
-      if (TERMINAL.has(batch.status)) {
+      if (WATCH_ENDS.has(batch.status)) {
         write(reply, 'end', { id: batch.id, status: batch.status });
         stop();
         return;

@@ -14,6 +14,7 @@ import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
+import { FINAL } from '../domain/lifecycle.js';
 
 /** Batches read per scrape, newest first (the index holds every retained batch). */
 const MAX_BATCHES_SCANNED = 5000;
@@ -22,7 +23,6 @@ const MAX_BATCHES_SCANNED = 5000;
  * 1 s, 100 ms to 10 s, then 1 s: see `latencyBucket`), so every count lands in exactly the right bucket.
  */
 export const LATENCY_BUCKETS_S = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-const FINAL: ReadonlySet<string> = new Set(['finished', 'cancelled', 'dry-run']);
 const OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
 
 interface Seen {

@@ -4,9 +4,9 @@
  */
 import type { BatchRecord } from '../store/batch-store.js';
 import { rateAndEta } from '../cli/commands/inspect.js';
-import type { BatchStatus } from '../domain/chat.js';
+import { OPERATOR_ACTIONS, type OperatorAction, REPORTABLE } from '../domain/lifecycle.js';
 
-export type BatchAction = 'pause' | 'resume' | 'cancel' | 'rerun';
+export type BatchAction = OperatorAction;
 
 export interface BatchView extends BatchRecord {
   readonly pending: number;
@@ -18,24 +18,13 @@ export interface BatchView extends BatchRecord {
   readonly reportReady: boolean;
 }
 
-/** Statuses from which batch-control.ts / rerun.ts accept each action. */
-const ACTION_FROM: Readonly<Record<BatchAction, readonly BatchStatus[]>> = {
-  pause: ['running', 'queued'],
-  resume: ['paused', 'stopped'],
-  cancel: ['running', 'queued', 'paused', 'stopped'],
-  rerun: ['finished', 'cancelled'],
-};
-
-/** Statuses whose report exists or can be rebuilt; a running batch's report would be a snapshot, so none yet. */
-export const REPORT_STATUSES: ReadonlySet<BatchStatus> = new Set(['finished', 'cancelled', 'dry-run', 'stopped']);
-
 export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
-  const actions = (Object.keys(ACTION_FROM) as BatchAction[]).filter((a) => ACTION_FROM[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0));
+  const actions = (Object.keys(OPERATOR_ACTIONS) as BatchAction[]).filter((a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0));
   return {
     ...batch,
     pending: Math.max(0, batch.counts.valid - batch.done),
     ...rateAndEta(batch, now),
     actions,
-    reportReady: REPORT_STATUSES.has(batch.status),
+    reportReady: REPORTABLE.has(batch.status),
   };
 }

@@ -47,23 +47,11 @@ export interface RejectedRow {
 export type ResultState = 'succeeded' | 'failed' | 'cancelled';
 
 /**
- * Why a failure happened, in the terms a rerun cares about:
- * permanent (the API refused this chat: 400/404/422) cannot be fixed by retrying; the others can.
+ * Why a failure happened, in the terms a rerun cares about: permanent (the API refused this chat:
+ * 400/404/422) cannot be fixed by retrying; transient (5xx, timeouts, connection errors) can. A 429 or a
+ * rejected key never fails a chat: the first pauses every worker, the second stops the batch.
  */
-export type FailureClass = 'permanent' | 'transient' | 'rate_limited' | 'auth';
-
-/** Batch lifecycle. `finalizing` = every chat terminal, report being written. */
-export type BatchStatus =
-  | 'ingesting'
-  | 'queued'
-  | 'running'
-  | 'paused'
-  | 'stopped'
-  | 'cancelling'
-  | 'finalizing'
-  | 'finished'
-  | 'cancelled'
-  | 'dry-run';
+export type FailureClass = 'permanent' | 'transient';
 
 /** Canonical key for a chat: `p:<phone>@<waba>` or `g:<groupId>`. Phone numbers must already be normalised. */
 export function chatKeyOf(chat: ChatTarget): string {

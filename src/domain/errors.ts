@@ -74,13 +74,6 @@ export class RedisUnavailableError extends BulkUnassignError {
   }
 }
 
-/** A batch stopped before finishing (bad API key, cancelled). */
-export class BatchStoppedError extends BulkUnassignError {
-  constructor(message: string) {
-    super('ERR_BATCH_STOPPED', message);
-  }
-}
-
 /** GET /chats (a schedule's chat query) could not be read to the end: key rejected, bad filter, API down after retries. Nothing is enqueued. */
 export class ChatListError extends BulkUnassignError {
   constructor(message: string, options?: { cause?: unknown }) {

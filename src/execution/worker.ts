@@ -13,6 +13,7 @@ import { enqueueFinalize, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobDat
 import { makeApiClient } from './api-client.js';
 import type { JobTable } from './job-table.js';
 import { makePacer } from './pacer.js';
+import { Status } from '../domain/lifecycle.js';
 
 export interface RunningWorker {
   readonly worker: Worker<QueueJobData>;
@@ -53,7 +54,7 @@ export function stalledIntervalFor(lockDurationMs: number): number {
 export async function sweepFinalizing(ctx: Context): Promise<number> {
   let found = 0;
   for (const batch of await ctx.batches.list(200)) {
-    if (batch.status === 'finalizing') {
+    if (batch.status === Status.finalizing) {
       await enqueueFinalize(ctx.queue, batch.id);
       found += 1;
     }

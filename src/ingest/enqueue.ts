@@ -193,8 +193,8 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
     rejected: tally.rejected,
     duplicates: tally.duplicates,
     startedAt: Date.now(),
-    status: opts.dryRun ? 'dry-run' : 'running',
   });
+  await deps.batches.apply(batch.id, opts.dryRun ? 'preview' : 'start');
   // A dry run keeps its staged order (the preview reads samples from it); retention expires it like any batch.
   if (opts.dryRun) return deps.batches.require(batch.id);
   if (sha256 !== '' && opts.duplicateWindowHours > 0) {

@@ -6,7 +6,7 @@
 import { BatchStateError } from '../domain/errors.js';
 import type { Context } from '../runtime/context.js';
 import { enqueueFinalize, JOB_UNASSIGN, jobIdFor, unassignJobOptions } from '../store/queue.js';
-import type { BatchStatus } from '../domain/chat.js';
+import { describeStatuses, GUARDS, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
 type Ctx = Pick<Context, 'redis' | 'keys' | 'batches' | 'results' | 'queue' | 'policy'>;
 
@@ -45,7 +45,7 @@ export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
   for await (const page of unfinishedChats(ctx, batchId)) {
     for (let i = 0; i < page.length; i += PARK_CHUNK) {
       const status = await ctx.redis.hget(k.batch, 'status');
-      if (status !== 'paused' && status !== 'stopped') return removed;
+      if (!(GUARDS.parkChats as readonly (string | null)[]).includes(status)) return removed;
       const chatKeys = page.slice(i, i + PARK_CHUNK);
       await ctx.redis.hset(k.parked, Object.fromEntries(chatKeys.map((c) => [c, 1])));
       const gone = await Promise.all(chatKeys.map((c) => ctx.queue.remove(jobIdFor(batchId, c))));
@@ -78,8 +78,8 @@ async function requeueMissing(ctx: Ctx, batchId: string): Promise<{ added: numbe
 }
 
 export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.transition(batchId, 'paused', ['running', 'queued'], 'paused by operator');
-  if (previous === undefined) await refuse(ctx, batchId, 'pause', 'running');
+  const previous = await ctx.batches.apply(batchId, 'pause');
+  if (previous === undefined) await refuse(ctx, batchId, 'pause');
   return parkWaiting(ctx, batchId);
 }
 
@@ -93,8 +93,8 @@ export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
  * looks once more.
  */
 export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.transition(batchId, 'running', ['paused', 'stopped'], '');
-  if (previous === undefined) await refuse(ctx, batchId, 'resume', 'paused or stopped');
+  const previous = await ctx.batches.apply(batchId, 'resume');
+  if (previous === undefined) await refuse(ctx, batchId, 'resume');
   const first = await requeueMissing(ctx, batchId);
   let running = first.running;
   for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline; ) {
@@ -104,7 +104,7 @@ export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
   }
   await sleep(PARKER_GRACE_MS);
   // Stopped again meanwhile (a 401 answered before the key was fixed): the stopper parks; the next resume re-adds.
-  if ((await ctx.redis.hget(ctx.keys.batch(batchId).batch, 'status')) !== 'running') return first.added;
+  if ((await ctx.redis.hget(ctx.keys.batch(batchId).batch, 'status')) !== Status.running) return first.added;
   return first.added + (await requeueMissing(ctx, batchId)).added;
 }
 
@@ -113,8 +113,8 @@ export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
  * Returns how many chats were cancelled by this call.
  */
 export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.transition(batchId, 'cancelling', ['running', 'queued', 'paused', 'stopped'], 'cancelled by operator');
-  if (previous === undefined) await refuse(ctx, batchId, 'cancel', 'running, paused or stopped');
+  const previous = await ctx.batches.apply(batchId, 'cancel');
+  if (previous === undefined) await refuse(ctx, batchId, 'cancel');
   const parked = new Set(await ctx.redis.hkeys(ctx.keys.batch(batchId).parked));
   let cancelled = 0;
   for await (const chatKeys of unfinishedChats(ctx, batchId)) {
@@ -129,7 +129,7 @@ export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
   return cancelled;
 }
 
-async function refuse(ctx: Ctx, batchId: string, action: string, needed: string): Promise<never> {
+async function refuse(ctx: Ctx, batchId: string, action: TransitionName): Promise<never> {
   const batch = await ctx.batches.require(batchId);
-  throw new BatchStateError(`cannot ${action} batch ${batchId}: it is ${batch.status as BatchStatus}, and only a ${needed} batch can be`);
+  throw new BatchStateError(`cannot ${action} batch ${batchId}: it is ${batch.status}, and only a ${describeStatuses(TRANSITIONS[action].from)} batch can be`);
 }

@@ -6,6 +6,7 @@
  * Default selection is what a rerun can fix: transient errors, rate limiting, auth. Permanent refusals
  * (400/404/422) fail again unless someone fixed the data, so they need --include-permanent.
  */
+import { ACTIVE, type BatchStatus, GUARDS, Status, TRANSITIONS } from '../domain/lifecycle.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
 import type { IngestRow } from '../ingest/csv-source.js';
@@ -25,9 +26,7 @@ export interface RerunOptions {
   readonly dryRun?: boolean;
 }
 
-const FIXABLE: ReadonlySet<FailureClass> = new Set(['transient', 'rate_limited', 'auth']);
-const RERUNNABLE_STATUS = new Set(['finished', 'cancelled']);
-const ACTIVE_STATUS = new Set(['ingesting', 'queued', 'running', 'paused', 'stopped', 'cancelling', 'finalizing']);
+const FIXABLE: ReadonlySet<FailureClass> = new Set(['transient']);
 
 /** Whether one failed chat is selected for the rerun. */
 export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean {
@@ -38,18 +37,19 @@ export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean 
 }
 
 function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
-  if (parent.status === 'stopped') {
+  if (parent.status === Status.stopped) {
+    // Its waiting chats are parked, not failed: cancelling would record them as cancelled, which no rerun picks up.
     throw new BatchStateError(
-      `batch ${parent.id} is stopped (${parent.reason || 'API key rejected'}): its chats are not failed, they are waiting — ` +
-        `fix the cause and \`bulk-unassign resume ${parent.id}\`, or \`cancel\` it first and then rerun`,
+      `batch ${parent.id} is stopped (${parent.reason || TRANSITIONS.stop.reason}): its chats are not failed, they are waiting — ` +
+        `fix the cause and \`bulk-unassign resume ${parent.id}\` to send them`,
     );
   }
-  if (!RERUNNABLE_STATUS.has(parent.status)) {
+  if (!(GUARDS.rerunFrom as readonly BatchStatus[]).includes(parent.status)) {
     throw new BatchStateError(
       `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, or \`bulk-unassign cancel ${parent.id}\` first`,
     );
   }
-  const active = children.find((c) => ACTIVE_STATUS.has(c.status));
+  const active = children.find((c) => ACTIVE.has(c.status));
   if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
 }
 

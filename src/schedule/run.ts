@@ -17,9 +17,9 @@ import { ChatListError, NoValidRowsError } from '../domain/errors.js';
 import { type InboxFileResult, ingestInbox } from './inbox.js';
 import type { Logger } from '../config/logger.js';
 import type { ScheduleDefinition, ScheduleRun, ScheduleStore } from './store.js';
+import { FINAL } from '../domain/lifecycle.js';
 
 /** Batch states after which a scheduled batch no longer blocks the next run (a stopped or paused batch still does). */
-const SETTLED: ReadonlySet<string> = new Set(['finished', 'cancelled', 'dry-run']);
 
 /** The lock outlives a stall of its keep-alive by a wide margin, and frees the schedule soon after a crash. */
 export const RUN_LOCK_TTL_MS = 2 * MINUTE;
@@ -86,7 +86,7 @@ export async function unsettledBatches(deps: Pick<RunDeps, 'schedules' | 'batche
   const out: string[] = [];
   for (const id of await deps.schedules.lastBatchIds(name)) {
     const batch = await deps.batches.get(id);
-    if (batch && !SETTLED.has(batch.status)) out.push(id); // an expired record is long settled
+    if (batch && !FINAL.has(batch.status)) out.push(id); // an expired record is long settled
   }
   return out;
 }

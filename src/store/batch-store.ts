@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { BatchStateError } from '../domain/errors.js';
 import { allBatchKeys, type Keys } from './keys.js';
 import type { ScriptedRedis } from './scripts.js';
-import type { BatchStatus } from '../domain/chat.js';
+import { type BatchStatus, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
 /** Counters of a batch. Invariants: rows = valid + rejected + duplicates; when finished, valid = succeeded + failed + cancelled. */
 export interface BatchCounts {
@@ -95,7 +95,7 @@ export function parseBatch(h: Record<string, string>): BatchRecord {
     createdAt: num(h.createdAt),
     ...(startedAt === undefined ? {} : { startedAt }),
     ...(finishedAt === undefined ? {} : { finishedAt }),
-    status: (h.status as BatchStatus) ?? 'ingesting',
+    status: (h.status as BatchStatus) ?? Status.ingesting,
     reason: h.reason ?? '',
     ...(h.parent ? { parent: h.parent } : {}),
     children: h.children ? h.children.split(',') : [],
@@ -116,8 +116,12 @@ export interface BatchStore {
   /** Like `get`, but a missing batch is a BatchStateError naming the id. */
   require(batchId: string): Promise<BatchRecord>;
   update(batchId: string, fields: Record<string, string | number>): Promise<void>;
-  /** Compare-and-set the status; returns the previous status, or undefined if the batch was in none of `from`. */
-  transition(batchId: string, to: BatchStatus, from: readonly BatchStatus[], reason?: string): Promise<BatchStatus | undefined>;
+  /**
+   * Applies a lifecycle transition as one compare-and-set: returns the previous status, or undefined if the
+   * batch was in none of the statuses the transition moves from (or is missing). `reason` defaults to the
+   * transition's own.
+   */
+  apply(batchId: string, transition: TransitionName, reason?: string): Promise<BatchStatus | undefined>;
   addNote(batchId: string, note: string): Promise<void>;
   /** Batch ids newest first. Ids whose record expired are dropped from the index on the way. */
   list(limit?: number): Promise<BatchRecord[]>;
@@ -137,7 +141,7 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
         kind: batch.kind,
         source: batch.source,
         createdAt: now,
-        status: 'ingesting',
+        status: Status.ingesting,
         dryRun: batch.dryRun ? 1 : 0,
         notes: JSON.stringify(batch.notes ?? []),
         ...Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])),
@@ -162,7 +166,8 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
     update: async (batchId, fields) => {
       await redis.hset(keys.batch(batchId).batch, fields);
     },
-    transition: async (batchId, to, from, reason = '') => {
+    apply: async (batchId, transition, reason = TRANSITIONS[transition].reason) => {
+      const { to, from } = TRANSITIONS[transition];
       const previous = await redis.transitionStatus(keys.batch(batchId).batch, to, reason, ...from);
       return previous === null ? undefined : (previous as BatchStatus);
     },

@@ -5,6 +5,8 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 
+import { luaLifecyclePrelude } from '../domain/lifecycle.js';
+
 /**
  * stageRows-2: de-duplicate and stage valid rows of an ingest.
  * KEYS[1] chats hash, KEYS[2] order list.
@@ -30,15 +32,15 @@ return out`;
  * stopped: the chat is parked for resume) | 'cancel' (batch being cancelled) | 'gone' (no batch record).
  * Parking happens here, atomically with reading the status, so a concurrent resume cannot miss the chat.
  */
-const claimChat = `
+const claimChat = `${luaLifecyclePrelude()}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'gone' end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 'done' end
-if status == 'paused' or status == 'stopped' then
+if LIFECYCLE.park[status] then
   redis.call('HSET', KEYS[3], ARGV[1], 1)
   return 'parked'
 end
-if status == 'cancelling' then return 'cancel' end
+if LIFECYCLE.cancel[status] then return 'cancel' end
 return 'go'`;
 
 /**
@@ -47,9 +49,9 @@ return 'go'`;
  * ARGV[1] chat key, ARGV[2] result record, ARGV[3] counter ('succeeded'|'failed'|'cancelled'),
  * ARGV[4] attempts made, ARGV[5] latency bucket ('' = none), ARGV[6] failure reason ('' = none), ARGV[7] now ms.
  * Output: -1 already recorded (nothing changed), 0 recorded, 1 recorded and it was the batch's last chat
- * (status is now 'finalizing': the caller must enqueue the report).
+ * (the batch made its lifecycle's \`complete\` transition: the caller must enqueue the report).
  */
-const recordResult = `
+const recordResult = `${luaLifecyclePrelude()}
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[4]))
@@ -61,8 +63,8 @@ local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
 local valid = tonumber(redis.call('HGET', KEYS[1], 'valid') or '-1')
 if done >= valid then
   local status = redis.call('HGET', KEYS[1], 'status')
-  if status ~= 'finalizing' and status ~= 'finished' and status ~= 'cancelled' then
-    redis.call('HSET', KEYS[1], 'status', 'finalizing', 'finishedAt', ARGV[7])
+  if LIFECYCLE.complete_from[status] then
+    redis.call('HSET', KEYS[1], 'status', LIFECYCLE.complete_to, 'finishedAt', ARGV[7])
     return 1
   end
 end

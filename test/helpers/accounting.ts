@@ -11,6 +11,7 @@ import type { BatchRecord } from '../../src/store/batch-store.js';
 import { QUEUE_NAME } from '../../src/store/keys.js';
 import type { ChatResult } from '../../src/store/result-store.js';
 import type { TestEnv } from './harness.js';
+import { WATCH_ENDS } from '../../src/domain/lifecycle.js';
 
 /** A CSV of `numbers` on one WABA, and the chat keys the batch will have. */
 export function simpleCsv(numbers: readonly string[], waba: string): { text: string; chatKeys: string[] } {
@@ -25,7 +26,7 @@ export async function waitForDone(env: TestEnv, batchId: string, done: number, t
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const batch = await env.ctx.batches.require(batchId);
-    if (batch.done >= done || ['finished', 'cancelled', 'stopped'].includes(batch.status)) return batch;
+    if (batch.done >= done || WATCH_ENDS.has(batch.status)) return batch;
     if (Date.now() > deadline) throw new Error(`batch ${batchId}: only ${batch.done}/${done} chats done after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -17,7 +17,7 @@ describe('result encoding', () => {
           attempts: fc.integer({ min: 0, max: 50 }),
           finishedAt: fc.integer({ min: 0, max: 2 ** 42 }),
           latencyMs: fc.integer({ min: 0, max: 60_000 }),
-          failureClass: fc.constantFrom('permanent', 'transient', 'rate_limited', 'auth' as const),
+          failureClass: fc.constantFrom('permanent' as const, 'transient' as const),
           reason: fc.string({ maxLength: 50 }).map((s) => s.replace(/[|\r\n]/g, ' ')),
         }),
         (r) => {

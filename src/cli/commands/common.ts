@@ -15,6 +15,7 @@ import { ingest } from '../../ingest/enqueue.js';
 import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
+import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -36,11 +37,9 @@ export async function openContext(config: ResolvedConfig): Promise<Context> {
   return makeContext(config, makeLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
 }
 
-export const TERMINAL: ReadonlySet<string> = new Set(['finished', 'cancelled', 'stopped', 'dry-run']);
-
 /** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */
 export function exitCodeFor(batch: BatchRecord): number {
-  if (batch.status === 'stopped' || batch.status === 'cancelled') return 3;
+  if (batch.status === Status.stopped || batch.status === Status.cancelled) return 3;
   if (batch.counts.failed > 0 || batch.counts.rejected > 0) return 1;
   return 0;
 }
@@ -53,7 +52,7 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
       const batch = await ctx.batches.require(batchId);
       const { succeeded, failed } = batch.counts;
       progress.update(batch.done, batch.counts.valid, `${succeeded} ok, ${failed} failed${batch.rateLimited ? `, ${batch.rateLimited}×429` : ''}`);
-      if (TERMINAL.has(batch.status) || signal?.aborted) return batch;
+      if (WATCH_ENDS.has(batch.status) || signal?.aborted) return batch;
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {

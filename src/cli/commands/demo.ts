@@ -15,6 +15,7 @@ import { startWorker } from '../../execution/worker.js';
 import { configFrom, describeBatch, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { DEMO_FAULTS, DEMO_RATE } from '../../devtools/demo-data.js';
 import { serveOptions, serveUntilSignal } from './serve.js';
+import { Status } from '../../domain/lifecycle.js';
 
 const DEMO_KEY = 'key_demo_not_secret';
 
@@ -35,7 +36,7 @@ export function demoChecks(batch: Awaited<ReturnType<typeof waitForBatch>>, api:
   const unassignedTwice = Object.values(stats.unassigned).filter((n) => n > 1).length;
   const distinct = Object.keys(stats.unassigned).length;
   const problems: string[] = [];
-  if (batch.status !== 'finished') problems.push(`batch ended ${batch.status}, expected finished`);
+  if (batch.status !== Status.finished) problems.push(`batch ended ${batch.status}, expected finished`);
   if (distinct !== batch.counts.succeeded) problems.push(`server unassigned ${distinct} chats, report says ${batch.counts.succeeded}`);
   if (unassignedTwice > 0) problems.push(`${unassignedTwice} chat(s) unassigned twice`);
   if (stats.rateLimited > 0) problems.push(`${stats.rateLimited} request(s) over the rate limit (429)`);

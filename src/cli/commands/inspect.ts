@@ -5,7 +5,8 @@ import type { BatchRecord } from '../../store/batch-store.js';
 import type { Flags } from '../args.js';
 import { UsageError } from '../../domain/errors.js';
 import { writeReport } from '../../report/report.js';
-import { configFrom, describeBatch, type Io, openContext, TERMINAL } from './common.js';
+import { configFrom, describeBatch, type Io, openContext } from './common.js';
+import { BATCH_STATUSES, isBatchStatus, WATCH_ENDS } from '../../domain/lifecycle.js';
 
 export function batchIdArg(args: readonly string[], command: string): string {
   const id = args[0];
@@ -34,7 +35,7 @@ export async function cmdStatus(args: readonly string[], flags: Flags, io: Io): 
     for (;;) {
       const batch = await ctx.batches.require(id);
       io.out(flags.json ? JSON.stringify({ ...batch, ...rateAndEta(batch) }, null, 2) : statusText(batch));
-      if (!flags.watch || TERMINAL.has(batch.status)) return 0;
+      if (!flags.watch || WATCH_ENDS.has(batch.status)) return 0;
       await new Promise((r) => setTimeout(r, 2000));
     }
   } finally {
@@ -47,6 +48,7 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
   try {
     const limit = flags.limit ? Number(flags.limit) : 50;
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`Expected \`--limit\` to be an integer ≥ 1, got \`${flags.limit}\``);
+    if (flags.status !== undefined && !isBatchStatus(flags.status)) throw new UsageError(`Expected \`--status\` to be one of ${BATCH_STATUSES.join(', ')}, got \`${flags.status}\``);
     const all = await ctx.batches.list(flags.status ? 1000 : limit);
     const batches = (flags.status ? all.filter((b) => b.status === flags.status) : all).slice(0, limit);
     if (flags.json) {

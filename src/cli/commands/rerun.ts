@@ -8,6 +8,7 @@ import { rerunBatch } from '../../ops/rerun.js';
 import { configFrom, describeBatch, type Io, openContext } from './common.js';
 import { batchIdArg } from './inspect.js';
 import { finishDryRun, processHere } from './run.js';
+import { Status } from '../../domain/lifecycle.js';
 
 export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const parentId = batchIdArg(args, 'rerun');
@@ -22,7 +23,7 @@ export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): P
       ...(flags.name ? { name: flags.name } : {}),
       dryRun,
     });
-    if (child.status === 'dry-run') return await finishDryRun(ctx, child, flags, io);
+    if (child.status === Status.dryRun) return await finishDryRun(ctx, child, flags, io);
     io.err(`rerun of ${parentId}: batch ${child.id} with ${child.counts.valid} chat(s)`);
     if (flags.detach) {
       io.out(flags.json ? JSON.stringify(child, null, 2) : `${describeBatch(child)}\n  enqueued for workers: follow with \`bulk-unassign status ${child.id} --watch\``);

@@ -11,6 +11,7 @@ import { registerShutdown } from '../../runtime/shutdown.js';
 import { startWorker } from '../../execution/worker.js';
 import { dryRunView, renderDryRun } from './dry-run.js';
 import { configFrom, describeBatch, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
+import { FINAL, Status } from '../../domain/lifecycle.js';
 
 function fileArg(args: readonly string[], command: string): string {
   const file = args[0];
@@ -22,8 +23,8 @@ function printResult(io: Io, flags: Flags, batch: Awaited<ReturnType<typeof wait
   if (flags.json) io.out(JSON.stringify(batch, null, 2));
   else {
     io.out(describeBatch(batch));
-    if (batch.status === 'finished' || batch.status === 'cancelled' || batch.status === 'dry-run') io.out(`  report: ${reportsDir}/${batch.id}/summary.md`);
-    if (batch.status === 'stopped') io.out(`  resume with: bulk-unassign resume ${batch.id}`);
+    if (FINAL.has(batch.status)) io.out(`  report: ${reportsDir}/${batch.id}/summary.md`);
+    if (batch.status === Status.stopped) io.out(`  resume with: bulk-unassign resume ${batch.id}`);
   }
 }
 
@@ -35,7 +36,7 @@ export async function cmdRun(args: readonly string[], flags: Flags, io: Io): Pro
   const ctx = await openContext(config);
   try {
     const batch = await ingestFile(ctx, file, flags);
-    if (batch.status === 'dry-run') return await finishDryRun(ctx, batch, flags, io);
+    if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
     return await processHere(ctx, batch, flags, io);
   } finally {
     await ctx.close();
@@ -57,7 +58,7 @@ export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags
   });
   const done = await waitForBatch(ctx, batch.id, flags, interrupted.signal);
   await running.close();
-  if (interrupted.signal.aborted && done.status !== 'finished') {
+  if (interrupted.signal.aborted && done.status !== Status.finished) {
     io.err(`interrupted: batch ${batch.id} keeps its place in the queue; \`bulk-unassign worker\` finishes it, \`bulk-unassign cancel ${batch.id}\` drops it`);
     return 3;
   }
@@ -80,7 +81,7 @@ export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): 
   const ctx = await openContext(config);
   try {
     const batch = await ingestFile(ctx, file, flags);
-    if (batch.status === 'dry-run') return await finishDryRun(ctx, batch, flags, io);
+    if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
     if (!flags.wait) {
       io.out(flags.json ? JSON.stringify(batch, null, 2) : `${describeBatch(batch)}\n  enqueued for workers: follow with \`bulk-unassign status ${batch.id} --watch\``);
       return 0;
