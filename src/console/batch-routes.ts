@@ -16,7 +16,7 @@ import { writeReport } from '../report/report.js';
 import { rerunBatch } from '../ops/rerun.js';
 import { makeTimelineCache } from './timeline.js';
 import { ingestUpload } from './upload.js';
-import { batchView } from './views.js';
+import { batchView } from '../app/views.js';
 
 /** Report files a client may download, with their content types. */
 const REPORT_FILES: Readonly<Record<string, string>> = {

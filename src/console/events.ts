@@ -7,8 +7,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import { WATCH_ENDS } from '../domain/lifecycle.js';
+import { watchBatch } from '../app/watch.js';
 import type { Context } from '../runtime/context.js';
-import { type BatchView, batchView } from './views.js';
+import { type BatchView, batchView } from '../app/views.js';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -40,30 +41,21 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
       'x-accel-buffering': 'no', // nginx: do not buffer the stream
     });
     let last = '';
-    let timer: NodeJS.Timeout | undefined;
     let lastWrite = Date.now();
+    const watching = new AbortController();
     const stop = (): void => {
-      clearTimeout(timer);
+      watching.abort();
       open.delete(stop);
       if (!reply.raw.writableEnded) reply.raw.end();
     };
     open.add(stop);
     request.raw.on('close', stop);
-    const tick = async (): Promise<void> => {
-      if (!open.has(stop)) return;
-      let batch: Awaited<ReturnType<typeof ctx.batches.get>>;
-      try {
-        batch = await ctx.batches.get(request.params.id);
-      } catch {
-        // A Redis hiccup is not the end of the batch: try again on the next tick.
-        if (open.has(stop)) timer = setTimeout(() => void tick(), pollMs);
-        return;
-      }
-      if (!open.has(stop)) return;
+    // A Redis hiccup is not the end of the batch: the watch reads again on the next interval.
+    for await (const batch of watchBatch(ctx.batches, request.params.id, { intervalMs: pollMs, signal: watching.signal })) {
+      if (watching.signal.aborted) break; // the client left while the record was being read
       if (!batch) {
         write(reply, 'gone', { id: request.params.id });
-        stop();
-        return;
+        break;
       }
       const view: BatchView = batchView(batch);
       const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
@@ -75,13 +67,8 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
         reply.raw.write(': keep-alive\n\n');
         lastWrite = Date.now();
       }
-      if (WATCH_ENDS.has(batch.status)) {
-        write(reply, 'end', { id: batch.id, status: batch.status });
-        stop();
-        return;
-      }
-      timer = setTimeout(() => void tick(), pollMs);
-    };
-    void tick();
+      if (WATCH_ENDS.has(batch.status)) write(reply, 'end', { id: batch.id, status: batch.status });
+    }
+    stop();
   });
 }

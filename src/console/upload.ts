@@ -1,7 +1,7 @@
 /**
  * CSV upload: the multipart body is streamed to a temporary file (never held in memory; the size limit is
  * MAX_FILE_MB, enforced while streaming), then read exactly as `bulk-unassign upload` reads a file
- * (`ingestFile`: openCsvSource + ingest), so the console accepts, rejects and explains the same rows the CLI
+ * (`uploadCsv` of the application layer), so the console accepts, rejects and explains the same rows the CLI
  * does. The temp file carries the uploaded file's own name, so the batch's source and every error message
  * name the file the operator chose, not a temp path.
  */
@@ -14,11 +14,11 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 
 import type { BatchRecord } from '../store/batch-store.js';
-import type { Flags } from '../cli/args.js';
-import { ingestFile } from '../cli/commands/common.js';
+import { completeDryRun } from '../app/dry-run.js';
+import { uploadCsv } from '../app/upload.js';
+import { Status } from '../domain/lifecycle.js';
 import type { Context } from '../runtime/context.js';
 import { InputError, UsageError } from '../domain/errors.js';
-import { writeReport } from '../report/report.js';
 
 /** Form fields the upload understands, besides the file itself. */
 export interface UploadFields {
@@ -101,21 +101,17 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
   const upload = await receive(request);
   try {
     const { fields } = upload;
-    const flags: Flags = {
-      quiet: true,
+    const batch = await uploadCsv(ctx, {
+      file: upload.path,
+      displayName: upload.name,
       ...(fields.name ? { name: fields.name } : {}),
       ...(fields.waba ? { waba: fields.waba } : {}),
       force: fields.force === true,
-      'dry-run': fields.dryRun === true,
-    };
-    const batch = await ingestFile(ctx, upload.path, flags).catch((error: unknown) => {
+      dryRun: fields.dryRun === true,
+    }).catch((error: unknown) => {
       throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
     });
-    if (batch.status === 'dry-run') {
-      // As `upload --dry-run` does: a dry run's report is all there is of it, and it expires like any batch.
-      await writeReport(ctx, batch, ctx.config.reportsDir);
-      await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
-    }
+    if (batch.status === Status.dryRun) await completeDryRun(ctx, batch);
     return batch;
   } finally {
     await upload.cleanup();

@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { BatchRecord } from '../../src/store/batch-store.js';
 import { makeConsoleAuth, readCookie, SESSION_COOKIE, SESSION_TTL_MS } from '../../src/console/auth.js';
 import { safeFileName } from '../../src/console/upload.js';
-import { batchView } from '../../src/console/views.js';
+import { batchView } from '../../src/app/views.js';
 
 const TOKEN = 'unit-test-token-0123456789';
 

@@ -10,12 +10,12 @@ import { flagsToOptions } from '../args.js';
 import { readDotEnv, resolveConfig, type ResolvedConfig } from '../../config/config.js';
 import type { Context } from '../../runtime/context.js';
 import { makeContext } from '../../runtime/context.js';
-import { openConfiguredCsv } from '../../ingest/csv-source.js';
-import { ingest } from '../../ingest/enqueue.js';
+import { uploadCsv } from '../../app/upload.js';
 import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
 import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
+import { watchBatch } from '../../app/watch.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -44,50 +44,43 @@ export function exitCodeFor(batch: BatchRecord): number {
   return 0;
 }
 
-/** Polls the batch record until it reaches a terminal status, feeding a progress display. */
+/** Watches the batch until nothing more is to be waited for (or `signal` aborts), feeding a progress display. */
 export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, signal?: AbortSignal): Promise<BatchRecord> {
   const progress = makeProgress(`batch ${batchId}`, process.stderr, flags.quiet === true || flags.json === true);
+  let last: BatchRecord | undefined;
+  let lastError = '';
+  const onReadError = (error: Error): void => {
+    if (error.message !== lastError) process.stderr.write(`cannot read batch ${batchId}: ${error.message} (retrying)\n`);
+    lastError = error.message;
+  };
   try {
-    for (;;) {
-      const batch = await ctx.batches.require(batchId);
+    for await (const batch of watchBatch(ctx.batches, batchId, { intervalMs: 250, onReadError, ...(signal ? { signal } : {}) })) {
+      if (!batch) break;
+      last = batch;
+      lastError = '';
       const { succeeded, failed } = batch.counts;
       progress.update(batch.done, batch.counts.valid, `${succeeded} ok, ${failed} failed${batch.rateLimited ? `, ${batch.rateLimited}×429` : ''}`);
-      if (WATCH_ENDS.has(batch.status) || signal?.aborted) return batch;
-      await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
     progress.stop();
   }
+  // Aborted before the first read, or the record is gone: what `require` says is the answer.
+  return last && (WATCH_ENDS.has(last.status) || signal?.aborted) ? last : ctx.batches.require(batchId);
 }
 
-/** Reads a CSV into a new batch (and enqueues it unless --dry-run). */
+/** Reads a CSV into a new batch (and enqueues it unless --dry-run), with a progress display. */
 export async function ingestFile(ctx: Context, file: string, flags: Flags): Promise<BatchRecord> {
-  const source = await openConfiguredCsv(ctx.config, file, flags.waba);
   const progress = makeProgress(`reading ${basename(file)}`, process.stderr, flags.quiet === true || flags.json === true);
   try {
-    return await ingest(ctx, source, {
-      batch: { kind: 'csv', source: basename(file), ...(flags.name ? { name: flags.name } : {}) },
-      dryRun: flags['dry-run'] === true,
+    return await uploadCsv(ctx, {
+      file,
+      ...(flags.name ? { name: flags.name } : {}),
+      ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
-      duplicateWindowHours: ctx.config.duplicateWindowHours,
+      dryRun: flags['dry-run'] === true,
       onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? p.rows : p.valid, p.phase),
     });
   } finally {
     progress.stop();
   }
-}
-
-/** One-paragraph human summary of a batch. */
-export function describeBatch(batch: BatchRecord): string {
-  const c = batch.counts;
-  const lines = [
-    `batch ${batch.id} (${batch.name}) — ${batch.status}${batch.reason ? `: ${batch.reason}` : ''}`,
-    `  rows ${c.rows} = valid ${c.valid} + rejected ${c.rejected} + duplicates ${c.duplicates}`,
-    `  valid ${c.valid}: succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}, pending ${Math.max(0, c.valid - batch.done)}`,
-  ];
-  const top = Object.entries(batch.reasons).sort((a, b) => b[1] - a[1]).slice(0, 5);
-  if (top.length > 0) lines.push('  top failure reasons:', ...top.map(([r, n]) => `    ${String(n).padStart(6)}  ${r}`));
-  if (batch.parent) lines.push(`  rerun of ${batch.parent}`);
-  if (batch.children.length) lines.push(`  reruns: ${batch.children.join(', ')}`);
-  return lines.join('\n');
 }

@@ -12,10 +12,11 @@ import { type MockApi, startMockApi } from '../../devtools/mock-api.js';
 import { redisAnswers } from '../../store/redis.js';
 import { type PrivateRedis, startPrivateRedis } from '../../devtools/redis-server.js';
 import { startWorker } from '../../execution/worker.js';
-import { configFrom, describeBatch, ingestFile, type Io, openContext, waitForBatch } from './common.js';
+import { configFrom, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { DEMO_FAULTS, DEMO_RATE } from '../../devtools/demo-data.js';
 import { serveOptions, serveUntilSignal } from './serve.js';
 import { Status } from '../../domain/lifecycle.js';
+import { describeBatch } from '../../app/views.js';
 
 const DEMO_KEY = 'key_demo_not_secret';
 

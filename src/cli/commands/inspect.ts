@@ -5,21 +5,14 @@ import type { BatchRecord } from '../../store/batch-store.js';
 import type { Flags } from '../args.js';
 import { UsageError } from '../../domain/errors.js';
 import { writeReport } from '../../report/report.js';
-import { configFrom, describeBatch, type Io, openContext } from './common.js';
+import { configFrom, type Io, openContext } from './common.js';
+import { describeBatch, rateAndEta } from '../../app/views.js';
 import { BATCH_STATUSES, isBatchStatus, WATCH_ENDS } from '../../domain/lifecycle.js';
 
 export function batchIdArg(args: readonly string[], command: string): string {
   const id = args[0];
   if (!id) throw new UsageError(`\`${command}\` needs a batch id: bulk-unassign ${command} <batchId> (ids: bulk-unassign batches)`);
   return id;
-}
-
-/** Rate (chats/s since start) and ETA for a running batch. */
-export function rateAndEta(batch: BatchRecord, now = Date.now()): { ratePerSecond: number; etaSeconds: number | null } {
-  const elapsed = batch.startedAt ? Math.max(1, ((batch.finishedAt ?? now) - batch.startedAt) / 1000) : 0;
-  const ratePerSecond = elapsed ? batch.done / elapsed : 0;
-  const remaining = batch.counts.valid - batch.done;
-  return { ratePerSecond: Math.round(ratePerSecond * 10) / 10, etaSeconds: ratePerSecond > 0 && remaining > 0 ? Math.ceil(remaining / ratePerSecond) : null };
 }
 
 function statusText(batch: BatchRecord): string {

@@ -5,10 +5,11 @@
 import type { Flags } from '../args.js';
 import { requireApiKey } from '../../config/config.js';
 import { rerunBatch } from '../../ops/rerun.js';
-import { configFrom, describeBatch, type Io, openContext } from './common.js';
+import { configFrom, type Io, openContext } from './common.js';
 import { batchIdArg } from './inspect.js';
 import { finishDryRun, processHere } from './run.js';
 import { Status } from '../../domain/lifecycle.js';
+import { describeBatch } from '../../app/views.js';
 
 export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const parentId = batchIdArg(args, 'rerun');

@@ -6,11 +6,11 @@ import type { Flags } from '../args.js';
 import type { Context } from '../../runtime/context.js';
 import { requireApiKey } from '../../config/config.js';
 import { UsageError } from '../../domain/errors.js';
-import { writeReport } from '../../report/report.js';
 import { registerShutdown } from '../../runtime/shutdown.js';
 import { startWorker } from '../../execution/worker.js';
-import { dryRunView, renderDryRun } from './dry-run.js';
-import { configFrom, describeBatch, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
+import { completeDryRun, dryRunView, renderDryRun } from '../../app/dry-run.js';
+import { describeBatch } from '../../app/views.js';
+import { configFrom, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { FINAL, Status } from '../../domain/lifecycle.js';
 
 function fileArg(args: readonly string[], command: string): string {
@@ -67,8 +67,7 @@ export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags
 }
 
 export async function finishDryRun(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
-  await writeReport(ctx, batch, ctx.config.reportsDir);
-  await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
+  await completeDryRun(ctx, batch);
   const view = await dryRunView(ctx, batch);
   io.out(flags.json ? JSON.stringify(view, null, 2) : renderDryRun(view, ctx.config.reportsDir));
   return exitCodeFor(batch);

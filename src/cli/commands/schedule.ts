@@ -18,8 +18,9 @@ import { writeReport } from '../../report/report.js';
 import { buildDefinition, checkScheduleName, DEFAULT_SCHEDULE } from '../../schedule/definition.js';
 import { makeScheduleStore, type ScheduleDefinition, type ScheduleRun, type ScheduleStore } from '../../schedule/store.js';
 import { busyReason, localTime, recordSkip, type RunResult, runSchedule } from '../../schedule/run.js';
-import { dryRunView, renderDryRun } from './dry-run.js';
-import { configFrom, describeBatch, exitCodeFor, type Io, openContext, waitForBatch } from './common.js';
+import { dryRunView, renderDryRun } from '../../app/dry-run.js';
+import { configFrom, exitCodeFor, type Io, openContext, waitForBatch } from './common.js';
+import { describeBatch } from '../../app/views.js';
 
 type Sub = (name: string | undefined, ctx: Context, schedules: ScheduleStore, flags: Flags, io: Io) => Promise<number>;
 

@@ -1,11 +1,13 @@
 /**
- * What `--dry-run` shows: the counts, the first chats exactly as they would be sent, and the first rejected
- * rows with their reasons. No API call is made; the batch is kept (status `dry-run`) so its report exists.
+ * A dry run: the counts, the first chats exactly as they would be sent, and the first rejected rows with
+ * their reasons. No API call is made; the batch is kept (in its lifecycle's dry-run status) so its report
+ * exists, and it expires like any batch.
  */
-import { unassignBody } from '../../execution/api-client.js';
-import type { BatchRecord } from '../../store/batch-store.js';
-import type { Context } from '../../runtime/context.js';
-import { chatFromKey, type RejectedRow } from '../../domain/chat.js';
+import { unassignBody } from '../execution/api-client.js';
+import type { BatchRecord } from '../store/batch-store.js';
+import { writeReport } from '../report/report.js';
+import type { Context } from '../runtime/context.js';
+import { chatFromKey, type RejectedRow } from '../domain/chat.js';
 
 const SAMPLE = 5;
 
@@ -23,6 +25,12 @@ export async function dryRunView(ctx: Pick<Context, 'redis' | 'keys'>, batch: Ba
   const wouldSend = chatKeys.map((key, i) => ({ line: inputs[i] ? (JSON.parse(inputs[i] as string) as { line: number }).line : 0, body: unassignBody(chatFromKey(key)) }));
   const rejected = (await ctx.redis.lrange(k.rejected, 0, 9)).map((s) => JSON.parse(s) as RejectedRow);
   return { batchId: batch.id, counts: batch.counts, wouldSend, rejected };
+}
+
+/** A dry run's report is all there is of it: write it now, and start its retention clock. */
+export async function completeDryRun(ctx: Context, batch: BatchRecord): Promise<void> {
+  await writeReport(ctx, batch, ctx.config.reportsDir);
+  await ctx.batches.expire(batch.id, ctx.config.resultsTtlDays * 86_400);
 }
 
 export function renderDryRun(view: DryRunView, reportsDir: string): string {

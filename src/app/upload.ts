@@ -1,0 +1,38 @@
+/**
+ * Uploading a CSV: one file becomes one batch, read with the configured limits and enqueued (or kept as a
+ * dry run). The CLI's `run` / `upload` and the console's upload both come here, so
+ * a file is accepted, rejected and explained the same way whichever door it came through.
+ */
+import { basename } from 'node:path';
+
+import { type IngestProgress, ingest } from '../ingest/enqueue.js';
+import { openConfiguredCsv } from '../ingest/csv-source.js';
+import type { Context } from '../runtime/context.js';
+import type { BatchRecord } from '../store/batch-store.js';
+
+export interface UploadRequest {
+  /** Path of the CSV to read. */
+  readonly file: string;
+  /** The file name the operator knows it by (the console stores uploads under a temporary path). @default basename(file) */
+  readonly displayName?: string;
+  readonly name?: string;
+  /** Business number for rows of a file without a wabaNumber column. */
+  readonly waba?: string;
+  /** Run content again that already ran within DUPLICATE_WINDOW_HOURS. */
+  readonly force?: boolean;
+  readonly dryRun?: boolean;
+  readonly onProgress?: (progress: IngestProgress) => void;
+}
+
+/** Reads a CSV into a new batch: enqueued for the workers, or a dry run (finish it with `completeDryRun`). */
+export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<BatchRecord> {
+  const source = await openConfiguredCsv(ctx.config, request.file, request.waba);
+  const batch = await ingest(ctx, source, {
+    batch: { kind: 'csv', source: request.displayName ?? basename(request.file), ...(request.name ? { name: request.name } : {}) },
+    dryRun: request.dryRun === true,
+    force: request.force === true,
+    duplicateWindowHours: ctx.config.duplicateWindowHours,
+    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+  });
+  return batch;
+}

@@ -1,0 +1,53 @@
+/**
+ * Views of a batch for people: the one-paragraph text the CLI prints, and what the console's API says about a
+ * batch (the record plus pending, rate, ETA, which actions and reports apply now). Deciding the actions here
+ * keeps the page free of batch rules.
+ */
+import type { BatchRecord } from '../store/batch-store.js';
+import { OPERATOR_ACTIONS, type OperatorAction, REPORTABLE } from '../domain/lifecycle.js';
+
+export type BatchAction = OperatorAction;
+
+export interface BatchView extends BatchRecord {
+  readonly pending: number;
+  readonly ratePerSecond: number;
+  readonly etaSeconds: number | null;
+  /** Actions the batch's status allows now (the server still checks them atomically). */
+  readonly actions: readonly BatchAction[];
+  /** Whether report files can be downloaded (written, or can be rebuilt from Redis). */
+  readonly reportReady: boolean;
+}
+
+export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
+  const actions = (Object.keys(OPERATOR_ACTIONS) as BatchAction[]).filter((a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0));
+  return {
+    ...batch,
+    pending: Math.max(0, batch.counts.valid - batch.done),
+    ...rateAndEta(batch, now),
+    actions,
+    reportReady: REPORTABLE.has(batch.status),
+  };
+}
+
+/** Rate (chats/s since start) and ETA for a running batch. */
+export function rateAndEta(batch: BatchRecord, now = Date.now()): { ratePerSecond: number; etaSeconds: number | null } {
+  const elapsed = batch.startedAt ? Math.max(1, ((batch.finishedAt ?? now) - batch.startedAt) / 1000) : 0;
+  const ratePerSecond = elapsed ? batch.done / elapsed : 0;
+  const remaining = batch.counts.valid - batch.done;
+  return { ratePerSecond: Math.round(ratePerSecond * 10) / 10, etaSeconds: ratePerSecond > 0 && remaining > 0 ? Math.ceil(remaining / ratePerSecond) : null };
+}
+
+/** One-paragraph human summary of a batch. */
+export function describeBatch(batch: BatchRecord): string {
+  const c = batch.counts;
+  const lines = [
+    `batch ${batch.id} (${batch.name}) — ${batch.status}${batch.reason ? `: ${batch.reason}` : ''}`,
+    `  rows ${c.rows} = valid ${c.valid} + rejected ${c.rejected} + duplicates ${c.duplicates}`,
+    `  valid ${c.valid}: succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}, pending ${Math.max(0, c.valid - batch.done)}`,
+  ];
+  const top = Object.entries(batch.reasons).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  if (top.length > 0) lines.push('  top failure reasons:', ...top.map(([r, n]) => `    ${String(n).padStart(6)}  ${r}`));
+  if (batch.parent) lines.push(`  rerun of ${batch.parent}`);
+  if (batch.children.length) lines.push(`  reruns: ${batch.children.join(', ')}`);
+  return lines.join('\n');
+}
