@@ -13,7 +13,7 @@ import { cmdRerun } from './commands/rerun.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
 import { cmdSchedule } from './commands/schedule.js';
 import { cmdServe } from './commands/serve.js';
-import { BulkUnassignError, UsageError } from '../domain/errors.js';
+import { asEnvironmentError, BulkUnassignError, UsageError } from '../domain/errors.js';
 
 type Command = (args: readonly string[], flags: Flags, io: Io) => Promise<number>;
 
@@ -43,6 +43,7 @@ const EXIT_CODES: Readonly<Record<string, number>> = {
   ERR_DUPLICATE_UPLOAD: 2,
   ERR_BATCH_STATE: 2,
   ERR_REDIS_UNAVAILABLE: 2,
+  ERR_ENVIRONMENT: 2,
 };
 export const EXIT_INTERNAL = 70;
 
@@ -65,7 +66,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const run = COMMANDS[command];
     if (!run) throw new UsageError(`unknown command \`${command}\`; commands: ${Object.keys(COMMANDS).join(', ')} (see --help)`);
     return await run(args, flags, io);
-  } catch (error) {
+  } catch (caught) {
+    const error = asEnvironmentError(caught) ?? caught;
     if (error instanceof BulkUnassignError) {
       io.err(`bulk-unassign: ${error.message}`);
       return EXIT_CODES[error.code] ?? 1;

@@ -5,7 +5,8 @@
  * batch size: failures come in file order from a ZSET in Redis (failure-index.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
@@ -42,6 +43,9 @@ export interface ReportSummary {
   readonly files: Readonly<Record<string, string>>;
 }
 
+/** How a batch's note begins when its report could not be written when it finished. */
+export const REPORT_NOT_WRITTEN = 'report not written';
+
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 /** Columns of failed.csv: the source's own, then status + error (suffixed if the source already had them). */
@@ -53,14 +57,36 @@ export function failedColumns(header: readonly string[]): { header: string[]; st
   return { header: [...header, status, error], status, error };
 }
 
+/**
+ * Writes a file whole or not at all: into a temporary file of its own, renamed over the target. The temporary
+ * name is unique per write, so two processes rebuilding the same report (a rerun and a finalize, two operators)
+ * never write into, or rename away, each other's half-written file; the last rename wins with a complete file.
+ */
 async function writeLines(path: string, lines: AsyncIterable<string> | Iterable<string>): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const out = createWriteStream(tmp);
-  for await (const line of lines) if (!out.write(line)) await once(out, 'drain');
-  out.end();
-  await once(out, 'finish');
-  await rename(tmp, path);
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const out = createWriteStream(tmp);
+    const failed = new Promise<never>((_, reject) => out.once('error', reject));
+    failed.catch(() => undefined); // raced below; an error after the race is settled must not go unhandled
+    const written = (async () => {
+      for await (const line of lines) if (!out.write(line)) await once(out, 'drain');
+      out.end();
+      await once(out, 'finish');
+    })();
+    await Promise.race([written, failed]);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw error;
+  }
 }
+
+/** Characters a Markdown renderer would take as HTML: batch names, sources and API messages are not trusted. */
+export function escapeMarkdownText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+const cell = (text: string): string => escapeMarkdownText(text).replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 
 /** failed.csv, line by line; tallies each failure's class into `byClass` on the way. */
 async function* failedCsv(batch: BatchRecord, failures: AsyncIterable<Failure>, byClass: Record<string, number>): AsyncIterable<string> {
@@ -125,11 +151,12 @@ export function summarise(batch: BatchRecord, failuresByClass: Readonly<Record<s
 
 export function renderMarkdown(s: ReportSummary): string {
   const c = s.counts;
+  const text = escapeMarkdownText;
   const lines = [
-    `# Batch ${s.batchId} — ${s.name}`,
+    `# Batch ${s.batchId} — ${text(s.name)}`,
     '',
-    `**Status:** ${s.status}${s.reason ? ` — ${s.reason}` : ''}${s.dryRun ? ' (dry run: no API calls made)' : ''}`,
-    `**Source:** ${s.source} (sha256 ${s.sha256.slice(0, 12) || 'n/a'})${s.parent ? ` · rerun of ${s.parent}` : ''}`,
+    `**Status:** ${s.status}${s.reason ? ` — ${text(s.reason)}` : ''}${s.dryRun ? ' (dry run: no API calls made)' : ''}`,
+    `**Source:** ${text(s.source)} (sha256 ${s.sha256.slice(0, 12) || 'n/a'})${s.parent ? ` · rerun of ${s.parent}` : ''}`,
     `**Started:** ${s.startedAt ?? '—'} · **Finished:** ${s.finishedAt ?? '—'} · **Duration:** ${s.durationMs === null ? '—' : `${(s.durationMs / 1000).toFixed(1)} s`}`,
     '',
     '| rows | valid | rejected | duplicates | succeeded | failed | cancelled |',
@@ -141,11 +168,11 @@ export function renderMarkdown(s: ReportSummary): string {
   ];
   if (s.failureReasons.length > 0) {
     lines.push('## Failure reasons', '', '| chats | reason |', '|---:|---|');
-    for (const r of s.failureReasons) lines.push(`| ${r.count} | ${r.reason.replace(/\|/g, '\\|')} |`);
+    for (const r of s.failureReasons) lines.push(`| ${r.count} | ${cell(r.reason)} |`);
     lines.push('', `Failed chats are in \`failed.csv\` (re-uploadable as is); \`bulk-unassign rerun ${s.batchId}\` retries the ones a rerun can fix.`, '');
   }
   if (c.rejected > 0) lines.push(`${c.rejected} row(s) could not be read as a chat: see \`rejected.csv\`.`, '');
-  for (const note of s.notes) lines.push(`> ${note}`, '');
+  for (const note of s.notes) lines.push(`> ${text(note).replace(/[\r\n]+/g, ' ')}`, '');
   if (s.children.length > 0) lines.push(`Reruns of this batch: ${s.children.join(', ')}`, '');
   return lines.join('\n');
 }
@@ -164,8 +191,7 @@ export async function writeReport(deps: { redis: ScriptedRedis; keys: Keys; resu
   }
   await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
   const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);
-  await writeFile(files.summaryMd, renderMarkdown(summary));
-  await writeFile(`${files.summaryJson}.tmp`, `${JSON.stringify(summary, null, 2)}\n`);
-  await rename(`${files.summaryJson}.tmp`, files.summaryJson);
+  await writeLines(files.summaryMd, [renderMarkdown(summary)]);
+  await writeLines(files.summaryJson, [`${JSON.stringify(summary, null, 2)}\n`]);
   return summary;
 }

@@ -10,6 +10,7 @@ import { registerShutdown } from '../../runtime/shutdown.js';
 import { startWorker } from '../../execution/worker.js';
 import { completeDryRun, dryRunView, renderDryRun } from '../../app/dry-run.js';
 import { describeBatch } from '../../app/views.js';
+import { REPORT_NOT_WRITTEN } from '../../report/report.js';
 import { configFrom, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { FINAL, Status } from '../../domain/lifecycle.js';
 
@@ -23,7 +24,7 @@ function printResult(io: Io, flags: Flags, batch: Awaited<ReturnType<typeof wait
   if (flags.json) io.out(JSON.stringify(batch, null, 2));
   else {
     io.out(describeBatch(batch));
-    if (FINAL.has(batch.status)) io.out(`  report: ${reportsDir}/${batch.id}/summary.md`);
+    if (FINAL.has(batch.status) && !batch.notes.some((n) => n.startsWith(REPORT_NOT_WRITTEN))) io.out(`  report: ${reportsDir}/${batch.id}/summary.md`);
     if (batch.status === Status.stopped) io.out(`  resume with: bulk-unassign resume ${batch.id}`);
   }
 }
@@ -63,7 +64,15 @@ export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags
     return 3;
   }
   printResult(io, flags, done, ctx.config.reportsDir);
-  return exitCodeFor(done);
+  return reportMissing(done, io) ? 2 : exitCodeFor(done);
+}
+
+/** A batch that finished without its report (the folder refused it) says so, naming the path: exit 2. */
+function reportMissing(batch: BatchRecord, io: Io): boolean {
+  const note = batch.notes.find((n) => n.startsWith(REPORT_NOT_WRITTEN));
+  if (!note || !FINAL.has(batch.status)) return false;
+  io.err(`bulk-unassign: batch ${batch.id} ${batch.status}, but its report could not be written: ${note.slice(REPORT_NOT_WRITTEN.length + 2)}`);
+  return true;
 }
 
 export async function finishDryRun(ctx: Context, batch: BatchRecord, flags: Flags, io: Io): Promise<number> {
@@ -87,7 +96,7 @@ export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): 
     }
     const done = await waitForBatch(ctx, batch.id, flags);
     printResult(io, flags, done, config.reportsDir);
-    return exitCodeFor(done);
+    return reportMissing(done, io) ? 2 : exitCodeFor(done);
   } finally {
     await ctx.close();
   }
