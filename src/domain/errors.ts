@@ -81,8 +81,41 @@ export class ChatListError extends BulkUnassignError {
   }
 }
 
+/**
+ * The machine, not the input, is at fault: a folder that cannot be written, a full disk, too many open files.
+ * The batch is not to blame and its outcome never depends on it; the operator fixes the environment.
+ */
+export class EnvironmentError extends BulkUnassignError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_ENVIRONMENT', message, options);
+  }
+}
+
+/** errno codes that say the file system or process limits refused, not that the program is wrong. */
+const ENVIRONMENT_ERRNO: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EISDIR', 'ENOENT', 'EEXIST', 'EIO', 'ELOOP', 'ENAMETOOLONG']);
+
+/** The error as an EnvironmentError naming the path and errno code, or undefined if it is not one. */
+export function asEnvironmentError(error: unknown): EnvironmentError | undefined {
+  if (error instanceof EnvironmentError) return error;
+  const errno = error as NodeJS.ErrnoException | undefined;
+  if (!(error instanceof Error) || typeof errno?.code !== 'string' || !ENVIRONMENT_ERRNO.has(errno.code)) return undefined;
+  const where = errno.path ? `${errno.path}: ` : '';
+  return new EnvironmentError(`${where}${errno.code} (${errno.syscall ?? 'file system'}): ${error.message.replace(/^[A-Z]+: /, '')}`, { cause: error });
+}
+
 /** Normalise whatever a `catch` caught into an Error (graphile-worker's coerceError). */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+/**
+ * Thrown when what Redis holds is not what this build writes: a record or JSON value that does not decode, a Lua
+ * reply outside the script's documented set, or another data layout version (`checkDataLayout`). The message
+ * names the key, field or script.
+ */
+export class DataLayoutError extends BulkUnassignError {
+  constructor(message: string) {
+    super('ERR_DATA_LAYOUT', message);
+  }
 }
