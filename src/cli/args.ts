@@ -35,7 +35,6 @@ export const OPTIONS = {
   'reports-dir': { type: 'string' },
   'include-permanent': { type: 'boolean' },
   'only-reason': { type: 'string' },
-  rows: { type: 'string' },
   'api-key': { type: 'string' },
   'seed-chats': { type: 'string' },
   'fail-rate': { type: 'string' },
@@ -77,6 +76,7 @@ export function flagsToOptions(flags: Flags): RunnerOptions {
     requestTimeoutMs: flags['timeout-ms'],
     reportsDir: flags['reports-dir'],
     defaultCountry: flags['default-country'],
+    apiKeyFile: flags['api-key-file'],
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as RunnerOptions;
 }
@@ -141,11 +141,13 @@ Runtime options (each overrides its environment variable)
   --max-attempts <n>         MAX_ATTEMPTS               default 5
   --timeout-ms <ms>          REQUEST_TIMEOUT_MS         default 15000
   --reports-dir <dir>        REPORTS_DIR                default ./reports
+  --api-key-file <path>      DOUBLETICK_API_KEY_FILE    file holding the API key (e.g. a Docker secret)
   --json                     Machine-readable output where the output is data.
   -q, --quiet                No progress output.
 
 Environment
-  DOUBLETICK_API_KEY (required to call the API; never logged or stored), RESULTS_TTL_DAYS (30),
+  DOUBLETICK_API_KEY (required to call the API, or DOUBLETICK_API_KEY_FILE; never logged or stored),
+  RESULTS_TTL_DAYS (30),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (info),
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),

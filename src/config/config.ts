@@ -2,7 +2,8 @@
  * Configuration: `RunnerOptions` is what a user may set (all optional), `ResolvedConfig` what the code runs
  * with. `resolveConfig` is the only place that applies defaults and precedence: flag > env > .env file > default.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseEnv } from 'node:util';
 
 import { ConfigError } from '../domain/errors.js';
@@ -30,6 +31,11 @@ export const LIMITS = {
 export interface RunnerOptions {
   /** DoubleTick API key, sent raw in `Authorization`. Required for anything that calls the API. */
   readonly apiKey?: string;
+  /**
+   * A file holding the API key instead (a Docker or Kubernetes secret, e.g. /run/secrets/doubletick_api_key),
+   * read once at start-up; a trailing newline is dropped. Setting both a key and a key file is refused.
+   */
+  readonly apiKeyFile?: string;
   /** API base URL. @default 'https://public.doubletick.io' */
   readonly baseUrl?: string;
   /** Redis connection URL. @default 'redis://127.0.0.1:6379' */
@@ -82,13 +88,23 @@ export interface RunnerOptions {
    */
   readonly consoleToken?: string;
   /**
+   * Proxies in front of `serve` whose X-Forwarded-For / X-Forwarded-Proto the console believes (Fastify's
+   * `trustProxy`): `true` (every proxy), a number of proxy hops, or proxy addresses/CIDRs (`10.0.0.0/8,::1`,
+   * also `loopback`, `linklocal`, `uniquelocal`). The console then throttles failed logins per client address,
+   * not per proxy, and marks its cookie Secure when the proxy speaks https. @default false (no proxy trusted)
+   */
+  readonly trustProxy?: TrustProxy | string;
+  /**
    * Where a scheduled batch's summary JSON is POSTed when it finishes (http or https). Retried with backoff for
-   * about an hour, never holding up the batch. @default none — no notification.
+   * up to about half an hour (12 attempts, RETRY_POLICIES.notify), never holding up the batch. @default none — no notification.
    */
   readonly notifyWebhookUrl?: string;
 }
 
 /** Everything the code needs, validated. */
+/** `trustProxy` as the console uses it: off/on, proxy hops in front of it, or the proxies' addresses/CIDRs. */
+export type TrustProxy = boolean | number | readonly string[];
+
 export interface ResolvedConfig {
   readonly apiKey: string | undefined;
   readonly baseUrl: string;
@@ -106,9 +122,15 @@ export interface ResolvedConfig {
   readonly maxFileMb: number;
   readonly defaultCountry: string | undefined;
   readonly logLevel: string;
+  /**
+   * LOG_LEVEL (or the logLevel option) was set, as opposed to `logLevel` being the default: the CLI then logs
+   * at that level instead of its own quieter default.
+   */
+  readonly logLevelExplicit: boolean;
   /** undefined = derived from requestTimeoutMs by the worker (`lockDurationFor`). */
   readonly lockDurationMs: number | undefined;
   readonly consoleToken: string | undefined;
+  readonly trustProxy: TrustProxy;
   readonly notifyWebhookUrl: string | undefined;
 }
 
@@ -129,9 +151,14 @@ export const DEFAULTS = {
   logLevel: 'info',
 } satisfies Partial<Record<keyof ResolvedConfig, string | number | boolean>>;
 
+/** Settings read from flags, the environment or `.env`: ResolvedConfig's, bar what is derived, plus the key file. */
+type SettingKey = Exclude<keyof ResolvedConfig, 'logLevelExplicit'> | 'apiKeyFile';
+
 /** Environment variable for each option (the names are fixed: other tooling depends on them). */
 export const ENV_NAMES = {
   apiKey: 'DOUBLETICK_API_KEY',
+  /** The `_FILE` convention of Docker secrets. */
+  apiKeyFile: 'DOUBLETICK_API_KEY_FILE',
   baseUrl: 'DOUBLETICK_BASE_URL',
   redisUrl: 'REDIS_URL',
   redisCluster: 'REDIS_CLUSTER',
@@ -149,8 +176,9 @@ export const ENV_NAMES = {
   logLevel: 'LOG_LEVEL',
   lockDurationMs: 'LOCK_DURATION_MS',
   consoleToken: 'CONSOLE_TOKEN',
+  trustProxy: 'TRUST_PROXY',
   notifyWebhookUrl: 'NOTIFY_WEBHOOK_URL',
-} as const satisfies Record<keyof ResolvedConfig, string>;
+} as const satisfies Record<SettingKey, string>;
 
 type Source = Readonly<Record<string, string | undefined>>;
 type IntKey = keyof typeof LIMITS;
@@ -168,15 +196,30 @@ function describe(value: unknown): string {
   return `\`${String(value)}\` (${typeof value})`;
 }
 
-function pick(key: keyof ResolvedConfig, flags: RunnerOptions, env: Source, file: Source): unknown {
+/** A setting's value and where it came from. */
+interface Found {
+  readonly value: unknown;
+  readonly from: 'flag' | 'env' | 'file';
+}
+
+function locate(key: SettingKey, flags: RunnerOptions, env: Source, file: Source): Found | undefined {
   const flag = flags[key as keyof RunnerOptions];
-  if (flag !== undefined) return flag;
+  if (flag !== undefined) return { value: flag, from: 'flag' };
   const name = ENV_NAMES[key];
   const fromEnv = env[name];
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, from: 'env' };
   const fromFile = file[name];
-  if (fromFile !== undefined && fromFile !== '') return fromFile;
+  if (fromFile !== undefined && fromFile !== '') return { value: fromFile, from: 'file' };
   return undefined;
+}
+
+/** CLI flags that messages about the API key name. The key itself has no flag: a command line shows in `ps` and shell history. */
+const FLAG_NAMES: Partial<Record<SettingKey, string>> = { apiKeyFile: '--api-key-file' };
+
+/** Where a setting came from, in words a user can act on: `--api-key-file`, `DOUBLETICK_API_KEY in .env` … */
+function sourceOf(key: SettingKey, found: Found): string {
+  if (found.from === 'flag') return FLAG_NAMES[key] ?? `the \`${key}\` option`;
+  return found.from === 'env' ? `${ENV_NAMES[key]} (environment)` : `${ENV_NAMES[key]} in .env`;
 }
 
 function intSetting(key: IntKey, raw: unknown): number {
@@ -230,17 +273,59 @@ function booleanSetting(key: 'redisCluster', raw: unknown): boolean {
   throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be true or false, got ${describe(raw)}`);
 }
 
-function apiKeySetting(raw: unknown): string | undefined {
+/** Messages name `what` (the setting, or the key file) and never the value: it is a secret. */
+function apiKeySetting(raw: unknown, what = '`apiKey` (DOUBLETICK_API_KEY)'): string | undefined {
   if (raw === undefined) return undefined;
   const value = String(raw).trim();
   // A key pasted with a scheme would be sent verbatim and rejected with 401 on every chat: catch it here.
   if (/^(bearer|key)\s/i.test(value)) {
-    throw new ConfigError('Expected `apiKey` (DOUBLETICK_API_KEY) to be the raw key (e.g. key_AbC...), without "Bearer"');
+    throw new ConfigError(`Expected ${what} to be the raw key (e.g. key_AbC...), without "Bearer"`);
   }
-  if (/\s/.test(value) || value === '') {
-    throw new ConfigError('Expected `apiKey` (DOUBLETICK_API_KEY) to be a single token without spaces');
-  }
+  if (value === '') throw new ConfigError(`Expected ${what} to hold the key, got nothing`);
+  if (/\s/.test(value)) throw new ConfigError(`Expected ${what} to be a single token without spaces`);
   return value;
+}
+
+/** An API key is a few dozen bytes: a bigger "key file" is the wrong path, and is not read whole into memory. */
+const API_KEY_FILE_MAX_BYTES = 4096;
+
+/** The file's text, at most API_KEY_FILE_MAX_BYTES of it. Errors name the path and errno code, never the contents. */
+function readKeyFile(path: string, source: string): string {
+  const fail = (why: string): ConfigError => new ConfigError(`Cannot read the API key file \`${path}\` (${source}): ${why}`);
+  const buffer = Buffer.alloc(API_KEY_FILE_MAX_BYTES + 1);
+  let length = 0;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+  } catch (error) {
+    throw fail((error as NodeJS.ErrnoException).code ?? 'read error');
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (length > API_KEY_FILE_MAX_BYTES) throw fail(`larger than ${API_KEY_FILE_MAX_BYTES} bytes, not a key`);
+  return buffer.toString('utf8', 0, length).replace(/\r?\n$/, '');
+}
+
+/**
+ * The API key, from DOUBLETICK_API_KEY or from the file DOUBLETICK_API_KEY_FILE / --api-key-file names. Both set
+ * is an error rather than a precedence rule: two sources that may disagree are a deployment mistake, and which
+ * key a run used should never be a surprise.
+ */
+function resolveApiKey(key: Found | undefined, keyFile: Found | undefined): string | undefined {
+  if (key !== undefined && keyFile !== undefined) {
+    throw new ConfigError(
+      `The API key is set twice, by ${sourceOf('apiKey', key)} and by ${sourceOf('apiKeyFile', keyFile)}: set one of DOUBLETICK_API_KEY or DOUBLETICK_API_KEY_FILE (--api-key-file)`,
+    );
+  }
+  if (keyFile === undefined) return apiKeySetting(key?.value);
+  const path = String(keyFile.value);
+  const source = sourceOf('apiKeyFile', keyFile);
+  return apiKeySetting(readKeyFile(path, source), `the API key file \`${path}\` (${source})`);
 }
 
 function countrySetting(raw: unknown): string | undefined {
@@ -277,6 +362,47 @@ function consoleTokenSetting(raw: unknown): string | undefined {
   return value;
 }
 
+/** Named ranges Fastify's proxy-address matching (@fastify/proxy-addr) understands besides addresses and CIDRs. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+/** Proxy hops beyond this are a typo, not a deployment. */
+const MAX_PROXY_HOPS = 10;
+
+/** One entry of a TRUST_PROXY list: a range name, an address, `address/prefix` or `IPv4/netmask`. */
+function proxyAddressValid(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true;
+  const [address = '', mask, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (mask === undefined) return true;
+  if (/^\d{1,3}$/.test(mask)) return Number(mask) <= (family === 4 ? 32 : 128);
+  return family === 4 && isIP(mask) === 4;
+}
+
+/**
+ * TRUST_PROXY: unset, `false`, `off`, `no` or `0` trust no proxy; `true`, `on`, `yes` trust every proxy; another
+ * whole number is how many proxy hops stand in front of the console; anything else is a comma-separated list of
+ * proxy addresses/CIDRs. A value that is none of these is refused: a typo must not silently trust everyone.
+ */
+function trustProxySetting(raw: unknown): TrustProxy {
+  if (raw === undefined || typeof raw === 'boolean') return raw ?? false;
+  const fail = (): ConfigError =>
+    new ConfigError(
+      `Expected \`trustProxy\` (TRUST_PROXY) to be true, false, a number of proxy hops (0-${MAX_PROXY_HOPS}) or proxy addresses/CIDRs separated by commas, got ${describe(raw)}`,
+    );
+  const text = Array.isArray(raw) ? raw.map(String).join(',') : String(raw).trim();
+  const word = text.toLowerCase();
+  if (['false', 'off', 'no'].includes(word)) return false;
+  if (['true', 'on', 'yes'].includes(word)) return true;
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops > MAX_PROXY_HOPS) throw fail();
+    return hops === 0 ? false : hops;
+  }
+  const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0 || !list.every(proxyAddressValid)) throw fail();
+  return list;
+}
+
 /** An optional webhook URL: http(s) only, so a typo like `hooks.example.com/x` fails at start-up, not at 2 a.m. */
 function webhookUrlSetting(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
@@ -299,10 +425,11 @@ function webhookUrlSetting(raw: unknown): string | undefined {
  * once, so the rest of the code can trust the values. Throws `ConfigError`.
  */
 export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.env, file: Source = {}): ResolvedConfig {
-  const get = (key: keyof ResolvedConfig): unknown => pick(key, flags, env, file);
+  const find = (key: SettingKey): Found | undefined => locate(key, flags, env, file);
+  const get = (key: SettingKey): unknown => find(key)?.value;
   const requestTimeoutMs = intSetting('requestTimeoutMs', get('requestTimeoutMs'));
   return {
-    apiKey: apiKeySetting(get('apiKey')),
+    apiKey: resolveApiKey(find('apiKey'), find('apiKeyFile')),
     baseUrl: urlSetting('baseUrl', get('baseUrl'), ['http:', 'https:']),
     redisUrl: urlSetting('redisUrl', get('redisUrl'), ['redis:', 'rediss:']),
     redisCluster: booleanSetting('redisCluster', get('redisCluster')),
@@ -318,8 +445,10 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     maxFileMb: intSetting('maxFileMb', get('maxFileMb')),
     defaultCountry: countrySetting(get('defaultCountry')),
     logLevel: stringSetting('logLevel', get('logLevel')),
+    logLevelExplicit: get('logLevel') !== undefined,
     lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
     consoleToken: consoleTokenSetting(get('consoleToken')),
+    trustProxy: trustProxySetting(get('trustProxy')),
     notifyWebhookUrl: webhookUrlSetting(get('notifyWebhookUrl')),
   };
 }
@@ -327,7 +456,9 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
 /** The API key, or a ConfigError saying how to set it. For commands that call the API. */
 export function requireApiKey(config: ResolvedConfig): string {
   if (config.apiKey === undefined) {
-    throw new ConfigError('DOUBLETICK_API_KEY is not set: export DOUBLETICK_API_KEY=key_... (or put it in .env)');
+    throw new ConfigError(
+      'DOUBLETICK_API_KEY is not set: export DOUBLETICK_API_KEY=key_... (or put it in .env), or point DOUBLETICK_API_KEY_FILE / --api-key-file at a file holding it',
+    );
   }
   return config.apiKey;
 }

@@ -1,6 +1,7 @@
 /**
- * One table decides what an API answer means for a chat (house style G7). Pure: no I/O, injected clock.
+ * One table decides what an API answer means for a chat. Pure: no I/O, injected clock.
  */
+import { delayMs, RETRY_POLICIES } from '../domain/retry-policy.js';
 
 /** What came back from one HTTP attempt, before interpretation. */
 export type ApiOutcome =
@@ -26,7 +27,7 @@ export type Verdict =
   /** 5xx, 408, timeouts, connection errors: retry with backoff up to MAX_ATTEMPTS. */
   | { readonly kind: 'transient'; readonly reason: string };
 
-/** Network error codes worth retrying (graphile-worker's RETRYABLE_ERROR_CODES idea). Anything else too: a network error is never the chat's fault. */
+/** Network error codes worth retrying, with words for the report. Any other code is retried too: a network error is never the chat's fault. */
 const NETWORK_REASONS: Readonly<Record<string, string>> = {
   ETIMEDOUT: 'timed out',
   ECONNRESET: 'connection reset',
@@ -103,10 +104,9 @@ export function classify(outcome: ApiOutcome, now: number = Date.now()): Verdict
 }
 
 /**
- * Backoff when a 429 carries no usable Retry-After: 1 s, 2 s, 4 s … capped at 60 s, with ±25 % jitter so
- * several processes do not come back in lockstep. `random` is injected for tests.
+ * Pause after the n-th 429 in a row that carries no usable Retry-After: RETRY_POLICIES.rateLimited (1 s, 2 s,
+ * 4 s … capped at 60 s, ±25 % so several processes do not come back in lockstep). `random` is injected for tests.
  */
 export function rateLimitBackoffMs(consecutive429s: number, random: () => number = Math.random): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, consecutive429s - 1));
-  return Math.round(base * (0.75 + random() * 0.5));
+  return delayMs(RETRY_POLICIES.rateLimited, consecutive429s, random);
 }

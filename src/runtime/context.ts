@@ -8,6 +8,7 @@ import type { ResolvedConfig } from '../config/config.js';
 import { type Keys, makeKeys } from '../store/keys.js';
 import { type Logger, makeLogger } from '../config/logger.js';
 import { type JobPolicy, makeQueue, type QueueJobData } from '../store/queue.js';
+import { RETRY_POLICIES } from '../domain/retry-policy.js';
 import { connectRedis } from '../store/redis.js';
 import { makeResultStore, type ResultStore } from '../store/result-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';
@@ -27,8 +28,11 @@ export interface Context {
   close(): Promise<void>;
 }
 
-/** First retry after 1 s, then 2, 4, 8 … (with jitter): a 5xx burst of a few seconds is absorbed within MAX_ATTEMPTS. */
-export const BACKOFF_DELAY_MS = 1000;
+/**
+ * Nominal first retry of an unassign job (and of a GET /chats page): 1 s, then 2, 4, 8 … with the jitter of
+ * RETRY_POLICIES.unassign / .chatPage, so a 5xx burst of a few seconds is absorbed within MAX_ATTEMPTS.
+ */
+export const BACKOFF_DELAY_MS = RETRY_POLICIES.unassign.baseMs;
 
 export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(config.logLevel)): Context {
   const redis = connectRedis(config.redisUrl, 'bulk-unassign', { cluster: config.redisCluster, autoPipelining: true });

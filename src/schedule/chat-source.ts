@@ -5,12 +5,14 @@
  * columns, so it is re-uploadable as is).
  *
  * Each page is one API call under the global rate limit (the same pacer as unassign calls) and is retried
- * the way unassign calls are: 429 pauses everyone and tries again, 5xx / network errors back off and retry up
- * to MAX_ATTEMPTS, 401/403/4xx stop the listing (ChatListError: ingest then leaves nothing behind).
+ * the way unassign calls are: 429 pauses everyone and tries again (RETRY_POLICIES.rateLimited, at most 20
+ * waits per page), 5xx / network errors back off and retry up to MAX_ATTEMPTS (RETRY_POLICIES.chatPage),
+ * 401/403/4xx stop the listing (ChatListError: ingest then leaves nothing behind).
  */
 import type { DoubleTickApi, ListChatsQuery } from '../execution/api-client.js';
 import { type ChatRule, type ListedChat, lastActivity, matchesRule, PAGE_SIZE, ruleToQuery } from './rule.js';
-import { classify, rateLimitBackoffMs } from '../execution/classify.js';
+import { classify } from '../execution/classify.js';
+import { delayMs, RETRY_POLICIES, type RetryPolicy } from '../domain/retry-policy.js';
 import type { IngestRow } from '../ingest/csv-source.js';
 import type { RowSource } from '../ingest/enqueue.js';
 import { ChatListError } from '../domain/errors.js';
@@ -19,8 +21,6 @@ import { type ChatTarget, chatKeyOf } from '../domain/chat.js';
 /** Columns of a query batch, in this order (failed.csv repeats them). */
 export const QUERY_HEADER = ['customerPhoneNumber', 'wabaNumber', 'groupId', 'assignedUserNumber', 'tags', 'lastMessageTime'] as const;
 
-/** 429s in a row on one page before the run gives up (each already waited Retry-After or a growing backoff). */
-const MAX_CONSECUTIVE_429 = 20;
 const DIGITS = /^\d{7,15}$/;
 const GROUP_ID = /^[\w.@:-]{1,128}$/u;
 
@@ -33,9 +33,9 @@ export interface ChatQueryOptions {
   readonly pace: () => Promise<void>;
   /** A 429 came back: nobody calls the API for `ms` (pacer.pause, plus the worker's limiter). */
   readonly rateLimit: (ms: number) => Promise<void>;
-  /** Attempts per page for 5xx / network errors (MAX_ATTEMPTS). */
+  /** Attempts per page for 5xx / network errors (MAX_ATTEMPTS): RETRY_POLICIES.chatPage's `attempts`. */
   readonly maxAttempts: number;
-  /** First retry delay; doubles per attempt, with jitter. */
+  /** Nominal first retry delay (BACKOFF_DELAY_MS): RETRY_POLICIES.chatPage's `baseMs`. */
   readonly backoffDelayMs: number;
   /** @default 100 (the API's maximum) */
   readonly pageSize?: number;
@@ -76,9 +76,17 @@ export function parsePage(body: unknown): Page {
   return { chats: chats.filter(isObject) as ListedChat[], ...(more ? { next: { id: id as string, timestamp } } : {}) };
 }
 
-/** 1 s, 2 s, 4 s … from `baseMs`, with ±25 % jitter (the unassign jobs' exponential backoff). */
+/** The page retry policy with the configured attempts and base. */
+export function chatPageRetryPolicy(maxAttempts: number, baseMs: number): RetryPolicy {
+  return { ...RETRY_POLICIES.chatPage, attempts: maxAttempts, baseMs };
+}
+
+/**
+ * Wait before retry `attempt` of a page: RETRY_POLICIES.chatPage from `baseMs` (1 s, 2 s, 4 s … ±25 %). The
+ * listing itself calls delayMs; this stays for test/unit/chat-rule.test.ts.
+ */
 export function pageBackoffMs(attempt: number, baseMs: number, random: () => number = Math.random): number {
-  return Math.round(baseMs * 2 ** Math.max(0, attempt - 1) * (0.75 + random() * 0.5));
+  return delayMs({ ...RETRY_POLICIES.chatPage, baseMs }, attempt, random);
 }
 
 /** A selected chat → an ingest row; a chat the API lists without a usable phone / business number / group id is rejected. */
@@ -110,12 +118,18 @@ export function chatToRow(chat: ListedChat, line: number): IngestRow {
 
 export function openChatQuerySource(opts: ChatQueryOptions): ChatQuerySource {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const random = opts.random ?? Math.random;
   const stats: ChatQueryStats = { pages: 0, listed: 0, selected: 0 };
+  const failedPolicy = chatPageRetryPolicy(opts.maxAttempts, opts.backoffDelayMs);
+  const limitedPolicy = RETRY_POLICIES.rateLimited;
 
-  /** One page, with the unassign calls' retry rules. */
+  /**
+   * One page, with the unassign calls' retry rules. The two counts are separate budgets: a 429 is the API
+   * asking everyone to slow down, not a failure of this page, so it never uses up one of its MAX_ATTEMPTS.
+   */
   const fetchPage = async (query: ListChatsQuery): Promise<Page> => {
-    let attempt = 1;
-    let consecutive429s = 0;
+    let failures = 0;
+    let limited = 0;
     for (;;) {
       await opts.pace();
       const outcome = await opts.api.listChats(query);
@@ -128,14 +142,15 @@ export function openChatQuerySource(opts: ChatQueryOptions): ChatQuerySource {
         case 'permanent':
           throw new ChatListError(`GET /chats refused the query (${verdict.reason}): check the schedule's filters`);
         case 'rate_limited':
-          consecutive429s += 1;
-          if (consecutive429s > MAX_CONSECUTIVE_429) throw new ChatListError(`GET /chats: still rate limited after ${MAX_CONSECUTIVE_429} waits`);
-          await opts.rateLimit(verdict.retryAfterMs ?? rateLimitBackoffMs(consecutive429s, opts.random));
+          limited += 1;
+          if (limited >= limitedPolicy.attempts) throw new ChatListError(`GET /chats: still rate limited after ${limited - 1} waits`);
+          // Through opts.rateLimit, not sleep: every worker pauses, not just this listing.
+          await opts.rateLimit(verdict.retryAfterMs ?? delayMs(limitedPolicy, limited, random));
           break;
         case 'transient':
-          if (attempt >= opts.maxAttempts) throw new ChatListError(`GET /chats failed ${attempt} time(s), last: ${verdict.reason}`);
-          await sleep(pageBackoffMs(attempt, opts.backoffDelayMs, opts.random));
-          attempt += 1;
+          failures += 1;
+          if (failures >= failedPolicy.attempts) throw new ChatListError(`GET /chats failed ${failures} time(s), last: ${verdict.reason}`);
+          await sleep(delayMs(failedPolicy, failures, random));
           break;
       }
     }

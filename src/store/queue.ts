@@ -8,6 +8,7 @@ import { type JobsOptions, Queue } from 'bullmq';
 
 import type { Keys } from './keys.js';
 import { QUEUE_NAME } from './keys.js';
+import { jobRetryOptions, RETRY_POLICIES, type RetryPolicy } from '../domain/retry-policy.js';
 import type { ReportSummary } from '../report/report.js';
 import type { ScriptedRedis } from './scripts.js';
 
@@ -79,10 +80,17 @@ export function priorityFor(position: number): number {
   return Math.min(Math.max(1, position + 1), PRIORITY_LIMIT);
 }
 
+/** What configuration sets of the `unassign` retry policy (RETRY_POLICIES in retry-policy.ts fixes the rest). */
 export interface JobPolicy {
+  /** MAX_ATTEMPTS. */
   readonly maxAttempts: number;
-  /** First retry delay; doubles each attempt, with jitter. */
+  /** Nominal wait before the first retry; doubles for each further retry, with the policy's jitter. */
   readonly backoffDelayMs: number;
+}
+
+/** The `unassign` retry policy with the configured attempts and base. */
+export function unassignRetryPolicy(policy: JobPolicy): RetryPolicy {
+  return { ...RETRY_POLICIES.unassign, attempts: policy.maxAttempts, baseMs: policy.backoffDelayMs };
 }
 
 /** Options every unassign job gets. Finished jobs are removed at once: results live in the compact batch records. */
@@ -90,8 +98,7 @@ export function unassignJobOptions(batchId: string, chatKey: string, position: n
   return {
     jobId: jobIdFor(batchId, chatKey),
     priority: priorityFor(position),
-    attempts: policy.maxAttempts,
-    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: 0.5 },
+    ...jobRetryOptions(unassignRetryPolicy(policy)),
     removeOnComplete: true,
     removeOnFail: true,
   };
@@ -103,16 +110,14 @@ export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<QueueJob
 
 /** Enqueues the report job of a batch (idempotent: fixed job id). Finalize jobs have no priority, so they run before any chat. */
 export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: string): Promise<void> {
-  await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+  await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, ...jobRetryOptions(RETRY_POLICIES.finalize) });
 }
-
-/** Webhook attempts: 1 s, 2 s, 4 s … doubling (with jitter), about an hour in all, before the notification is given up. */
-export const NOTIFY_ATTEMPTS = 12;
 
 /**
  * Enqueues the webhook call for a finished scheduled batch (idempotent: fixed job id). A job rather than an
  * in-process retry loop: the batch's finalize never waits for the receiver, and retries survive a restart.
+ * Retried per RETRY_POLICIES.notify (12 attempts, 17-34 min in all) before the notification is given up.
  */
 export async function enqueueNotify(queue: Queue<QueueJobData>, summary: ReportSummary): Promise<void> {
-  await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, attempts: NOTIFY_ATTEMPTS, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 }, removeOnComplete: true, removeOnFail: 100 });
+  await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, ...jobRetryOptions(RETRY_POLICIES.notify), removeOnComplete: true, removeOnFail: 100 });
 }

@@ -1,10 +1,11 @@
 /**
- * The one table that decides what an API answer means (house style G7): every documented and assumed answer of
+ * The one table that decides what an API answer means: every documented and assumed answer of
  * POST /team-member/unassign, the Retry-After forms, and network failures.
  */
 import { describe, expect, it } from '@jest/globals';
 
 import { type ApiOutcome, classify, MAX_RETRY_AFTER_MS, messageOf, parseRetryAfter, rateLimitBackoffMs, type Verdict } from '../../src/execution/classify.js';
+import { delayMs, RETRY_POLICIES } from '../../src/domain/retry-policy.js';
 
 const NOW = Date.parse('2025-11-25T10:00:00.000Z');
 const response = (statusCode: number, body?: unknown, retryAfter?: string): ApiOutcome => ({
@@ -99,7 +100,15 @@ describe('rateLimitBackoffMs (no usable Retry-After)', () => {
   it('doubles from 1 s up to 60 s with ±25 % jitter', () => {
     expect([1, 2, 3, 7, 8, 30].map((n) => rateLimitBackoffMs(n, () => 0.5))).toEqual([1000, 2000, 4000, 60_000, 60_000, 60_000]);
     expect(rateLimitBackoffMs(1, () => 0)).toBe(750);
-    expect(rateLimitBackoffMs(1, () => 0.999999)).toBe(1250);
+    expect(rateLimitBackoffMs(1, () => 1)).toBe(1250);
+    expect(rateLimitBackoffMs(7, () => 0)).toBe(45_000); // the cap applies before the jitter
     expect(rateLimitBackoffMs(0, () => 0.5)).toBe(1000);
+  });
+
+  it('is RETRY_POLICIES.rateLimited: whole milliseconds, rounded down like every retry wait', () => {
+    for (const n of [1, 2, 5, 7, 21]) {
+      for (const r of [0, 0.123, 0.5, 0.999999]) expect(rateLimitBackoffMs(n, () => r)).toBe(delayMs(RETRY_POLICIES.rateLimited, n, () => r));
+    }
+    expect(rateLimitBackoffMs(1, () => 0.999999)).toBe(1249);
   });
 });

@@ -1,5 +1,10 @@
-import { describe, expect, it } from '@jest/globals';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
+import { afterAll, describe, expect, it } from '@jest/globals';
+
+import { flagsToOptions, parseCommandLine } from '../../src/cli/args.js';
 import { DEFAULTS, ENV_NAMES, requireApiKey, resolveConfig } from '../../src/config/config.js';
 import { ConfigError } from '../../src/domain/errors.js';
 
@@ -32,6 +37,7 @@ describe('resolveConfig', () => {
       apiKey: 'DOUBLETICK_API_KEY', baseUrl: 'DOUBLETICK_BASE_URL', redisUrl: 'REDIS_URL', queuePrefix: 'QUEUE_PREFIX',
       rateLimitMax: 'RATE_LIMIT_MAX', rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS', workerConcurrency: 'WORKER_CONCURRENCY',
       maxAttempts: 'MAX_ATTEMPTS', requestTimeoutMs: 'REQUEST_TIMEOUT_MS', reportsDir: 'REPORTS_DIR',
+      apiKeyFile: 'DOUBLETICK_API_KEY_FILE', logLevel: 'LOG_LEVEL',
     });
   });
 
@@ -72,5 +78,111 @@ describe('resolveConfig', () => {
     expect(c.defaultCountry).toBe('IN');
     expect(() => requireApiKey(c)).toThrow(/DOUBLETICK_API_KEY is not set/);
     expect(requireApiKey(resolveConfig({}, { DOUBLETICK_API_KEY: 'key_x' }, {}))).toBe('key_x');
+  });
+});
+
+/** The thrown ConfigError, for checks on its message. */
+function configError(run: () => unknown): Error {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as Error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('API key file (--api-key-file, DOUBLETICK_API_KEY_FILE)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulk-unassign-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const secret = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const KEY = 'key_FILE_s3cr3t_0123456789';
+
+  it('reads the key from the file the flag names, without its trailing newline', () => {
+    const path = secret('flag-key', `${KEY}\n`);
+    const c = resolveConfig(flagsToOptions(parseCommandLine(['run', 'x.csv', '--api-key-file', path]).flags), {}, {});
+    expect(c.apiKey).toBe(KEY);
+  });
+
+  it('reads it from DOUBLETICK_API_KEY_FILE (environment or .env), CRLF and no newline alike', () => {
+    expect(resolveConfig({}, { DOUBLETICK_API_KEY_FILE: secret('env-key', `${KEY}\r\n`) }, {}).apiKey).toBe(KEY);
+    expect(resolveConfig({}, {}, { DOUBLETICK_API_KEY_FILE: secret('dotenv-key', KEY) }).apiKey).toBe(KEY);
+    expect(requireApiKey(resolveConfig({}, { DOUBLETICK_API_KEY_FILE: secret('env-key', KEY) }, {}))).toBe(KEY);
+  });
+
+  it('--api-key-file overrides DOUBLETICK_API_KEY_FILE, as every flag overrides its variable', () => {
+    const flagFile = secret('flag-wins', 'key_from_flag');
+    const c = resolveConfig({ apiKeyFile: flagFile }, { DOUBLETICK_API_KEY_FILE: secret('env-loses', 'key_from_env') }, {});
+    expect(c.apiKey).toBe('key_from_flag');
+  });
+
+  it.each([
+    ['DOUBLETICK_API_KEY and --api-key-file', { apiKeyFile: 'f' }, { DOUBLETICK_API_KEY: KEY }, {}, /DOUBLETICK_API_KEY \(environment\) and by --api-key-file/],
+    ['DOUBLETICK_API_KEY and DOUBLETICK_API_KEY_FILE', {}, { DOUBLETICK_API_KEY: KEY, DOUBLETICK_API_KEY_FILE: 'f' }, {}, /DOUBLETICK_API_KEY \(environment\) and by DOUBLETICK_API_KEY_FILE \(environment\)/],
+    ['a key in .env and a key file in the environment', {}, { DOUBLETICK_API_KEY_FILE: 'f' }, { DOUBLETICK_API_KEY: KEY }, /DOUBLETICK_API_KEY in \.env and by DOUBLETICK_API_KEY_FILE \(environment\)/],
+    ['the apiKey option and a key file in .env', { apiKey: KEY }, {}, { DOUBLETICK_API_KEY_FILE: 'f' }, /the `apiKey` option and by DOUBLETICK_API_KEY_FILE in \.env/],
+  ])('refuses %s, naming both sources and never the key', (_what, flags, env, file, message) => {
+    const error = configError(() => resolveConfig(flags, env, file));
+    expect(error.message).toMatch(message);
+    expect(error.message).toMatch(/set one of DOUBLETICK_API_KEY or DOUBLETICK_API_KEY_FILE/);
+    expect(error.message).not.toContain(KEY);
+  });
+
+  it('an unreadable file is a ConfigError naming the path and errno code', () => {
+    const missing = join(dir, 'no-such-file');
+    expect(configError(() => resolveConfig({ apiKeyFile: missing }, {}, {})).message).toBe(`Cannot read the API key file \`${missing}\` (--api-key-file): ENOENT`);
+    expect(configError(() => resolveConfig({}, { DOUBLETICK_API_KEY_FILE: dir }, {})).message).toBe(`Cannot read the API key file \`${dir}\` (DOUBLETICK_API_KEY_FILE (environment)): EISDIR`);
+    if (process.getuid?.() !== 0) {
+      const locked = secret('locked', KEY);
+      chmodSync(locked, 0o000);
+      expect(configError(() => resolveConfig({ apiKeyFile: locked }, {}, {})).message).toMatch(/`.*locked` \(--api-key-file\): EACCES$/);
+    }
+  });
+
+  it('a file that is not a key is refused without printing what it holds', () => {
+    const cases: [string, string, RegExp][] = [
+      ['bearer', `Bearer ${KEY}\n`, /the API key file `.*bearer` \(--api-key-file\) to be the raw key/],
+      ['two-words', `${KEY} ${KEY}\n`, /to be a single token without spaces/],
+      ['empty', '\n', /the API key file `.*empty` \(--api-key-file\) to hold the key, got nothing/],
+      ['big', `${KEY}\n`.repeat(200), /`.*big` \(--api-key-file\): larger than 4096 bytes, not a key/],
+    ];
+    for (const [name, text, message] of cases) {
+      const error = configError(() => resolveConfig({ apiKeyFile: secret(name, text) }, {}, {}));
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain('s3cr3t');
+    }
+  });
+
+  it('requireApiKey names the key file as the other way to set it', () => {
+    expect(() => requireApiKey(resolveConfig({}, {}, {}))).toThrow(/DOUBLETICK_API_KEY_FILE \/ --api-key-file/);
+  });
+});
+
+describe('command line: config flags', () => {
+  it('has no --rows (it configured nothing)', () => {
+    expect(() => parseCommandLine(['run', 'x.csv', '--rows', '5'])).toThrow(/--rows/);
+  });
+});
+
+describe('LOG_LEVEL: set or defaulted', () => {
+  it('defaults to info and says it was not set', () => {
+    expect(resolveConfig({}, {}, {})).toMatchObject({ logLevel: 'info', logLevelExplicit: false });
+    expect(resolveConfig({}, { LOG_LEVEL: '' }, {})).toMatchObject({ logLevel: 'info', logLevelExplicit: false });
+  });
+
+  it.each([
+    ['the environment', {}, { LOG_LEVEL: 'info' }, {}],
+    ['.env', {}, {}, { LOG_LEVEL: 'info' }],
+    ['the logLevel option', { logLevel: 'info' }, {}, {}],
+  ])('LOG_LEVEL=info from %s counts as set (the CLI must then log at info)', (_from, flags, env, file) => {
+    expect(resolveConfig(flags, env, file)).toMatchObject({ logLevel: 'info', logLevelExplicit: true });
+  });
+
+  it('any other level set is explicit too', () => {
+    expect(resolveConfig({}, { LOG_LEVEL: 'debug' }, {})).toMatchObject({ logLevel: 'debug', logLevelExplicit: true });
   });
 });

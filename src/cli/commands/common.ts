@@ -34,7 +34,7 @@ export function configFrom(flags: Flags, io: Io): ResolvedConfig {
 export async function openContext(config: ResolvedConfig): Promise<Context> {
   await assertRedisReachable(config.redisUrl);
   // The CLI's own logs are for problems only; the progress display tells the story.
-  return makeContext(config, makeLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  return makeContext(config, makeLogger(config.logLevelExplicit ? config.logLevel : 'warn'));
 }
 
 /** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */
