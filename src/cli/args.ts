@@ -96,8 +96,8 @@ Commands
   pause <batchId>      Take a batch's waiting chats off the queue (other batches carry on).
   resume <batchId>     Put a paused or stopped batch back on the queue (e.g. after fixing the API key).
   cancel <batchId>     Cancel waiting chats (counted as cancelled); chats in flight finish.
-  rerun <batchId>      New batch of the failed chats of a finished batch (linked parent/child), run here.
-                       Default: only failures a rerun can fix (5xx, timeouts, 429, auth).
+  rerun <batchId>      New batch of the failed chats of a finished or cancelled batch (linked parent/child),
+                       run here. Default: only failures a rerun can fix (5xx, 408, timeouts, network errors).
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
                        --detach only enqueues it for workers elsewhere.
   serve                Web console + HTTP API (upload, progress, reports, rerun; Bull Board at /admin/queues)
@@ -148,8 +148,10 @@ Runtime options (each overrides its environment variable)
 Environment
   DOUBLETICK_API_KEY (required to call the API, or DOUBLETICK_API_KEY_FILE; never logged or stored),
   RESULTS_TTL_DAYS (30),
-  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (info),
-  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), NOTIFY_WEBHOOK_URL (a
+  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn for CLI commands,
+  info for worker/serve logs when set),
+  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), TRUST_PROXY (serve: behind a reverse
+  proxy: true, a hop count or the proxies' addresses), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
   LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed
   worker's jobs are re-run this long after it died), REDIS_CLUSTER (false; true: REDIS_URL is any one node
@@ -158,8 +160,10 @@ Environment
 Exit codes
   0  every valid chat unassigned and no row rejected
   1  finished, but some chats failed or some rows were rejected (see the report)
-  2  usage, configuration or input error (nothing was enqueued)
+  2  usage, configuration, input or environment error (e.g. a reports folder that cannot be written:
+     the batch itself finished; \`report <id>\` writes the report once the folder is fixed)
   3  stopped: API key rejected, cancelled, or interrupted
+  130 a second Ctrl-C forced the exit (a batch keeps its place in the queue)
   70 internal error (a bug: please report it with DEBUG=1 output)
 
 Examples

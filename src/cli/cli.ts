@@ -44,6 +44,7 @@ const EXIT_CODES: Readonly<Record<string, number>> = {
   ERR_BATCH_STATE: 2,
   ERR_REDIS_UNAVAILABLE: 2,
   ERR_ENVIRONMENT: 2,
+  ERR_DATA_LAYOUT: 2,
 };
 export const EXIT_INTERNAL = 70;
 

@@ -3,7 +3,8 @@
  * The child keeps each chat's original row (line + cells), so its failed.csv has the source's own columns and
  * uploading the parent's failed.csv gives the same chats.
  *
- * Default selection is what a rerun can fix: transient errors, rate limiting, auth. Permanent refusals
+ * Default selection is what a rerun can fix: transient failures (5xx, 408, timeouts, network errors; a 429 or a
+ * rejected key never fails a chat). Permanent refusals
  * (400/404/422) fail again unless someone fixed the data, so they need --include-permanent.
  */
 import { ACTIVE, type BatchStatus, GUARDS, Status, TRANSITIONS } from '../domain/lifecycle.js';
