@@ -148,8 +148,7 @@ Runtime options (each overrides its environment variable)
 Environment
   DOUBLETICK_API_KEY (required to call the API, or DOUBLETICK_API_KEY_FILE; never logged or stored),
   RESULTS_TTL_DAYS (30),
-  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn for CLI commands,
-  info for worker/serve logs when set),
+  DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn unless set),
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), TRUST_PROXY (serve: behind a reverse
   proxy: true, a hop count or the proxies' addresses), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
