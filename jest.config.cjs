@@ -1,5 +1,15 @@
-/** ts-jest in ESM mode, wired as graphile-worker does (house style G1). */
-module.exports = {
+/**
+ * ts-jest in ESM mode, wired as graphile-worker does (house style G1). Two projects, one pyramid:
+ *
+ *  - unit:        test/unit/**, from TypeScript source. No global setup: no Redis, no build (dist/ may be
+ *                 absent), no network. `npm run test:unit`.
+ *  - integration: test/integration/**, real Redis (the global setup finds or starts one; it imports dist/, so
+ *                 build first), real HTTP, subprocesses. One shared Redis: always in band. `npm run test:integration`.
+ *
+ * `npm test` builds and runs both. Options that Jest reads only from the top level (maxWorkers, testTimeout …)
+ * cannot be set per project: the integration project's 60 s timeout comes from its setup file instead.
+ */
+const shared = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
@@ -10,10 +20,26 @@ module.exports = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
-  globalSetup: '<rootDir>/test/helpers/global-setup.mjs',
-  globalTeardown: '<rootDir>/test/helpers/global-teardown.mjs',
-  testTimeout: 60000,
-  // Integration tests share one Redis and spawn processes: run them in band.
+};
+
+module.exports = {
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      ...shared,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/helpers/global-setup.mjs',
+      globalTeardown: '<rootDir>/test/helpers/global-teardown.mjs',
+      // jest.setTimeout(60_000): a project-level `testTimeout` would be silently ignored.
+      setupFilesAfterEnv: ['<rootDir>/test/integration/setup-timeout.ts'],
+    },
+  ],
+  // Integration tests share one Redis and spawn processes: never run two test files at once. The unit tier is
+  // fast enough in band too, and a single process spares the 2-core machines a worker pool.
   maxWorkers: 1,
 };

@@ -8,6 +8,7 @@ import type { BatchRecord } from '../store/batch-store.js';
 import { writeReport } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { chatFromKey, type RejectedRow } from '../domain/chat.js';
+import { decodeRejectedRow, decodeStoredChat, hashField } from '../store/codecs.js';
 
 const SAMPLE = 5;
 
@@ -22,8 +23,11 @@ export async function dryRunView(ctx: Pick<Context, 'redis' | 'keys'>, batch: Ba
   const k = ctx.keys.batch(batch.id);
   const chatKeys = await ctx.redis.lrange(k.order, 0, SAMPLE - 1);
   const inputs = chatKeys.length ? await ctx.redis.hmget(k.chats, ...chatKeys) : [];
-  const wouldSend = chatKeys.map((key, i) => ({ line: inputs[i] ? (JSON.parse(inputs[i] as string) as { line: number }).line : 0, body: unassignBody(chatFromKey(key)) }));
-  const rejected = (await ctx.redis.lrange(k.rejected, 0, 9)).map((s) => JSON.parse(s) as RejectedRow);
+  const wouldSend = chatKeys.map((key, i) => {
+    const input = inputs[i];
+    return { line: input ? decodeStoredChat(input, hashField(k.chats, key)).line : 0, body: unassignBody(chatFromKey(key)) };
+  });
+  const rejected = (await ctx.redis.lrange(k.rejected, 0, 9)).map((s, i) => decodeRejectedRow(s, `${k.rejected}[${i}]`));
   return { batchId: batch.id, counts: batch.counts, wouldSend, rejected };
 }
 

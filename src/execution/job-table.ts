@@ -20,6 +20,8 @@ export interface WorkerServices {
   readonly pace: () => Promise<void>;
   /** Pauses every worker of the queue for `ms` (the pacer and BullMQ's limiter): the API answered 429. */
   readonly rateLimit: (ms: number) => Promise<void>;
+  /** How long a job's lock lasts unless renewed (a lapsed lock lets another worker take the job). */
+  readonly lockDurationMs: number;
   /** Called after a batch's report is written. Never throws. */
   readonly onBatchFinished: (summary: ReportSummary) => Promise<void>;
 }

@@ -22,7 +22,11 @@
  * limiter, which is off then too, would not stop the other workers. Asking Redis before every call cost a fifth
  * of the throughput (bench/), so with pacing off a "not paused" answer is reused for PAUSE_CHECK_MS (see below).
  */
-import type { ScriptedRedis } from '../store/scripts.js';
+import { type Keys, pacerLogKey } from '../store/keys.js';
+import { pacerAdmit, pacerPause, pacerPausedFor, pacerReserve, type ScriptedRedis } from '../store/scripts.js';
+
+/** The pacer's two keys: its state and its sliding log (keys.ts `pacer`, `pacerLog`). */
+export type PacerKeys = Pick<Keys, 'pacer' | 'pacerLog'>;
 
 export interface Pacer {
   /** Waits for this process's next call slot (with pacing off: only for a pause to end). */
@@ -68,11 +72,15 @@ function pauseViewOf(key: string): PauseView {
   return view;
 }
 
-export function makePacer(redis: ScriptedRedis, key: string, opts: PacerOptions): Pacer {
+/**
+ * `keys` is usually the context's Keys. A bare pacer key is also taken (tests pace on keys of their own); its log
+ * is then keys.ts `pacerLogKey` of it.
+ */
+export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: PacerOptions): Pacer {
+  const { pacer: key, pacerLog: logKey } = typeof keys === 'string' ? { pacer: keys, pacerLog: pacerLogKey(keys) } : keys;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const windowUs = Math.ceil(opts.durationMs * 1000 * (1 + ARRIVAL_JITTER_MARGIN));
   const intervalUs = opts.max > 0 ? Math.ceil(windowUs / opts.max) : 0;
-  const maxText = String(opts.max);
   // Unique per process and call: members of the sliding log. (Random suffix: pids repeat across hosts.)
   const instance = Math.random().toString(36).slice(2, 8);
   let sequence = 0;
@@ -86,11 +94,10 @@ export function makePacer(redis: ScriptedRedis, key: string, opts: PacerOptions)
         continue;
       }
       if (now - view.checkedAt < PAUSE_CHECK_MS) return;
-      view.asking ??= redis
-        .pacerPausedFor(key)
+      view.asking ??= pacerPausedFor(redis, key)
         .then((us) => {
           view.checkedAt = Date.now();
-          view.pausedUntil = Math.max(view.pausedUntil, view.checkedAt + Math.ceil(Number(us) / 1000));
+          view.pausedUntil = Math.max(view.pausedUntil, view.checkedAt + Math.ceil(us / 1000));
         })
         .finally(() => {
           view.asking = undefined;
@@ -100,10 +107,10 @@ export function makePacer(redis: ScriptedRedis, key: string, opts: PacerOptions)
   };
   const waitForSlot = async (): Promise<void> => {
     for (;;) {
-      const waitUs = Number(await redis.pacerReserve(key, String(intervalUs)));
+      const waitUs = await pacerReserve(redis, key, intervalUs);
       if (waitUs <= 0) return;
       await sleep(Math.ceil(waitUs / 1000)); // rounded up: waking early would call inside a pause
-      if (Number(await redis.pacerPausedFor(key)) <= 0) return;
+      if ((await pacerPausedFor(redis, key)) <= 0) return;
       // Paused while we slept: this slot is void. The pause pushed every slot past its end, so take a new one.
     }
   };
@@ -113,14 +120,14 @@ export function makePacer(redis: ScriptedRedis, key: string, opts: PacerOptions)
       await waitForSlot();
       const member = `${instance}-${process.pid}-${(sequence += 1)}`;
       for (;;) {
-        const holdUs = Number(await redis.pacerAdmit(`${key}:log`, String(windowUs), maxText, member));
+        const holdUs = await pacerAdmit(redis, logKey, { windowUs, max: opts.max, member });
         if (holdUs === 0) return;
         await sleep(Math.ceil(holdUs / 1000));
       }
     },
     async pause(ms) {
       view.pausedUntil = Math.max(view.pausedUntil, Date.now() + Math.ceil(ms));
-      await redis.pacerPause(key, String(Math.ceil(ms * 1000)));
+      await pacerPause(redis, key, Math.ceil(ms * 1000));
     },
   };
 }

@@ -66,7 +66,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   const { config, logger } = ctx;
   const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
   let worker: Worker<QueueJobData> | undefined;
-  const pacer = makePacer(ctx.redis, ctx.keys.pacer, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
+  const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
   const rateLimit = async (ms: number): Promise<void> => {
     await pacer.pause(ms);
     await worker?.rateLimit(ms);
@@ -76,6 +76,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
     api,
     pace: () => pacer.acquire(),
     rateLimit,
+    lockDurationMs: lockDuration,
     onBatchFinished: async (summary) => {
       await options.onBatchFinished?.(summary);
     },

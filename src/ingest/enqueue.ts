@@ -11,8 +11,9 @@ import type { IngestRow } from './csv-source.js';
 import { DuplicateUploadError, NoValidRowsError } from '../domain/errors.js';
 import type { Keys } from '../store/keys.js';
 import { JOB_UNASSIGN, type JobPolicy, type QueueJobData, unassignJobOptions } from '../store/queue.js';
-import type { ScriptedRedis } from '../store/scripts.js';
+import { type ScriptedRedis, type StagedRow, stageRows } from '../store/scripts.js';
 import type { RejectedRow } from '../domain/chat.js';
+import { decodeRejectedRow } from '../store/codecs.js';
 
 /** Rows per Redis round trip when staging. */
 export const CHUNK_SIZE = 1000;
@@ -78,18 +79,18 @@ export const STAGE_WRITES_IN_FLIGHT = 4;
 async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChunk: (t: Tally) => void): Promise<Tally> {
   const k = deps.keys.batch(batchId);
   const tally: Tally = { rows: 0, valid: 0, rejected: 0, duplicates: 0, enqueued: 0 };
-  let valid: string[] = [];
+  let valid: StagedRow[] = [];
   let rejected: string[] = [];
   const inFlight = new Set<Promise<void>>();
   const flush = async (): Promise<void> => {
     // Both commands are issued before either is awaited: they reach Redis in file order.
-    const staged = valid.length > 0 ? deps.redis.stageRows(k.chats, k.order, ...valid) : Promise.resolve([]);
+    const staged = stageRows(deps.redis, k, valid);
     const pushed = rejected.length > 0 ? deps.redis.rpush(k.rejected, ...rejected) : Promise.resolve(0);
     valid = [];
     rejected = [];
     const write = Promise.all([staged, pushed]).then(([flags]) => {
       for (const flag of flags) {
-        if (flag === 1) tally.valid += 1;
+        if (flag === 'staged') tally.valid += 1;
         else tally.duplicates += 1;
       }
       onChunk(tally);
@@ -102,12 +103,12 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
     for await (const item of source.rows()) {
       tally.rows += 1;
       if (item.kind === 'valid') {
-        valid.push(item.row.key, JSON.stringify({ line: item.row.line, cells: item.row.cells }));
+        valid.push({ chatKey: item.row.key, input: JSON.stringify({ line: item.row.line, cells: item.row.cells }) });
       } else {
         tally.rejected += 1;
         rejected.push(JSON.stringify(item.row satisfies RejectedRow));
       }
-      if (valid.length >= CHUNK_SIZE * 2 || rejected.length >= CHUNK_SIZE) await flush();
+      if (valid.length >= CHUNK_SIZE || rejected.length >= CHUNK_SIZE) await flush();
     }
     await flush();
   } finally {
@@ -177,7 +178,7 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
     tally = await stage(deps, batch.id, source, (t) => progress(t, 'reading'));
     await checkDuplicateContent(deps, source.sha256(), opts);
     if (tally.valid === 0) {
-      const first = (await deps.redis.lrange(k.rejected, 0, 2)).map((s) => JSON.parse(s) as RejectedRow);
+      const first = (await deps.redis.lrange(k.rejected, 0, 2)).map((s, i) => decodeRejectedRow(s, `${k.rejected}[${i}]`));
       throw new NoValidRowsError(noValidRowsMessage(tally, first));
     }
   } catch (error) {

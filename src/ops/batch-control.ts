@@ -48,8 +48,11 @@ export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
       if (!(GUARDS.parkChats as readonly (string | null)[]).includes(status)) return removed;
       const chatKeys = page.slice(i, i + PARK_CHUNK);
       await ctx.redis.hset(k.parked, Object.fromEntries(chatKeys.map((c) => [c, 1])));
-      const gone = await Promise.all(chatKeys.map((c) => ctx.queue.remove(jobIdFor(batchId, c))));
-      removed += gone.reduce((sum, n) => sum + n, 0);
+      // BullMQ's remove answers 1 for a job that does not exist too: count the jobs that were there to take off.
+      const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
+      const removable = chatKeys.filter((_, i) => states[i] !== 'unknown' && states[i] !== 'active');
+      await Promise.all(removable.map((c) => ctx.queue.remove(jobIdFor(batchId, c))));
+      removed += removable.length;
     }
   }
   return removed;

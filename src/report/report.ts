@@ -16,7 +16,7 @@ import { type Failure, indexFailures } from '../store/failure-index.js';
 import type { Keys } from '../store/keys.js';
 import { percentileOf, type ResultStore } from '../store/result-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';
-import type { RejectedRow } from '../domain/chat.js';
+import { decodeRejectedRow } from '../store/codecs.js';
 
 export interface ReportSummary {
   readonly batchId: string;
@@ -106,8 +106,8 @@ async function* rejectedCsv(redis: ScriptedRedis, keys: Keys, batch: BatchRecord
   const key = keys.batch(batch.id).rejected;
   const total = await redis.llen(key);
   for (let start = 0; start < total; start += 1000) {
-    for (const text of await redis.lrange(key, start, start + 999)) {
-      const row = JSON.parse(text) as RejectedRow;
+    for (const [i, text] of (await redis.lrange(key, start, start + 999)).entries()) {
+      const row = decodeRejectedRow(text, `${key}[${start + i}]`);
       yield csvLine([String(row.line), row.column ?? '', row.raw, row.reason, ...batch.header.map((h) => row.cells[h] ?? '')]);
     }
   }

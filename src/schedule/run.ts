@@ -18,6 +18,7 @@ import { type InboxFileResult, ingestInbox } from './inbox.js';
 import type { Logger } from '../config/logger.js';
 import type { ScheduleDefinition, ScheduleRun, ScheduleStore } from './store.js';
 import { FINAL } from '../domain/lifecycle.js';
+import { ownedLock } from '../store/scripts.js';
 
 /** Batch states after which a scheduled batch no longer blocks the next run (a stopped or paused batch still does). */
 
@@ -101,15 +102,14 @@ export async function busyReason(deps: Pick<RunDeps, 'schedules' | 'batches' | '
 /** Holds the schedule's lock while `work` runs; undefined if someone else holds it. */
 async function withRunLock<T>(deps: RunDeps, name: string, owner: string, work: () => Promise<T>): Promise<T | undefined> {
   const key = deps.keys.scheduleLock(name);
-  const ttl = String(RUN_LOCK_TTL_MS);
-  if ((await deps.redis.ownedLock(key, 'acquire', owner, ttl)) !== 1) return undefined;
-  const keepAlive = setInterval(() => void deps.redis.ownedLock(key, 'extend', owner, ttl).catch(() => undefined), RUN_LOCK_TTL_MS / 4);
+  if (!(await ownedLock(deps.redis, key, { action: 'acquire', owner, ttlMs: RUN_LOCK_TTL_MS }))) return undefined;
+  const keepAlive = setInterval(() => void ownedLock(deps.redis, key, { action: 'extend', owner, ttlMs: RUN_LOCK_TTL_MS }).catch(() => undefined), RUN_LOCK_TTL_MS / 4);
   keepAlive.unref();
   try {
     return await work();
   } finally {
     clearInterval(keepAlive);
-    await deps.redis.ownedLock(key, 'release', owner, ttl);
+    await ownedLock(deps.redis, key, { action: 'release', owner, ttlMs: RUN_LOCK_TTL_MS });
   }
 }
 

@@ -12,10 +12,24 @@
  */
 import type { Queue } from 'bullmq';
 
-import type { ChatRule } from './rule.js';
+import { CHAT_STATUSES, type ChatRule, type ChatStatus } from './rule.js';
 import type { Keys } from '../store/keys.js';
 import { JOB_NIGHTLY, type QueueJobData, type ScheduleJobData } from '../store/queue.js';
 import type { ScriptedRedis } from '../store/scripts.js';
+import {
+  booleanMember,
+  decodeStringArray,
+  hashField,
+  jsonObject,
+  memberOf,
+  mismatch,
+  numberMember,
+  oneOf,
+  optionalStringMember,
+  parseJson,
+  stringArrayMember,
+  stringMember,
+} from '../store/codecs.js';
 
 /** What a run does when the previous scheduled run's batches are still going. */
 export type OverlapRule = 'skip' | 'wait';
@@ -56,6 +70,74 @@ export interface WaitingRun {
   readonly jobId: string;
   readonly tick: number;
   readonly since: number;
+}
+
+/*
+ * Decoders for the values above as read back from Redis (see store/codecs.ts): they live here, with the
+ * shapes, because the store layer may not import the schedule layer.
+ */
+
+const isOverlapRule = oneOf<OverlapRule>({ skip: true, wait: true });
+const isRunOutcome = oneOf<RunOutcome>({ started: true, empty: true, skipped: true, failed: true, 'dry-run': true });
+const isChatStatus = (value: unknown): value is ChatStatus => typeof value === 'string' && (CHAT_STATUSES as readonly string[]).includes(value);
+
+function decodeChatRule(value: unknown, where: string): ChatRule {
+  const obj = jsonObject(value, where);
+  const chatStatus = memberOf(obj, 'chatStatus');
+  if (chatStatus !== undefined && !isChatStatus(chatStatus)) mismatch(`${where} member "chatStatus"`, `one of ${CHAT_STATUSES.join(', ')}`, chatStatus);
+  const agent = optionalStringMember(obj, 'agent', where);
+  return {
+    ...(chatStatus === undefined ? {} : { chatStatus }),
+    ...(memberOf(obj, 'tags') === undefined ? {} : { tags: stringArrayMember(obj, 'tags', where) }),
+    ...(agent === undefined ? {} : { agent }),
+    ...(memberOf(obj, 'wabaNumbers') === undefined ? {} : { wabaNumbers: stringArrayMember(obj, 'wabaNumbers', where) }),
+    ...(memberOf(obj, 'idleHours') === undefined ? {} : { idleHours: numberMember(obj, 'idleHours', where) }),
+  };
+}
+
+function decodeInbox(value: unknown, where: string): NonNullable<ScheduleDefinition['inbox']> {
+  const obj = jsonObject(value, where);
+  const defaultWaba = optionalStringMember(obj, 'defaultWaba', where);
+  return { dir: stringMember(obj, 'dir', where), ...(defaultWaba === undefined ? {} : { defaultWaba }) };
+}
+
+/** A schedule definition (a field of `keys.schedules`); `where` names it in a DataLayoutError. */
+export function decodeScheduleDefinition(text: string, where: string): ScheduleDefinition {
+  const obj = jsonObject(parseJson(text, where), where);
+  const overlap = memberOf(obj, 'overlap');
+  const query = memberOf(obj, 'query');
+  const inbox = memberOf(obj, 'inbox');
+  return {
+    name: stringMember(obj, 'name', where),
+    cron: stringMember(obj, 'cron', where),
+    tz: stringMember(obj, 'tz', where),
+    overlap: isOverlapRule(overlap) ? overlap : mismatch(`${where} member "overlap"`, 'skip or wait', overlap),
+    ...(query === undefined ? {} : { query: decodeChatRule(query, `${where} member "query"`) }),
+    ...(inbox === undefined ? {} : { inbox: decodeInbox(inbox, `${where} member "inbox"`) }),
+    createdAt: numberMember(obj, 'createdAt', where),
+    updatedAt: numberMember(obj, 'updatedAt', where),
+  };
+}
+
+/** An entry of a schedule's run history (`keys.scheduleRuns`). */
+export function decodeScheduleRun(text: string, where: string): ScheduleRun {
+  const obj = jsonObject(parseJson(text, where), where);
+  const outcome = memberOf(obj, 'outcome');
+  return {
+    tick: numberMember(obj, 'tick', where),
+    manual: booleanMember(obj, 'manual', where),
+    startedAt: numberMember(obj, 'startedAt', where),
+    endedAt: numberMember(obj, 'endedAt', where),
+    outcome: isRunOutcome(outcome) ? outcome : mismatch(`${where} member "outcome"`, 'started, empty, skipped, failed or dry-run', outcome),
+    batchIds: stringArrayMember(obj, 'batchIds', where),
+    message: stringMember(obj, 'message', where),
+  };
+}
+
+/** A waiting run (a `waiting:<schedule>` field of `keys.scheduleState`). */
+export function decodeWaitingRun(text: string, where: string): WaitingRun {
+  const obj = jsonObject(parseJson(text, where), where);
+  return { jobId: stringMember(obj, 'jobId', where), tick: numberMember(obj, 'tick', where), since: numberMember(obj, 'since', where) };
 }
 
 /** Runs kept per schedule for `schedule show`. */
@@ -104,12 +186,12 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
   const store: ScheduleStore = {
     get: async (name) => {
       const raw = await redis.hget(keys.schedules, name);
-      return raw ? (JSON.parse(raw) as ScheduleDefinition) : undefined;
+      return raw ? decodeScheduleDefinition(raw, hashField(keys.schedules, name)) : undefined;
     },
     list: async () => {
       const all = await redis.hgetall(keys.schedules);
-      return Object.values(all)
-        .map((raw) => JSON.parse(raw) as ScheduleDefinition)
+      return Object.entries(all)
+        .map(([name, raw]) => decodeScheduleDefinition(raw, hashField(keys.schedules, name)))
         .sort((a, b) => a.name.localeCompare(b.name));
     },
     save: async (definition) => {
@@ -136,14 +218,14 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
     },
     lastBatchIds: async (name) => {
       const raw = await redis.hget(keys.scheduleState, `last:${name}`);
-      return raw ? (JSON.parse(raw) as string[]) : [];
+      return raw ? decodeStringArray(raw, hashField(keys.scheduleState, `last:${name}`)) : [];
     },
     setLastBatchIds: async (name, batchIds) => {
       await redis.hset(keys.scheduleState, `last:${name}`, JSON.stringify(batchIds));
     },
     waiting: async (name) => {
       const raw = await redis.hget(keys.scheduleState, `waiting:${name}`);
-      return raw ? (JSON.parse(raw) as WaitingRun) : undefined;
+      return raw ? decodeWaitingRun(raw, hashField(keys.scheduleState, `waiting:${name}`)) : undefined;
     },
     setWaiting: async (name, waiting, onlyJobId) => {
       const field = `waiting:${name}`;
@@ -157,14 +239,15 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
     allWaiting: async () => {
       const all = await redis.hgetall(keys.scheduleState);
       const out = new Map<string, WaitingRun>();
-      for (const [field, raw] of Object.entries(all)) if (field.startsWith('waiting:')) out.set(field.slice(8), JSON.parse(raw) as WaitingRun);
+      for (const [field, raw] of Object.entries(all)) if (field.startsWith('waiting:')) out.set(field.slice(8), decodeWaitingRun(raw, hashField(keys.scheduleState, field)));
       return out;
     },
     addRun: async (name, run) => {
       await redis.multi().lpush(keys.scheduleRuns(name), JSON.stringify(run)).ltrim(keys.scheduleRuns(name), 0, RUN_HISTORY - 1).exec();
     },
     runs: async (name, limit = RUN_HISTORY) => {
-      return (await redis.lrange(keys.scheduleRuns(name), 0, limit - 1)).map((raw) => JSON.parse(raw) as ScheduleRun);
+      const key = keys.scheduleRuns(name);
+      return (await redis.lrange(key, 0, limit - 1)).map((raw, i) => decodeScheduleRun(raw, `${key}[${i}]`));
     },
   };
   return store;

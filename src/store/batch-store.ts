@@ -4,54 +4,13 @@
 import { randomBytes } from 'node:crypto';
 
 import { BatchStateError } from '../domain/errors.js';
+import { type BatchKind, type BatchRecord, COUNT_FIELDS, decodeBatchHash } from './codecs.js';
 import { allBatchKeys, type Keys } from './keys.js';
-import type { ScriptedRedis } from './scripts.js';
+import { type ScriptedRedis, transitionStatus } from './scripts.js';
 import { type BatchStatus, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
-/** Counters of a batch. Invariants: rows = valid + rejected + duplicates; when finished, valid = succeeded + failed + cancelled. */
-export interface BatchCounts {
-  readonly rows: number;
-  readonly valid: number;
-  readonly rejected: number;
-  readonly duplicates: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly cancelled: number;
-}
-
-/** How the batch came to be. */
-export type BatchKind = 'csv' | 'rerun' | 'nightly';
-
-export interface BatchRecord {
-  readonly id: string;
-  readonly name: string;
-  readonly kind: BatchKind;
-  /** Source file name (or a description for non-file sources). */
-  readonly source: string;
-  readonly sha256: string;
-  readonly createdAt: number;
-  readonly startedAt?: number;
-  readonly finishedAt?: number;
-  readonly status: BatchStatus;
-  /** Why the batch is stopped, paused or cancelled ('' otherwise). */
-  readonly reason: string;
-  readonly parent?: string;
-  readonly children: readonly string[];
-  readonly dryRun: boolean;
-  /** The source's header, in order: failed.csv repeats these columns. */
-  readonly header: readonly string[];
-  readonly counts: BatchCounts;
-  /** Terminal chats so far (succeeded + failed + cancelled). */
-  readonly done: number;
-  /** HTTP attempts made by terminal chats. */
-  readonly attempts: number;
-  /** 429 answers seen. */
-  readonly rateLimited: number;
-  /** Failure reason → chats. */
-  readonly reasons: Readonly<Record<string, number>>;
-  /** Free-form notes (e.g. "previous nightly batch still running: skipped"). */
-  readonly notes: readonly string[];
-}
+// The record's shape and decoder live with the other stored values (codecs.ts); importers keep this path.
+export type { BatchCounts, BatchKind, BatchRecord } from './codecs.js';
 
 export interface NewBatch {
   readonly name?: string;
@@ -66,48 +25,6 @@ export interface NewBatch {
 export function newBatchId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${stamp}-${randomBytes(3).toString('hex')}`;
-}
-
-const COUNT_FIELDS = ['rows', 'valid', 'rejected', 'duplicates', 'succeeded', 'failed', 'cancelled'] as const;
-
-function num(value: string | undefined): number {
-  return value === undefined || value === '' ? 0 : Number(value);
-}
-
-function optionalNum(value: string | undefined): number | undefined {
-  return value === undefined || value === '' ? undefined : Number(value);
-}
-
-export function parseBatch(h: Record<string, string>): BatchRecord {
-  const reasons: Record<string, number> = {};
-  for (const [field, value] of Object.entries(h)) {
-    if (field.startsWith('reason:')) reasons[field.slice(7)] = Number(value);
-  }
-  const counts = Object.fromEntries(COUNT_FIELDS.map((f) => [f, num(h[f])])) as unknown as BatchCounts;
-  const startedAt = optionalNum(h.startedAt);
-  const finishedAt = optionalNum(h.finishedAt);
-  return {
-    id: h.id ?? '',
-    name: h.name ?? '',
-    kind: (h.kind as BatchKind) ?? 'csv',
-    source: h.source ?? '',
-    sha256: h.sha256 ?? '',
-    createdAt: num(h.createdAt),
-    ...(startedAt === undefined ? {} : { startedAt }),
-    ...(finishedAt === undefined ? {} : { finishedAt }),
-    status: (h.status as BatchStatus) ?? Status.ingesting,
-    reason: h.reason ?? '',
-    ...(h.parent ? { parent: h.parent } : {}),
-    children: h.children ? h.children.split(',') : [],
-    dryRun: h.dryRun === '1',
-    header: h.header ? (JSON.parse(h.header) as string[]) : [],
-    counts,
-    done: num(h.done),
-    attempts: num(h.attempts),
-    rateLimited: num(h.rateLimited),
-    reasons,
-    notes: h.notes ? (JSON.parse(h.notes) as string[]) : [],
-  };
 }
 
 export interface BatchStore {
@@ -155,8 +72,9 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
       return (await store.get(id)) as BatchRecord;
     },
     get: async (batchId) => {
-      const h = await redis.hgetall(keys.batch(batchId).batch);
-      return Object.keys(h).length === 0 ? undefined : parseBatch(h);
+      const key = keys.batch(batchId).batch;
+      const h = await redis.hgetall(key);
+      return Object.keys(h).length === 0 ? undefined : decodeBatchHash(h, key);
     },
     require: async (batchId) => {
       const batch = await store.get(batchId);
@@ -168,8 +86,7 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
     },
     apply: async (batchId, transition, reason = TRANSITIONS[transition].reason) => {
       const { to, from } = TRANSITIONS[transition];
-      const previous = await redis.transitionStatus(keys.batch(batchId).batch, to, reason, ...from);
-      return previous === null ? undefined : (previous as BatchStatus);
+      return transitionStatus(redis, keys.batch(batchId).batch, { to, reason, from });
     },
     addNote: async (batchId, note) => {
       const batch = await store.require(batchId);

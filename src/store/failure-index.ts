@@ -8,16 +8,14 @@
 import { randomBytes } from 'node:crypto';
 
 import { HOUR } from '../config/config.js';
+import { type ChatResult, decodeResult, decodeStoredChat, hashField, type StoredChat } from './codecs.js';
 import type { Keys } from './keys.js';
-import { type ChatResult, decodeResult, type ResultStore } from './result-store.js';
+import type { ResultStore } from './result-store.js';
 import type { ScriptedRedis } from './scripts.js';
 import { chatFromKey } from '../domain/chat.js';
 
-/** A chat's input row as the batch stored it. */
-export interface StoredChat {
-  readonly line: number;
-  readonly cells: Record<string, string>;
-}
+// The stored row's shape and decoder live with the other stored values (codecs.ts); importers keep this path.
+export type { StoredChat } from './codecs.js';
 
 export interface Failure {
   readonly key: string;
@@ -51,8 +49,8 @@ function syntheticCells(chatKey: string): Record<string, string> {
   return chat.kind === 'group' ? { groupId: chat.groupId } : { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber };
 }
 
-function storedChat(key: string, json: string | null | undefined): StoredChat {
-  return json ? (JSON.parse(json) as StoredChat) : { line: 0, cells: syntheticCells(key) };
+function storedChat(chatsKey: string, key: string, json: string | null | undefined): StoredChat {
+  return json ? decodeStoredChat(json, hashField(chatsKey, key)) : { line: 0, cells: syntheticCells(key) };
 }
 
 /** Pass 1. HSCAN may repeat an entry: ZADD keeps each chat once, so `selected` (ZCARD) is exact. */
@@ -62,7 +60,7 @@ async function fill(deps: IndexDeps, batchId: string, order: string, select: (r:
   const flush = async (): Promise<void> => {
     if (page.length === 0) return;
     const inputs = await deps.redis.hmget(chats, ...page);
-    const scored = page.flatMap((key, i) => [storedChat(key, inputs[i]).line, key]);
+    const scored = page.flatMap((key, i) => [storedChat(chats, key, inputs[i]).line, key]);
     await deps.redis.multi().zadd(order, ...scored).pexpire(order, INDEX_TTL_MS).exec();
     page = [];
   };
@@ -83,7 +81,7 @@ async function* failuresOf(deps: IndexDeps, batchId: string, ordered: readonly s
     const [results, inputs] = await Promise.all([deps.redis.hmget(k.results, ...page), deps.redis.hmget(k.chats, ...page)]);
     for (const [j, key] of page.entries()) {
       const text = results[j];
-      if (text) yield { key, result: decodeResult(text), input: storedChat(key, inputs[j]) };
+      if (text) yield { key, result: decodeResult(text, hashField(k.results, key)), input: storedChat(k.chats, key, inputs[j]) };
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The one module that names Redis keys (house style G8). Every key lives under `{<QUEUE_PREFIX>}`: the braces
+ * The one module that names Redis keys. Every key lives under `{<QUEUE_PREFIX>}`: the braces
  * are a Redis Cluster hash tag, so the BullMQ queue and every batch's keys land in one slot and the Lua
  * scripts that touch several of them stay legal on a cluster.
  */
@@ -39,8 +39,12 @@ export interface Keys {
   scheduleRuns(name: string): string;
   /** STRING per schedule: owner of the run reading its sources right now (expires if that process dies). */
   scheduleLock(name: string): string;
-  /** STRING: the global pacer's `<next free call slot>|<paused until>`, µs since epoch (see pacer.ts, scripts.ts). */
+  /** STRING: the global pacer's `<next free call slot>|<paused until>`, µs since epoch (see pacer.ts, lua/includes/pacerState.lua). */
   readonly pacer: string;
+  /** ZSET: the global pacer's sliding log of call times, µs (see pacer.ts, lua/pacerAdmit-1.lua). */
+  readonly pacerLog: string;
+  /** STRING: the data layout version the keys under this prefix are written in (layout.ts). */
+  readonly layout: string;
   /**
    * ZSET: failed chats of a batch scored by input line (failure-index.ts), built and deleted by one report or
    * rerun (`token` keeps two apart; it expires if its owner dies).
@@ -60,6 +64,8 @@ export function makeKeys(queuePrefix: string): Keys {
     scheduleRuns: (name) => `${root}:schedule:${name}:runs`,
     scheduleLock: (name) => `${root}:schedule:${name}:lock`,
     pacer: `${root}:pacer`,
+    pacerLog: pacerLogKey(`${root}:pacer`),
+    layout: `${root}:layout`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,
     batch: (batchId) => {
@@ -77,7 +83,17 @@ export function makeKeys(queuePrefix: string): Keys {
   };
 }
 
+/**
+ * The sliding log that goes with a pacer key. A function of the pacer key, so that a pacer made on any key
+ * (tests use keys of their own) keeps its log in the same hash slot.
+ */
+export function pacerLogKey(pacerKey: string): string {
+  return `${pacerKey}:log`;
+}
+
 /** Every key of a batch, for expiry and deletion. */
 export function allBatchKeys(keys: BatchKeys): string[] {
-  return Object.values(keys);
+  // Through a mapped type: Object.values types an interface's values as any.
+  const byName: Readonly<Record<keyof BatchKeys, string>> = keys;
+  return Object.values(byName);
 }

@@ -3,52 +3,14 @@
  * (`S|201|1|1764030000000|84|` …) keeps Redis at ~100 bytes per finished chat; the batch counters move in the
  * same Lua step, so a retried, stalled or re-delivered job can never count twice.
  */
+import { type ChatResult, cleanReason, decodeResult, encodeResult, hashField } from './codecs.js';
 import type { Keys } from './keys.js';
-import type { ScriptedRedis } from './scripts.js';
-import type { FailureClass, ResultState } from '../domain/chat.js';
+import { claimChat, type ClaimOutcome, recordResult, type ScriptedRedis } from './scripts.js';
 
-/** One chat's terminal result. */
-export interface ChatResult {
-  readonly state: ResultState;
-  /** HTTP status of the last attempt, 0 when there was no answer (timeout, connection error) or no call. */
-  readonly httpStatus: number;
-  readonly attempts: number;
-  readonly finishedAt: number;
-  /** Latency of the last attempt in ms, 0 when no call was made. */
-  readonly latencyMs: number;
-  readonly failureClass?: FailureClass;
-  /** Human reason for a failure or cancellation ('' on success). */
-  readonly reason: string;
-}
-
-export type ClaimOutcome = 'go' | 'done' | 'parked' | 'cancel' | 'gone';
-
-const STATE_CODE: Record<ResultState, string> = { succeeded: 'S', failed: 'F', cancelled: 'C' };
-const CODE_STATE: Record<string, ResultState> = { S: 'succeeded', F: 'failed', C: 'cancelled' };
-const MAX_REASON_CHARS = 300;
-
-/** Reasons are stored once per chat and grouped by text: keep them bounded and on one line. */
-export function cleanReason(reason: string): string {
-  return reason.replace(/[\r\n|]+/g, ' ').slice(0, MAX_REASON_CHARS);
-}
-
-export function encodeResult(r: ChatResult): string {
-  return [STATE_CODE[r.state], r.httpStatus, r.attempts, r.finishedAt, r.latencyMs, r.failureClass ?? '', cleanReason(r.reason)].join('|');
-}
-
-export function decodeResult(text: string): ChatResult {
-  const [code, http, attempts, at, latency, cls, ...rest] = text.split('|');
-  const failureClass = cls ? (cls as FailureClass) : undefined;
-  return {
-    state: CODE_STATE[code ?? ''] ?? 'failed',
-    httpStatus: Number(http),
-    attempts: Number(attempts),
-    finishedAt: Number(at),
-    latencyMs: Number(latency),
-    ...(failureClass ? { failureClass } : {}),
-    reason: rest.join('|'),
-  };
-}
+// The record's shape and codec live with the other stored values (codecs.ts), the claim outcomes with their
+// script (scripts.ts); importers keep this path.
+export { type ChatResult, cleanReason, decodeResult, encodeResult } from './codecs.js';
+export type { ClaimOutcome } from './scripts.js';
 
 /**
  * Latency histogram bucket upper bounds (ms): 1 ms steps to 100, 10 ms to 1 s, 100 ms to 10 s, then 1 s.
@@ -91,21 +53,18 @@ export interface ResultStore {
 
 export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
   return {
-    claim: async (batchId, chatKey) => {
-      const k = keys.batch(batchId);
-      return (await redis.claimChat(k.batch, k.results, k.parked, chatKey)) as ClaimOutcome;
-    },
-    record: async (batchId, chatKey, result) => {
-      const k = keys.batch(batchId);
-      // Only failures are tallied by reason: a cancelled chat did not fail, and its reason stays in its own record.
-      const reason = result.state === 'failed' ? cleanReason(result.reason) : '';
-      const bucket = result.latencyMs > 0 ? String(latencyBucket(result.latencyMs)) : '';
-      const outcome = await redis.recordResult(
-        k.batch, k.results, k.chats, k.latency, k.parked,
-        chatKey, encodeResult(result), result.state, String(result.attempts), bucket, reason, String(result.finishedAt),
-      );
-      return outcome === -1 ? 'duplicate' : outcome === 1 ? 'last' : 'recorded';
-    },
+    claim: async (batchId, chatKey) => claimChat(redis, keys.batch(batchId), chatKey),
+    record: async (batchId, chatKey, result) =>
+      recordResult(redis, keys.batch(batchId), {
+        chatKey,
+        record: encodeResult(result),
+        counter: result.state,
+        attempts: result.attempts,
+        latencyBucket: result.latencyMs > 0 ? latencyBucket(result.latencyMs) : undefined,
+        // Only failures are tallied by reason: a cancelled chat did not fail, and its reason stays in its own record.
+        failureReason: result.state === 'failed' ? cleanReason(result.reason) : undefined,
+        now: result.finishedAt,
+      }),
     count429: async (batchId) => {
       await redis.hincrby(keys.batch(batchId).batch, 'rateLimited', 1);
     },
@@ -113,19 +72,23 @@ export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
       await redis.hset(keys.batch(batchId).parked, chatKey, 1);
     },
     get: async (batchId, chatKey) => {
-      const text = await redis.hget(keys.batch(batchId).results, chatKey);
-      return text === null ? undefined : decodeResult(text);
+      const key = keys.batch(batchId).results;
+      const text = await redis.hget(key, chatKey);
+      return text === null ? undefined : decodeResult(text, hashField(key, chatKey));
     },
     scan: (batchId) => scanHash(redis, keys.batch(batchId).results, decodeResult),
   };
 }
 
-/** HSCAN a hash as an async iterable of [field, decoded value]. */
-export async function* scanHash<T>(redis: ScriptedRedis, key: string, decode: (value: string) => T): AsyncIterable<[string, T]> {
+/** HSCAN a hash as an async iterable of [field, decoded value]; `decode` gets where the value is, for its errors. */
+export async function* scanHash<T>(redis: ScriptedRedis, key: string, decode: (value: string, where: string) => T): AsyncIterable<[string, T]> {
   let cursor = '0';
   do {
     const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 1000);
     cursor = next;
-    for (let i = 0; i < flat.length; i += 2) yield [flat[i] as string, decode(flat[i + 1] as string)];
+    for (let i = 0; i < flat.length; i += 2) {
+      const field = flat[i] as string;
+      yield [field, decode(flat[i + 1] as string, hashField(key, field))];
+    }
   } while (cursor !== '0');
 }

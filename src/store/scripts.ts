@@ -1,107 +1,37 @@
 /**
- * The Lua steps that must be atomic. Each is named after what it does and how many keys it takes
- * (BullMQ's `extendLock-2.lua` convention), with KEYS / ARGV / output documented. Registered on a
- * connection with `defineScripts`.
+ * The Lua steps that must be atomic, and a typed function per step. The Lua lives in src/store/lua/, one file per
+ * script named after what it does and how many keys it takes (`claimChat-3.lua`), with KEYS / ARGV / output
+ * documented at its top; script-loader.ts reads them. Scripts are registered on a connection with
+ * `defineScripts`.
+ *
+ * Call the typed functions below, not the raw commands: they take keys and arguments by name (a swapped pair of
+ * positional strings would still be a valid Redis call), and they check each reply against the script's
+ * documented output, throwing a DataLayoutError naming the script otherwise.
  */
 import type { Cluster, Redis } from 'ioredis';
 
-import { luaLifecyclePrelude } from '../domain/lifecycle.js';
+import type { ResultState } from '../domain/chat.js';
+import { DataLayoutError } from '../domain/errors.js';
+import { type BatchStatus, isBatchStatus } from '../domain/lifecycle.js';
+import type { BatchKeys } from './keys.js';
+import { type LoadedScript, loadScripts } from './script-loader.js';
 
-/**
- * stageRows-2: de-duplicate and stage valid rows of an ingest.
- * KEYS[1] chats hash, KEYS[2] order list.
- * ARGV: chatKey1, json1, chatKey2, json2, ...
- * Output: one integer per row, 1 = new chat (staged), 0 = duplicate of an earlier row.
- */
-const stageRows = `
-local out = {}
-for i = 1, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('RPUSH', KEYS[2], ARGV[i])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out`;
+/** Every script and its number of keys: the file is lua/<name>-<numberOfKeys>.lua. */
+export const SCRIPT_KEYS = {
+  stageRows: 2,
+  claimChat: 3,
+  recordResult: 5,
+  transitionStatus: 1,
+  ownedLock: 1,
+  pacerReserve: 1,
+  pacerPause: 1,
+  pacerPausedFor: 1,
+  pacerAdmit: 1,
+} as const;
 
-/**
- * claimChat-3: decide, before calling the API, whether this job should run.
- * KEYS[1] batch hash, KEYS[2] results hash, KEYS[3] parked hash. ARGV[1] chat key.
- * Output: 'go' | 'done' (already has a result: a re-delivered or stalled job) | 'parked' (batch paused or
- * stopped: the chat is parked for resume) | 'cancel' (batch being cancelled) | 'gone' (no batch record).
- * Parking happens here, atomically with reading the status, so a concurrent resume cannot miss the chat.
- */
-const claimChat = `${luaLifecyclePrelude()}
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'gone' end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 'done' end
-if LIFECYCLE.park[status] then
-  redis.call('HSET', KEYS[3], ARGV[1], 1)
-  return 'parked'
-end
-if LIFECYCLE.cancel[status] then return 'cancel' end
-return 'go'`;
+export type ScriptName = keyof typeof SCRIPT_KEYS;
 
-/**
- * recordResult-5: store a chat's terminal result exactly once and move the counters with it.
- * KEYS[1] batch hash, KEYS[2] results hash, KEYS[3] chats hash, KEYS[4] latency hash, KEYS[5] parked hash.
- * ARGV[1] chat key, ARGV[2] result record, ARGV[3] counter ('succeeded'|'failed'|'cancelled'),
- * ARGV[4] attempts made, ARGV[5] latency bucket ('' = none), ARGV[6] failure reason ('' = none), ARGV[7] now ms.
- * Output: -1 already recorded (nothing changed), 0 recorded, 1 recorded and it was the batch's last chat
- * (the batch made its lifecycle's \`complete\` transition: the caller must enqueue the report).
- */
-const recordResult = `${luaLifecyclePrelude()}
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -1 end
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[4]))
-redis.call('HDEL', KEYS[5], ARGV[1])
-if ARGV[3] == 'succeeded' then redis.call('HDEL', KEYS[3], ARGV[1]) end
-if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[5], 1) end
-if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[1], 'reason:' .. ARGV[6], 1) end
-local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
-local valid = tonumber(redis.call('HGET', KEYS[1], 'valid') or '-1')
-if done >= valid then
-  local status = redis.call('HGET', KEYS[1], 'status')
-  if LIFECYCLE.complete_from[status] then
-    redis.call('HSET', KEYS[1], 'status', LIFECYCLE.complete_to, 'finishedAt', ARGV[7])
-    return 1
-  end
-end
-return 0`;
-
-/**
- * transitionStatus-1: compare-and-set of a batch's status.
- * KEYS[1] batch hash. ARGV[1] new status, ARGV[2] reason ('' keeps none), ARGV[3..] statuses allowed to move from.
- * Output: the previous status if the move happened, or false (nil) if the batch is missing or in another state.
- */
-const transitionStatus = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
-for i = 3, #ARGV do
-  if status == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2])
-    return status
-  end
-end
-return false`;
-
-/**
- * ownedLock-1: a lock that only its owner can extend or release (a schedule's "run in progress" lock).
- * KEYS[1] lock key. ARGV[1] 'acquire' | 'extend' | 'release', ARGV[2] owner, ARGV[3] ttl ms.
- * acquire: take the lock if free, or keep it if `owner` already holds it (a re-delivered job resumes its own run).
- * Output: 1 if `owner` holds (held) the lock after the call, else 0.
- */
-const ownedLock = `
-local holder = redis.call('GET', KEYS[1])
-if ARGV[1] == 'acquire' and not holder then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-if holder ~= ARGV[2] then return 0 end
-if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return 1`;
-
+/** The raw commands `defineScripts` adds: positional strings in, unchecked replies out. */
 export interface ScriptCommands {
   stageRows(chats: string, order: string, ...args: string[]): Promise<number[]>;
   claimChat(batch: string, results: string, parked: string, chatKey: string): Promise<string>;
@@ -121,89 +51,170 @@ export interface ScriptCommands {
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
 }
 
-/**
- * The pacer's state is one STRING, `<next slot µs>|<paused until µs>` (µs since epoch, Redis TIME, so every
- * process shares one clock). Numbers are < 2^53, exact in Lua doubles, and written with %.0f because
- * tostring() would round them to 14 digits. A bare number (the older form) reads as "not paused".
- */
-const pacerState = `
-local function readPacer(key)
-  local v = redis.call('GET', key)
-  if not v then return 0, 0 end
-  local bar = string.find(v, '|', 1, true)
-  if not bar then return tonumber(v), 0 end
-  return tonumber(string.sub(v, 1, bar - 1)), tonumber(string.sub(v, bar + 1))
-end
-local function writePacer(key, slot, pause, now)
-  local horizon = math.max(slot, pause, now)
-  redis.call('SET', key, string.format('%.0f|%.0f', slot, pause), 'PX', math.ceil((horizon - now) / 1000) + 60000)
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local slot, pause = readPacer(KEYS[1])
-`;
-
-/** pacerReserve-1: takes the next call slot (GCRA). ARGV[1] = interval µs. Output: µs to wait for the slot. */
-const pacerReserve = `${pacerState}
-if slot < now then slot = now end
-if slot < pause then slot = pause end
-writePacer(KEYS[1], slot + tonumber(ARGV[1]), pause, now)
-return math.floor(slot - now)
-`;
-
-/** pacerPause-1: nobody's slot before now + ARGV[1] µs. Output: 1. */
-const pacerPause = `${pacerState}
-local resume = now + tonumber(ARGV[1])
-if resume > slot then slot = resume end
-if resume > pause then pause = resume end
-writePacer(KEYS[1], slot, pause, now)
-return 1
-`;
-
-/**
- * pacerPausedFor-1: µs left of the current pause (0 = not paused). Read after sleeping until a slot: a pause
- * set meanwhile voids the slot.
- */
-const pacerPausedFor = `${pacerState}
-if pause > now then return math.floor(pause - now) end
-return 0
-`;
-
-/**
- * pacerAdmit-1, checked when a call is about to go: a sliding log (ZSET of call times, µs) holding at most
- * ARGV[2] calls in any ARGV[1] µs. Slots alone are exact only if timers fire on time; a late timer can bunch
- * calls, and this check makes the limit hold for the calls' real start times. ARGV[3] is a unique member.
- * Output: 0 when admitted (and recorded), else µs until the oldest call leaves the window.
- */
-const pacerAdmit = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-  return 0
-end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-return math.max(1, math.floor(oldest + window - now) + 1)
-`;
-
 /** A connection with our scripts: a single Redis, or a Redis Cluster (REDIS_CLUSTER; every key shares one slot). */
 export type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
+
+function isScriptName(name: string): name is ScriptName {
+  return Object.hasOwn(SCRIPT_KEYS, name);
+}
+
+/**
+ * Read once, when this module loads: a missing, extra or misnamed .lua file fails at start-up, not on the first
+ * call of that script.
+ */
+function checkedScripts(): readonly LoadedScript[] {
+  const loaded = loadScripts();
+  for (const script of loaded) {
+    if (!isScriptName(script.name)) throw new Error(`lua/${script.name}-${script.numberOfKeys}.lua: no such script in SCRIPT_KEYS (scripts.ts)`);
+    if (SCRIPT_KEYS[script.name] !== script.numberOfKeys) {
+      throw new Error(`lua/${script.name}-${script.numberOfKeys}.lua: SCRIPT_KEYS (scripts.ts) says ${script.name} takes ${SCRIPT_KEYS[script.name]} keys`);
+    }
+  }
+  const missing = Object.keys(SCRIPT_KEYS).filter((name) => !loaded.some((s) => s.name === name));
+  if (missing.length > 0) throw new Error(`Lua scripts missing from lua/: ${missing.join(', ')}`);
+  return loaded;
+}
+
+export const SCRIPTS: readonly LoadedScript[] = checkedScripts();
 
 /** Registers the scripts on a connection (idempotent: ioredis caches by SHA and falls back to EVAL). */
 export function defineScripts(redis: Redis | Cluster): ScriptedRedis {
   const scripted = redis as ScriptedRedis;
   if (typeof scripted.claimChat === 'function') return scripted;
-  redis.defineCommand('stageRows', { numberOfKeys: 2, lua: stageRows });
-  redis.defineCommand('claimChat', { numberOfKeys: 3, lua: claimChat });
-  redis.defineCommand('recordResult', { numberOfKeys: 5, lua: recordResult });
-  redis.defineCommand('transitionStatus', { numberOfKeys: 1, lua: transitionStatus });
-  redis.defineCommand('pacerReserve', { numberOfKeys: 1, lua: pacerReserve });
-  redis.defineCommand('pacerPause', { numberOfKeys: 1, lua: pacerPause });
-  redis.defineCommand('pacerAdmit', { numberOfKeys: 1, lua: pacerAdmit });
-  redis.defineCommand('pacerPausedFor', { numberOfKeys: 1, lua: pacerPausedFor });
-  redis.defineCommand('ownedLock', { numberOfKeys: 1, lua: ownedLock });
+  for (const script of SCRIPTS) redis.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   return scripted;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Typed calls
+
+function unexpected(script: ScriptName, reply: unknown): never {
+  const shown = typeof reply === 'string' ? JSON.stringify(reply.slice(0, 40)) : Array.isArray(reply) ? 'an array' : String(reply);
+  throw new DataLayoutError(`Lua script ${script} replied ${shown}, outside what it documents (lua/${script}-${SCRIPT_KEYS[script]}.lua)`);
+}
+
+/** A non-negative integer reply (µs counts, flags). */
+function count(script: ScriptName, reply: unknown): number {
+  return typeof reply === 'number' && Number.isSafeInteger(reply) && reply >= 0 ? reply : unexpected(script, reply);
+}
+
+export type StageOutcome = 'staged' | 'duplicate';
+
+export interface StagedRow {
+  readonly chatKey: string;
+  /** The row's stored form (codecs.ts StoredChat, as JSON). */
+  readonly input: string;
+}
+
+/** stageRows-2: stages each row unless its chat was staged before. One outcome per row, in order. */
+export async function stageRows(redis: ScriptedRedis, keys: Pick<BatchKeys, 'chats' | 'order'>, rows: readonly StagedRow[]): Promise<StageOutcome[]> {
+  if (rows.length === 0) return [];
+  const reply: unknown = await redis.stageRows(keys.chats, keys.order, ...rows.flatMap((row) => [row.chatKey, row.input]));
+  if (!Array.isArray(reply) || reply.length !== rows.length) return unexpected('stageRows', reply);
+  return reply.map((flag: unknown) => (flag === 1 ? 'staged' : flag === 0 ? 'duplicate' : unexpected('stageRows', flag)));
+}
+
+export type ClaimOutcome = 'go' | 'done' | 'parked' | 'cancel' | 'gone';
+
+const CLAIM_OUTCOMES: Readonly<Record<ClaimOutcome, true>> = { go: true, done: true, parked: true, cancel: true, gone: true };
+
+function isClaimOutcome(value: unknown): value is ClaimOutcome {
+  return typeof value === 'string' && Object.hasOwn(CLAIM_OUTCOMES, value);
+}
+
+/** claimChat-3: whether a chat's job should call the API now (parks it if its batch is paused or stopped). */
+export async function claimChat(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'results' | 'parked'>, chatKey: string): Promise<ClaimOutcome> {
+  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, chatKey);
+  return isClaimOutcome(reply) ? reply : unexpected('claimChat', reply);
+}
+
+export interface ResultRecording {
+  readonly chatKey: string;
+  /** The encoded result (codecs.ts encodeResult). */
+  readonly record: string;
+  /** The batch counter it moves. */
+  readonly counter: ResultState;
+  /** HTTP attempts made, added to the batch's `attempts`. */
+  readonly attempts: number;
+  /** Latency histogram bucket to count it in; none when undefined. */
+  readonly latencyBucket?: number | undefined;
+  /** Failure reason to tally on the batch; none when undefined or ''. */
+  readonly failureReason?: string | undefined;
+  /** Stored as the batch's `finishedAt` if this was its last chat. */
+  readonly now: number;
+}
+
+export type RecordOutcome = 'recorded' | 'duplicate' | 'last';
+
+/**
+ * recordResult-5: stores a result once and moves the counters. 'duplicate': the chat already had one (nothing
+ * changed); 'last': it was the batch's last chat and the batch moved to its lifecycle's `complete` status.
+ */
+export async function recordResult(redis: ScriptedRedis, keys: BatchKeys, r: ResultRecording): Promise<RecordOutcome> {
+  const reply: unknown = await redis.recordResult(
+    keys.batch, keys.results, keys.chats, keys.latency, keys.parked,
+    r.chatKey, r.record, r.counter, String(r.attempts), r.latencyBucket === undefined ? '' : String(r.latencyBucket), r.failureReason ?? '', String(r.now),
+  );
+  if (reply === -1) return 'duplicate';
+  if (reply === 0) return 'recorded';
+  if (reply === 1) return 'last';
+  return unexpected('recordResult', reply);
+}
+
+export interface StatusMove {
+  readonly to: BatchStatus;
+  /** Stored as the batch's `reason` ('' clears it). */
+  readonly reason: string;
+  readonly from: readonly BatchStatus[];
+}
+
+/** transitionStatus-1: compare-and-set of a batch's status. The previous status, or undefined if it did not move. */
+export async function transitionStatus(redis: ScriptedRedis, batchKey: string, move: StatusMove): Promise<BatchStatus | undefined> {
+  const reply: unknown = await redis.transitionStatus(batchKey, move.to, move.reason, ...move.from);
+  if (reply === null) return undefined;
+  return typeof reply === 'string' && isBatchStatus(reply) ? reply : unexpected('transitionStatus', reply);
+}
+
+export interface LockCall {
+  readonly action: 'acquire' | 'extend' | 'release';
+  readonly owner: string;
+  /** Expiry set by acquire and extend. */
+  readonly ttlMs: number;
+}
+
+/** ownedLock-1: true if `owner` holds (held) the lock after the call. */
+export async function ownedLock(redis: ScriptedRedis, lockKey: string, call: LockCall): Promise<boolean> {
+  const reply: unknown = await redis.ownedLock(lockKey, call.action, call.owner, String(call.ttlMs));
+  if (reply === 1) return true;
+  if (reply === 0) return false;
+  return unexpected('ownedLock', reply);
+}
+
+/** pacerReserve-1: takes the next call slot, `intervalUs` after the previous one. Returns µs to wait for it. */
+export async function pacerReserve(redis: ScriptedRedis, pacerKey: string, intervalUs: number): Promise<number> {
+  return count('pacerReserve', await redis.pacerReserve(pacerKey, String(intervalUs)));
+}
+
+/** pacerPause-1: no slot before now + `pauseUs`. */
+export async function pacerPause(redis: ScriptedRedis, pacerKey: string, pauseUs: number): Promise<void> {
+  const reply: unknown = await redis.pacerPause(pacerKey, String(pauseUs));
+  if (reply !== 1) unexpected('pacerPause', reply);
+}
+
+/** pacerPausedFor-1: µs left of the current pause (0 = not paused). */
+export async function pacerPausedFor(redis: ScriptedRedis, pacerKey: string): Promise<number> {
+  return count('pacerPausedFor', await redis.pacerPausedFor(pacerKey));
+}
+
+export interface AdmitCall {
+  readonly windowUs: number;
+  /** Calls allowed in any window. */
+  readonly max: number;
+  /** Unique per call: the log's member. */
+  readonly member: string;
+}
+
+/** pacerAdmit-1: 0 when the call may go now (and is logged), else µs until the log's oldest call leaves the window. */
+export async function pacerAdmit(redis: ScriptedRedis, logKey: string, call: AdmitCall): Promise<number> {
+  return count('pacerAdmit', await redis.pacerAdmit(logKey, String(call.windowUs), String(call.max), call.member));
 }

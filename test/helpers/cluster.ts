@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 
 import { type PrivateRedis, startPrivateRedis } from '../../src/devtools/redis-server.js';
+import { eventually } from './eventually.js';
 
 const run = promisify(execFile);
 
@@ -73,13 +74,14 @@ export async function startRedisCluster(masters = 3): Promise<TestCluster> {
     const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
     await run(cli, ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
     // Slots are assigned at once, but each node reports `ok` only after the gossip has reached it.
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const states = await Promise.all(nodes.map((n) => clusterState(n.url)));
-      if (states.every((s) => s === 'ok')) break;
-      if (Date.now() > deadline) throw new Error(`cluster not ready after 20 s: ${states.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let states: string[] = [];
+    await eventually(
+      async () => {
+        states = await Promise.all(nodes.map((n) => clusterState(n.url)));
+        return states.every((s) => s === 'ok');
+      },
+      { timeoutMs: 20_000, intervalMs: 100, message: () => `cluster_state ok on every node (${states.join(', ')})` },
+    );
     return { urls: nodes.map((n) => n.url), close };
   } catch (error) {
     await close();

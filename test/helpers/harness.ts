@@ -18,6 +18,7 @@ import { type Logger, silentLogger } from '../../src/config/logger.js';
 import { type MockApi, type MockApiOptions, startMockApi } from '../../src/devtools/mock-api.js';
 import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
 import { jobTable } from '../../jobs/index.js';
+import { eventually } from './eventually.js';
 
 export const TEST_KEY = 'key_test_0123456789abcdef';
 
@@ -109,13 +110,14 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
       return w;
     },
     async waitFor(batchId, statuses = ['finished', 'cancelled', 'stopped'], timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const batch = await ctx.batches.require(batchId);
-        if (statuses.includes(batch.status)) return batch;
-        if (Date.now() > deadline) throw new Error(`batch ${batchId} still ${batch.status} after ${timeoutMs} ms (done ${batch.done}/${batch.counts.valid})`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      let last: BatchRecord | undefined;
+      return eventually(
+        async () => {
+          last = await ctx.batches.require(batchId);
+          return statuses.includes(last.status) && last;
+        },
+        { timeoutMs, intervalMs: 100, message: () => `batch ${batchId} to be ${statuses.join(' or ')} (still ${last?.status}, done ${last?.done}/${last?.counts.valid})` },
+      );
     },
     async cleanup() {
       await Promise.all(workers.map((w) => w.close(true)));

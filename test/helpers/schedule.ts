@@ -11,6 +11,7 @@ import { makeScheduleStore, type ScheduleRun, type ScheduleStore } from '../../s
 import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
 import { jobTable } from '../../jobs/index.js';
 import type { TestEnv } from './harness.js';
+import { eventually } from './eventually.js';
 
 export function scheduleStoreOf(ctx: Context): ScheduleStore {
   return makeScheduleStore(ctx.redis, ctx.keys, ctx.queue);
@@ -39,15 +40,9 @@ export function startExtraWorker(env: TestEnv): ExtraWorker {
   };
 }
 
-/** Polls `check` until it returns a value other than undefined/false. */
+/** Polls `check` until it returns a truthy value (see eventually()). */
 export async function waitFor<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return (await eventually(check, { timeoutMs, intervalMs: 50, message: what })) as T;
 }
 
 /** Waits until the schedule has logged at least `n` runs that satisfy `filter`; returns all runs, oldest first. */

@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/config/logger.js';
 import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
 import { jobTable } from '../../jobs/index.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 const WABA = '919000000000';
 const WORKERS = 3;
@@ -41,13 +42,14 @@ async function ingest(e: TestEnv, n: number) {
 
 /** Waits until nothing of the batch is in flight any more (the chats of a stopped batch are parked, not queued). */
 async function waitForQuiet(e: TestEnv): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const counts = await e.ctx.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed');
-    if (Object.values(counts).every((n) => n === 0)) return;
-    if (Date.now() > deadline) throw new Error(`queue still busy: ${JSON.stringify(counts)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let counts: Record<string, number> = {};
+  await eventually(
+    async () => {
+      counts = await e.ctx.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed');
+      return Object.values(counts).every((n) => n === 0);
+    },
+    { timeoutMs: 20_000, message: () => `the queue to be quiet (still ${JSON.stringify(counts)})` },
+  );
 }
 
 function runCli(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -13,6 +13,7 @@ import { type MockApi, startMockApi } from '../../src/devtools/mock-api.js';
 import { redisAnswers } from '../../src/store/redis.js';
 import { freePort } from '../../src/devtools/redis-server.js';
 import { deletePrefix, phones, redisUrl, TEST_KEY, uniquePrefix } from '../helpers/harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 const CLI = resolve('dist/src/main.js');
 const WABA = '919000000000';
@@ -164,11 +165,14 @@ describe('bulk-unassign CLI', () => {
     const worker = spawn(process.execPath, [CLI, 'worker'], { cwd: dir, env: { ...process.env, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, DOUBLETICK_API_KEY: TEST_KEY, DOUBLETICK_BASE_URL: api.url, REPORTS_DIR: join(dir, 'reports'), RATE_LIMIT_MAX: '0' }, stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => worker.on('exit', (code) => r(code)));
     try {
-      let status: { status: string; counts: { succeeded: number; failed: number } } | undefined;
-      for (let i = 0; i < 100 && status?.status !== 'finished'; i += 1) {
-        await new Promise((r) => setTimeout(r, 300));
-        status = JSON.parse((await cli(['status', id, '--json'])).stdout);
-      }
+      type StatusJson = { status: string; counts: { succeeded: number; failed: number } };
+      const status = await eventually(
+        async () => {
+          const now = JSON.parse((await cli(['status', id, '--json'])).stdout) as StatusJson;
+          return now.status === 'finished' && now;
+        },
+        { timeoutMs: 60_000, intervalMs: 300, message: `\`status ${id}\` to say finished` },
+      );
       expect(status).toMatchObject({ status: 'finished', counts: { succeeded: 30, failed: 0 } });
     } finally {
       worker.kill('SIGTERM');

@@ -7,19 +7,21 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { CONSOLE_TOKEN, FIXTURE, FIXTURE_FAULTS, fixturePhone, fixtureText, readEvents, startTestConsole, type TestConsole } from '../helpers/console.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
+import { eventually } from '../helpers/eventually.js';
 
 const WABA = '919000000000';
 type Json = Record<string, unknown>;
 type Batch = Json & { id: string; status: string; done: number; counts: Record<string, number>; children: string[]; parent?: string; kind: string };
 
 async function waitForStatus(con: TestConsole, id: string, statuses: readonly string[], timeoutMs = 30_000): Promise<Batch> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await con.json<Batch>(`/api/batches/${id}`);
-    if (statuses.includes(body.status)) return body;
-    if (Date.now() > deadline) throw new Error(`batch ${id} still ${body.status} after ${timeoutMs} ms (done ${body.done})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let last: Batch | undefined;
+  return eventually(
+    async () => {
+      last = (await con.json<Batch>(`/api/batches/${id}`)).body;
+      return statuses.includes(last.status) && last;
+    },
+    { timeoutMs, intervalMs: 100, message: () => `batch ${id} to be ${statuses.join(' or ')} (still ${last?.status}, done ${last?.done})` },
+  );
 }
 
 describe('console API: access control', () => {
@@ -270,11 +272,7 @@ describe('console API: pause, resume, cancel', () => {
     const csv = `phone,waba\n${phones(40).map((p) => `${p},${WABA}`).join('\n')}\n`;
     const { body } = await con.upload(csv, 'slow.csv');
     const id = String(body.id);
-    const started = Date.now();
-    while ((await con.json<Batch>(`/api/batches/${id}`)).body.done < 1) {
-      if (Date.now() - started > 20_000) throw new Error('no progress');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => (await con.json<Batch>(`/api/batches/${id}`)).body.done >= 1, { timeoutMs: 20_000, intervalMs: 100, message: `batch ${id} to make progress` });
     const paused = await con.json<Json & { batch: Batch; chats: number }>(`/api/batches/${id}/pause`, { method: 'POST' });
     expect(paused.status).toBe(200);
     expect(paused.body.batch.status).toBe('paused');

@@ -15,6 +15,7 @@ import { type Browser, chromium } from 'playwright-core';
 import { CONSOLE_TOKEN, FIXTURE, FIXTURE_FAULTS, fixturePhone, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren } from '../helpers/processes.js';
+import { eventually } from '../helpers/eventually.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -107,11 +108,7 @@ describe('web console in a browser', () => {
     env.api.setFaults({});
     await page.click('#act-rerun');
     // Polled from here: waitForFunction would eval in the page, which the console's CSP rightly forbids.
-    const deadline = Date.now() + 30_000;
-    while ((await page.textContent('#b-id')) === parentId) {
-      if (Date.now() > deadline) throw new Error('the rerun batch page never opened');
-      await page.waitForTimeout(100);
-    }
+    await eventually(async () => (await page.textContent('#b-id')) !== parentId, { timeoutMs: 30_000, intervalMs: 100, message: 'the rerun batch page to open' });
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
     expect(await page.textContent('#b-links')).toContain(parentId);
     expect(await cards()).toMatchObject({ 'valid chats': String(FIXTURE.transient), succeeded: String(FIXTURE.transient), failed: '0' });

@@ -7,6 +7,7 @@ import { Agent, request } from 'node:http';
 import { describe, expect, it } from '@jest/globals';
 
 import { type MockApi, type MockApiOptions, type SeedChat, startMockApi } from '../../src/devtools/mock-api.js';
+import { eventually } from '../helpers/eventually.js';
 
 const KEY = 'key_TestAbC123';
 const WABA = '919000000000';
@@ -64,15 +65,6 @@ async function allPages(api: MockApi, query: string): Promise<{ chats: SeedChat[
     cursor = `&nextChatId=${p.nextChatId}&nextChatTimestamp=${p.nextChatTimestamp}`;
   }
   throw new Error('paging never ended');
-}
-
-/** Polls `fn` until it returns true or the deadline passes (no bare sleeps: house style G14). */
-async function eventually(fn: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('mock-api: POST /team-member/unassign', () => {
@@ -247,7 +239,7 @@ describe('mock-api: rate limiting and key faults', () => {
       expect(limited).toMatchObject({ status: 429, body: body429 });
       expect(limited.headers.get('retry-after')).toBe('1'); // ≤ 400 ms left, rounded up to whole seconds
       expect(api.stats()).toMatchObject({ requests: 4, rateLimited: 1, byStatus: { '201': 3, '429': 1 } });
-      await eventually(async () => (await unassign(api, phone('919999999999'))).status === 201);
+      await eventually(async () => (await unassign(api, phone('919999999999'))).status === 201, { message: 'the window to reset (a 201 again)' });
     }));
 
   it('sends Retry-After as an HTTP date, rounded up to the window reset', () =>
@@ -475,7 +467,7 @@ describe('mock-api: admin endpoints and lifecycle', () => {
     const api = await startMockApi({ apiKey: KEY, faults: { timeoutNumbers: { '919811112222': 5 } } });
     await unassign(api, phone('919999999999')); // leaves an idle keep-alive socket in fetch's pool
     const held = unassign(api, phone('919811112222'));
-    await eventually(async () => api.stats().byStatus.timeout === 1);
+    await eventually(() => api.stats().byStatus.timeout === 1, { message: 'the held request to reach the server' });
     const started = performance.now();
     await api.close();
     expect(performance.now() - started).toBeLessThan(1000);

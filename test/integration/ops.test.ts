@@ -13,6 +13,7 @@ import { DuplicateUploadError } from '../../src/domain/errors.js';
 import { writeReport } from '../../src/report/report.js';
 import { rerunBatch } from '../../src/ops/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 const WABA = '919000000000';
 let env: TestEnv | undefined;
@@ -99,7 +100,8 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
     env = await makeTestEnv({ api: { latencyMs: 20 }, config: { rateLimitMax: 40, workerConcurrency: 2 } });
     env.worker();
     const batch = await env.ingestCsv(env.csv('c.csv', csvOf(phones(200, 3000))));
-    await new Promise((r) => setTimeout(r, 800));
+    // Cancel once some chats are done (at 40/s most are still waiting): both kinds are in the batch.
+    await eventually(async () => (await env!.ctx.batches.require(batch.id)).done >= 10, { timeoutMs: 20_000, message: 'the first 10 chats to finish' });
     const cancelled = await cancelBatch(env.ctx, batch.id);
     const done = await env.waitFor(batch.id, ['cancelled']);
     expect(cancelled).toBeGreaterThan(100);
@@ -158,20 +160,28 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
 
   it('dry run calls nothing and enqueues nothing', async () => {
     env = await makeTestEnv();
-    const batch = await env.ingestCsv(env.csv('dry.csv', csvOf(phones(10, 8000)) + 'nope,919000000000,x\n'), { dryRun: true });
-    env.worker();
-    await new Promise((r) => setTimeout(r, 500));
-    expect(batch.status).toBe('dry-run');
-    expect(batch.counts).toMatchObject({ valid: 10, rejected: 1 });
-    expect(env.api.stats().requests).toBe(0);
+    const dry = await env.ingestCsv(env.csv('dry.csv', csvOf(phones(10, 8000)) + 'nope,919000000000,x\n'), { dryRun: true });
+    // Ingest has returned and no worker runs yet: whatever it enqueued would be here.
     expect(await env.ctx.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).toEqual({ waiting: 0, prioritized: 0, delayed: 0, active: 0 });
+    env.worker();
+    // Instead of a sleep, a barrier: a real one-chat batch enqueued after the dry run. Once it is finished, the
+    // worker has been running and fetching; a chat of the dry run would have been called by then.
+    const [barrierPhone] = phones(1, 8100) as [string];
+    await env.waitFor((await env.ingestCsv(env.csv('barrier.csv', csvOf([barrierPhone])))).id, ['finished']);
+    const batch = await env.ctx.batches.require(dry.id); // read after the wait, not the record ingest returned
+    expect(batch.status).toBe('dry-run');
+    expect(batch.counts).toMatchObject({ valid: 10, rejected: 1, succeeded: 0, failed: 0, cancelled: 0 });
+    expect(batch.done).toBe(0);
+    expect(env.api.stats().requests).toBe(1);
+    expect(Object.keys(env.api.stats().unassigned)).toEqual([`p:${barrierPhone}@${WABA}`]);
   });
 
   it('a small batch uploaded behind a big one does not wait for the big one to finish', async () => {
     env = await makeTestEnv({ config: { rateLimitMax: 100, workerConcurrency: 4 } });
     env.worker();
     const big = await env.ingestCsv(env.csv('big.csv', csvOf(phones(1500, 10_000))));
-    await new Promise((r) => setTimeout(r, 500));
+    // The small batch arrives while the big one is under way (not merely queued).
+    await eventually(async () => (await env!.ctx.batches.require(big.id)).done >= 20, { timeoutMs: 20_000, message: 'the big batch to get going' });
     const small = await env.ingestCsv(env.csv('small.csv', csvOf(phones(20, 20_000))));
     await env.waitFor(small.id);
     const bigNow = await env.ctx.batches.require(big.id);

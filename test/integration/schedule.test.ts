@@ -125,7 +125,7 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     const pages = Math.ceil(serverMatched / 20);
     const api = makeApiClient({ baseUrl: env.config.baseUrl, apiKey: env.config.apiKey!, requestTimeoutMs: 2000 });
     const read = async (max: number): Promise<{ keys: string[]; pages: number }> => {
-      const pacer = makePacer(env!.ctx.redis, env!.ctx.keys.pacer, { max, durationMs: 1000 });
+      const pacer = makePacer(env!.ctx.redis, env!.ctx.keys, { max, durationMs: 1000 });
       const source = openChatQuerySource({ api, rule, now: Date.now(), pace: () => pacer.acquire(), rateLimit: (ms) => pacer.pause(ms), maxAttempts: 3, backoffDelayMs: 100, pageSize: 20 });
       const keys: string[] = [];
       for await (const row of source.rows()) if (row.kind === 'valid') keys.push(row.row.key);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { type CsvReadOptions, type CsvSourceOptions, type IngestRow, openCsvSource, readCsvRecords, sniffDelimiter } from '../../src/ingest/csv-source.js';
 import { inputError } from '../helpers/errors.js';
+import { eventually } from '../helpers/eventually.js';
 
 /** The limits the CLI passes (src/commands/common.ts), with a 64 MiB file cap. */
 const LIMITS = { maxFileBytes: 64 * 1024 * 1024, maxRecordBytes: 1024 * 1024, maxColumns: 1000 } as const;
@@ -542,9 +543,8 @@ describe('openCsvSource: header problems stop before any row', () => {
     const openFds = (): number => readdirSync('/proc/self/fd').length;
     const before = openFds();
     for (let i = 0; i < 10; i += 1) await inputError(openCsvSource({ file, ...LIMITS }));
-    // destroy() closes the descriptors asynchronously: poll with a deadline rather than sleep.
-    for (const deadline = Date.now() + 5000; openFds() > before && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-    expect(openFds()).toBeLessThanOrEqual(before);
+    // destroy() closes the descriptors asynchronously: poll rather than sleep.
+    await eventually(() => openFds() <= before, { timeoutMs: 5000, intervalMs: 20, message: () => `open descriptors back to ${before} (now ${openFds()})` });
   });
 
   it('a structural error after valid rows surfaces from rows() as an InputError with its line', async () => {

@@ -16,6 +16,7 @@ import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
 import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 import { watchBatch } from '../../app/watch.js';
+import { checkDataLayout } from '../../store/layout.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -33,8 +34,15 @@ export function configFrom(flags: Flags, io: Io): ResolvedConfig {
 /** Opens Redis (failing fast with a hint when it is not there) and everything on top of it. */
 export async function openContext(config: ResolvedConfig): Promise<Context> {
   await assertRedisReachable(config.redisUrl);
-  // The CLI's own logs are for problems only; the progress display tells the story.
-  return makeContext(config, makeLogger(config.logLevelExplicit ? config.logLevel : 'warn'));
+  // The CLI's own logs are for problems only, unless LOG_LEVEL says otherwise; the progress display tells the story.
+  const ctx = makeContext(config, makeLogger(config.logLevelExplicit ? config.logLevel : 'warn'));
+  try {
+    await checkDataLayout(ctx.redis, ctx.keys);
+  } catch (error) {
+    await ctx.close();
+    throw error;
+  }
+  return ctx;
 }
 
 /** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */

@@ -121,7 +121,7 @@ const runNow: Sub = async (name, ctx, schedules, flags, io) => {
   const { config } = ctx;
   const dryRun = flags['dry-run'] === true;
   const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: definition.query ? requireApiKey(config) : (config.apiKey ?? ''), requestTimeoutMs: config.requestTimeoutMs });
-  const pacer = makePacer(ctx.redis, ctx.keys.pacer, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
+  const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
   const deps = { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) };
   const owner = `run-now-${process.pid}-${randomBytes(4).toString('hex')}`;
   const tick = Date.now();

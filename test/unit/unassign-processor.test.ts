@@ -1,0 +1,402 @@
+/**
+ * jobs/unassign.ts `makeUnassignProcessor` from source, every dependency injected: in-memory result and batch
+ * stores (test/unit/fakes/stores.ts, deciding claims and completion as the Lua steps do), an `api.unassign` stub
+ * answering ApiOutcome values, and a plain object shaped like a BullMQ Job. No Redis, no queue, no HTTP.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { type Job, Worker } from 'bullmq';
+
+import { makeUnassignProcessor, type UnassignDeps } from '../../jobs/unassign.js';
+import type { ApiOutcome } from '../../src/execution/classify.js';
+import { type ChatTarget, chatFromKey } from '../../src/domain/chat.js';
+import { type BatchStatus, Status } from '../../src/domain/lifecycle.js';
+import type { UnassignJobData } from '../../src/store/queue.js';
+import type { ChatResult } from '../../src/store/result-store.js';
+import { batchRecord, type FakeBatchStore, fakeBatchStore, type FakeResultStore, fakeResultStore } from './fakes/stores.js';
+import { LEVEL, type LogLine, memoryLogger } from './fakes/logger.js';
+
+const BATCH = 'b1';
+const CHAT = 'p:919876543210@919000000000';
+const GROUP = 'g:grp_1';
+const NOW = 1_764_030_000_000;
+/** What BullMQ's worker recognises as "rate limited, put the job back" (checked by message). */
+const RATE_LIMIT = Worker.RateLimitError();
+
+const response = (statusCode: number, extra: { body?: unknown; retryAfter?: string; latencyMs?: number } = {}): ApiOutcome => ({
+  kind: 'response',
+  statusCode,
+  body: extra.body,
+  latencyMs: extra.latencyMs ?? 12,
+  ...(extra.retryAfter === undefined ? {} : { retryAfter: extra.retryAfter }),
+});
+const network = (code: string): ApiOutcome => ({ kind: 'network', code, message: `request failed: ${code}`, latencyMs: 30 });
+
+/** Only what the processor reads of a BullMQ Job. `attempts` null: no `opts.attempts` (BullMQ then tries once). */
+function job(chatKey = CHAT, attemptsMade = 0, attempts: number | null = 3, batchId = BATCH): Job<UnassignJobData> {
+  return { data: { b: batchId, k: chatKey }, attemptsMade, opts: attempts === null ? {} : { attempts } } as unknown as Job<UnassignJobData>;
+}
+
+interface Rig {
+  readonly run: (j: Job<UnassignJobData>) => Promise<string>;
+  readonly batches: FakeBatchStore;
+  readonly results: FakeResultStore;
+  /** Chats the stub API was asked to unassign, in order. */
+  readonly called: ChatTarget[];
+  /** Every side effect, in order: pace, api, rateLimit:<ms>, complete:<id>, stopped:<id>. */
+  readonly events: string[];
+  readonly pauses: number[];
+  readonly completed: string[];
+  readonly stopped: string[];
+  readonly logs: LogLine[];
+}
+
+/**
+ * A processor over fresh fakes: the batch `valid` chats long in `status`; the API answers `answers` in turn
+ * (then 201). `duringCall` runs inside each API call (the world changing while the request is in flight);
+ * `holdCalls` keeps every call waiting until that many calls have arrived (requests in flight together).
+ */
+function rig(
+  options: { status?: BatchStatus; valid?: number; answers?: readonly ApiOutcome[]; batch?: boolean; duringCall?: () => void; holdCalls?: number } = {},
+): Rig {
+  const batches = fakeBatchStore(
+    options.batch === false ? [] : [batchRecord({ id: BATCH, status: options.status ?? Status.running, counts: { valid: options.valid ?? 10 } })],
+  );
+  const results = fakeResultStore(batches);
+  const answers = [...(options.answers ?? [])];
+  const called: ChatTarget[] = [];
+  const events: string[] = [];
+  const pauses: number[] = [];
+  const completed: string[] = [];
+  const stopped: string[] = [];
+  const { logger, lines } = memoryLogger();
+  let release: () => void = () => undefined;
+  const allArrived = new Promise<void>((resolve) => (release = resolve));
+  const deps: UnassignDeps = {
+    api: {
+      unassign: async (chat) => {
+        events.push('api');
+        called.push(chat);
+        options.duringCall?.();
+        const answer = answers.shift() ?? response(201);
+        if (options.holdCalls !== undefined) {
+          if (called.length >= options.holdCalls) release();
+          await allArrived;
+        }
+        return answer;
+      },
+    },
+    results,
+    batches,
+    logger,
+    rateLimit: async (ms) => {
+      events.push(`rateLimit:${ms}`);
+      pauses.push(ms);
+    },
+    pace: async () => void events.push('pace'),
+    onBatchComplete: async (id) => {
+      events.push(`complete:${id}`);
+      completed.push(id);
+    },
+    onBatchStopped: async (id) => {
+      events.push(`stopped:${id}`);
+      stopped.push(id);
+    },
+    now: () => NOW,
+  };
+  return { run: makeUnassignProcessor(deps), batches, results, called, events, pauses, completed, stopped, logs: lines };
+}
+
+const recorded = (r: Rig, chatKey = CHAT): ChatResult | undefined => r.results.results.get(BATCH)?.get(chatKey);
+
+describe('unassign processor: the claim decides whether the API is called', () => {
+  const CASES: readonly {
+    name: string;
+    claim: string;
+    setup: () => Rig;
+    returns: string;
+    result?: Partial<ChatResult>;
+  }[] = [
+    { name: 'running batch', claim: 'go', setup: () => rig(), returns: 'succeeded', result: { state: 'succeeded', attempts: 1 } },
+    {
+      name: 'chat already has a result (re-delivered job)',
+      claim: 'done',
+      setup: () => {
+        const r = rig();
+        r.results.results.set(
+          BATCH,
+          new Map([[CHAT, { state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 1, latencyMs: 1, failureClass: 'permanent', reason: 'earlier' }]]),
+        );
+        return r;
+      },
+      returns: 'skipped',
+      result: { reason: 'earlier' },
+    },
+    { name: 'batch record gone (expired or removed)', claim: 'gone', setup: () => rig({ batch: false }), returns: 'skipped' },
+    { name: 'batch paused', claim: 'parked', setup: () => rig({ status: Status.paused }), returns: 'parked' },
+    { name: 'batch stopped', claim: 'parked', setup: () => rig({ status: Status.stopped }), returns: 'parked' },
+    {
+      name: 'batch cancelling',
+      claim: 'cancel',
+      setup: () => rig({ status: Status.cancelling }),
+      returns: 'cancelled',
+      result: { state: 'cancelled', httpStatus: 0, attempts: 0, latencyMs: 0, finishedAt: NOW, reason: 'batch cancelled' },
+    },
+  ];
+
+  it.each(CASES)('$name: claim $claim → $returns', async ({ claim, setup, returns, result }) => {
+    const r = setup();
+    expect(await r.run(job())).toBe(returns);
+    expect(r.results.calls[0]).toEqual({ method: 'claim', args: [BATCH, CHAT] });
+    // Only a `go` claim paces and calls the API.
+    expect(r.called).toHaveLength(claim === 'go' ? 1 : 0);
+    expect(r.events.includes('pace')).toBe(claim === 'go');
+    if (result) expect(recorded(r)).toMatchObject(result);
+    else expect(recorded(r)).toBeUndefined();
+    // A parked chat is in the batch's parked set, so resume puts it back.
+    expect(r.results.parked.get(BATCH)?.has(CHAT) ?? false).toBe(claim === 'parked');
+    expect(r.pauses).toEqual([]);
+  });
+
+  it('paces before it calls, and calls with the chat of the job (individual and group keys)', async () => {
+    const r = rig();
+    await r.run(job(CHAT));
+    await r.run(job(GROUP));
+    expect(r.events).toEqual(['pace', 'api', 'pace', 'api']);
+    expect(r.called).toEqual([chatFromKey(CHAT), { kind: 'group', groupId: 'grp_1' }]);
+  });
+});
+
+describe('unassign processor: what an answer does to the chat', () => {
+  /** `attempts`: the job's `opts.attempts` (null: not set, which BullMQ reads as 1). */
+  const RECORDED: readonly { name: string; answer: ApiOutcome; attemptsMade: number; attempts?: number | null; returns: string; result: ChatResult }[] = [
+    {
+      name: '201',
+      answer: response(201, { latencyMs: 84 }),
+      attemptsMade: 0,
+      returns: 'succeeded',
+      result: { state: 'succeeded', httpStatus: 201, attempts: 1, finishedAt: NOW, latencyMs: 84, reason: '' },
+    },
+    {
+      name: '200 on the third attempt',
+      answer: response(200),
+      attemptsMade: 2,
+      returns: 'succeeded',
+      result: { state: 'succeeded', httpStatus: 200, attempts: 3, finishedAt: NOW, latencyMs: 12, reason: '' },
+    },
+    {
+      name: '422 (permanent)',
+      answer: response(422, { body: { statusCode: 422, message: 'User is not a member of the team' } }),
+      attemptsMade: 0,
+      returns: 'failed',
+      result: {
+        state: 'failed',
+        httpStatus: 422,
+        attempts: 1,
+        finishedAt: NOW,
+        latencyMs: 12,
+        failureClass: 'permanent',
+        reason: 'HTTP 422: User is not a member of the team',
+      },
+    },
+    {
+      name: '404 after a retry (permanent)',
+      answer: response(404),
+      attemptsMade: 1,
+      returns: 'failed',
+      result: { state: 'failed', httpStatus: 404, attempts: 2, finishedAt: NOW, latencyMs: 12, failureClass: 'permanent', reason: 'HTTP 404' },
+    },
+    {
+      name: '400 (permanent)',
+      answer: response(400, { body: { message: ['a', 'b'] } }),
+      attemptsMade: 0,
+      returns: 'failed',
+      result: { state: 'failed', httpStatus: 400, attempts: 1, finishedAt: NOW, latencyMs: 12, failureClass: 'permanent', reason: 'HTTP 400: a; b' },
+    },
+    {
+      name: '503 on the last attempt (transient)',
+      answer: response(503, { body: { message: 'Service Unavailable' } }),
+      attemptsMade: 2,
+      returns: 'failed',
+      result: {
+        state: 'failed',
+        httpStatus: 503,
+        attempts: 3,
+        finishedAt: NOW,
+        latencyMs: 12,
+        failureClass: 'transient',
+        reason: 'HTTP 503: Service Unavailable',
+      },
+    },
+    {
+      name: 'timeout on the last attempt (transient, no HTTP status)',
+      answer: network('ETIMEDOUT'),
+      attemptsMade: 2,
+      returns: 'failed',
+      result: { state: 'failed', httpStatus: 0, attempts: 3, finishedAt: NOW, latencyMs: 30, failureClass: 'transient', reason: 'timed out (ETIMEDOUT)' },
+    },
+    {
+      name: '500 when the job has no attempts option (one attempt)',
+      answer: response(500),
+      attemptsMade: 0,
+      attempts: null,
+      returns: 'failed',
+      result: { state: 'failed', httpStatus: 500, attempts: 1, finishedAt: NOW, latencyMs: 12, failureClass: 'transient', reason: 'HTTP 500' },
+    },
+  ];
+
+  it.each(RECORDED)('$name → recorded $returns', async ({ answer, attemptsMade, attempts, returns, result }) => {
+    const r = rig({ answers: [answer] });
+    expect(await r.run(job(CHAT, attemptsMade, attempts === undefined ? 3 : attempts))).toBe(returns);
+    expect(recorded(r)).toEqual(result);
+    expect(r.results.calls.filter((c) => c.method === 'record')).toHaveLength(1);
+    expect(r.pauses).toEqual([]);
+    expect(r.stopped).toEqual([]);
+  });
+
+  const RETRIED: readonly { name: string; answer: ApiOutcome; attemptsMade: number; message: string }[] = [
+    { name: '503, first of 3 attempts', answer: response(503), attemptsMade: 0, message: 'HTTP 503' },
+    {
+      name: '408, second of 3 attempts',
+      answer: response(408, { body: { message: 'Request Timeout' } }),
+      attemptsMade: 1,
+      message: 'HTTP 408: Request Timeout',
+    },
+    { name: 'connection reset', answer: network('ECONNRESET'), attemptsMade: 0, message: 'connection reset (ECONNRESET)' },
+    { name: 'unexpected 302', answer: response(302), attemptsMade: 0, message: 'unexpected HTTP 302' },
+  ];
+
+  it.each(RETRIED)('$name → throws for BullMQ to retry, records nothing', async ({ answer, attemptsMade, message }) => {
+    const r = rig({ answers: [answer] });
+    const thrown = await r.run(job(CHAT, attemptsMade, 3)).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(Error);
+    expect((thrown as Error).message).toBe(message);
+    expect((thrown as Error).message).not.toBe(RATE_LIMIT.message);
+    expect(recorded(r)).toBeUndefined();
+    expect(r.logs.filter((l) => l.msg === 'transient failure: will retry')).toEqual([
+      expect.objectContaining({ level: LEVEL.info, attempt: attemptsMade + 1, reason: message }),
+    ]);
+    // The log masks the phone number (personal data).
+    expect(JSON.stringify(r.logs)).not.toContain('919876543210');
+  });
+});
+
+describe('unassign processor: 401/403 stop the batch, not the chat', () => {
+  it.each([
+    ['401', response(401, { body: { message: 'Invalid public api key' } }), 'HTTP 401: Invalid public api key'],
+    ['403', response(403, { body: { message: 'Forbidden resource' } }), 'HTTP 403: Forbidden resource'],
+  ])('%s: parks the chat, moves running → stopped with how to resume, calls onBatchStopped once', async (_code, answer, reason) => {
+    const r = rig({ answers: [answer, answer] });
+    expect(await r.run(job(CHAT))).toBe('parked');
+    expect(recorded(r)).toBeUndefined();
+    expect(r.results.parked.get(BATCH)).toEqual(new Set([CHAT]));
+    const batch = r.batches.records.get(BATCH)!;
+    expect(batch.status).toBe(Status.stopped);
+    expect(batch.reason).toBe(`API key rejected (${reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${BATCH}\``);
+    expect(r.batches.calls.filter((c) => c.method === 'apply').map((c) => c.args[1])).toEqual(['stop']);
+    expect(r.stopped).toEqual([BATCH]);
+    expect(r.logs.filter((l) => l.level === LEVEL.error)).toEqual([
+      expect.objectContaining({ batchId: BATCH, reason, msg: 'API key rejected: batch stopped' }),
+    ]);
+  });
+
+  it('two chats answered 401 at once: both parked, the batch stopped once, onBatchStopped called once', async () => {
+    // Both requests are in flight together (as on two workers): both claims said go before either answer.
+    const r = rig({ answers: [response(401), response(401)], holdCalls: 2 });
+    expect(await Promise.all([r.run(job(CHAT)), r.run(job(GROUP))])).toEqual(['parked', 'parked']);
+    expect(r.results.parked.get(BATCH)).toEqual(new Set([CHAT, GROUP]));
+    expect(r.batches.calls.filter((c) => c.method === 'apply')).toHaveLength(2);
+    expect(r.stopped).toEqual([BATCH]);
+    // A chat fetched after the stop is parked by its claim, without a call.
+    expect(await r.run(job('g:grp_2'))).toBe('parked');
+    expect(r.called).toHaveLength(2);
+    expect(r.stopped).toEqual([BATCH]);
+  });
+
+  it('a 401 for a batch that is no longer running (cancelled meanwhile) parks the chat but does not stop or call onBatchStopped', async () => {
+    // The claim said go; the batch is cancelled while the call is in flight.
+    const r: Rig = rig({ answers: [response(401)], duringCall: () => r.batches.put({ ...r.batches.records.get(BATCH)!, status: Status.cancelling }) });
+    expect(await r.run(job(CHAT))).toBe('parked');
+    expect(r.batches.records.get(BATCH)!.status).toBe(Status.cancelling);
+    expect(r.stopped).toEqual([]);
+    expect(r.results.parked.get(BATCH)?.has(CHAT)).toBe(true);
+  });
+});
+
+describe('unassign processor: 429 pauses every worker and puts the job back', () => {
+  /** `header`: whether the pause came from Retry-After (logged as `retryAfter`). */
+  const CASES: readonly { name: string; retryAfter?: string; min: number; max: number; header: boolean }[] = [
+    { name: 'Retry-After in seconds', retryAfter: '7', min: 7000, max: 7000, header: true },
+    { name: 'Retry-After fractional', retryAfter: '1.5', min: 1500, max: 1500, header: true },
+    { name: 'Retry-After an HTTP date 3 s ahead', retryAfter: new Date(NOW + 3000).toUTCString(), min: 3000, max: 3000, header: true },
+    { name: 'no Retry-After: own backoff, 1 s ± 25 %', min: 750, max: 1250, header: false },
+    { name: 'unusable Retry-After: own backoff', retryAfter: 'soon', min: 750, max: 1250, header: false },
+  ];
+
+  it.each(CASES)('$name → count429, a pause of $min to $max ms, throws RateLimitError', async ({ retryAfter, min, max, header }) => {
+    const r = rig({ answers: [response(429, retryAfter === undefined ? {} : { retryAfter })] });
+    const thrown = await r.run(job()).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(Error);
+    expect((thrown as Error).name).toBe(RATE_LIMIT.name);
+    expect((thrown as Error).message).toBe(RATE_LIMIT.message);
+    expect(r.results.rateLimited.get(BATCH)).toBe(1);
+    expect(r.pauses).toHaveLength(1);
+    expect(r.pauses[0]).toBeGreaterThanOrEqual(min);
+    expect(r.pauses[0]).toBeLessThanOrEqual(max);
+    // Not terminal: nothing recorded, no retry counted against the chat.
+    expect(recorded(r)).toBeUndefined();
+    expect(r.logs.filter((l) => l.level === LEVEL.warn)).toEqual([expect.objectContaining({ batchId: BATCH, pauseMs: r.pauses[0], retryAfter: header })]);
+  });
+
+  it('backs off longer on consecutive 429s without Retry-After, and starts over after a success', async () => {
+    const r = rig({ answers: [response(429), response(429), response(429), response(201), response(429)] });
+    for (let i = 0; i < 3; i += 1) await expect(r.run(job())).rejects.toThrow(RATE_LIMIT.message);
+    expect(await r.run(job())).toBe('succeeded');
+    await expect(r.run(job(GROUP))).rejects.toThrow(RATE_LIMIT.message);
+    const [first, second, third, afterSuccess] = r.pauses as [number, number, number, number];
+    expect([
+      first >= 750 && first <= 1250,
+      second >= 1500 && second <= 2500,
+      third >= 3000 && third <= 5000,
+      afterSuccess >= 750 && afterSuccess <= 1250,
+    ]).toEqual([true, true, true, true]);
+    expect(r.results.rateLimited.get(BATCH)).toBe(4);
+  });
+});
+
+describe('unassign processor: the last result completes the batch', () => {
+  const LAST: readonly { name: string; answer: ApiOutcome; returns: string; attemptsMade?: number }[] = [
+    { name: 'success', answer: response(201), returns: 'succeeded' },
+    { name: 'permanent failure', answer: response(422), returns: 'failed' },
+    { name: 'transient failure on the last attempt', answer: response(503), returns: 'failed', attemptsMade: 2 },
+  ];
+
+  it.each(LAST)('$name of the last chat → onBatchComplete once, after the record', async ({ answer, returns, attemptsMade }) => {
+    const r = rig({ valid: 2, answers: [response(201), answer] });
+    expect(await r.run(job(GROUP))).toBe('succeeded');
+    expect(r.completed).toEqual([]);
+    expect(await r.run(job(CHAT, attemptsMade ?? 0, 3))).toBe(returns);
+    expect(r.completed).toEqual([BATCH]);
+    expect(r.events.at(-1)).toBe(`complete:${BATCH}`);
+    expect(r.batches.records.get(BATCH)!.status).toBe(Status.finalizing);
+  });
+
+  it('a cancelled last chat completes the batch too', async () => {
+    const r = rig({ valid: 1, status: Status.cancelling });
+    expect(await r.run(job())).toBe('cancelled');
+    expect(r.completed).toEqual([BATCH]);
+    expect(r.called).toEqual([]);
+  });
+
+  it('a duplicate record (another worker recorded it first) is skipped and completes nothing', async () => {
+    const r = rig({ valid: 1 });
+    // The claim said go, then a stalled copy of the job recorded the chat while this one was calling.
+    const original = r.results.record.bind(r.results);
+    r.results.record = async (b, k, result) => {
+      await original(b, k, { ...result, reason: 'the other copy' });
+      return original(b, k, result);
+    };
+    expect(await r.run(job())).toBe('skipped');
+    expect(recorded(r)?.reason).toBe('the other copy');
+    expect(r.completed).toEqual([]);
+  });
+});
