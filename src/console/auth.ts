@@ -10,15 +10,13 @@ import { readFileSync } from 'node:fs';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-import { HOUR, MINUTE } from '../config/config.js';
+import { HOUR } from '../config/config.js';
 import { publicFile } from './static-files.js';
+import { type FailureThrottle, makeFailureThrottle } from './throttle.js';
 
 export const SESSION_COOKIE = 'bu_console';
 /** A login lasts a working day; after that the form asks again. */
 export const SESSION_TTL_MS = 12 * HOUR;
-/** Failed logins allowed per client address per window, before answering 429 (slows down guessing). */
-const LOGIN_FAILURES_ALLOWED = 10;
-const LOGIN_WINDOW_MS = 15 * MINUTE;
 
 /** Paths served without a token: the health check (load balancers) and the way in. */
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/login']);
@@ -49,6 +47,12 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
+/** The token of an `Authorization: Bearer …` header, or undefined when the request has none. */
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+}
+
 export function makeConsoleAuth(token: string): ConsoleAuth {
   const mac = (expiry: string): string => createHmac('sha256', token).update(`console-session:${expiry}`).digest('base64url');
   const sessionValid = (value: string | undefined, now: number): boolean => {
@@ -64,8 +68,8 @@ export function makeConsoleAuth(token: string): ConsoleAuth {
       return `${expiry}.${mac(expiry)}`;
     },
     check: (request) => {
-      const header = request.headers.authorization;
-      if (header?.startsWith('Bearer ') && sameSecret(header.slice(7).trim(), token)) return 'bearer';
+      const bearer = bearerToken(request);
+      if (bearer !== undefined && sameSecret(bearer, token)) return 'bearer';
       if (sessionValid(readCookie(request.headers.cookie, SESSION_COOKIE), Date.now())) return 'cookie';
       return undefined;
     },
@@ -113,20 +117,30 @@ function sendLoginPage(reply: FastifyReply, status: number, message: string): Fa
 export interface AuthRouteOptions {
   /** `--demo` only: accept `/login?token=…` so the printed URL logs straight in. */
   readonly tokenInUrl?: boolean;
+  /** Counts wrong tokens per client address. @default makeFailureThrottle() */
+  readonly throttle?: FailureThrottle;
+}
+
+/** Whole seconds to put in Retry-After (at least 1: a 429 that says "retry now" invites a tight loop). */
+function retryAfterSeconds(waitMs: number): number {
+  return Math.max(1, Math.ceil(waitMs / 1000));
+}
+
+/** The form field `token`, own property only (a body is request data: `constructor` is not a field we read). */
+function formToken(body: unknown): unknown {
+  return typeof body === 'object' && body !== null && Object.hasOwn(body, 'token') ? (body as { token: unknown }).token : undefined;
 }
 
 /** The access-control hook (every route but PUBLIC_PATHS) and the login/logout routes. */
 export function registerAuth(app: FastifyInstance, auth: ConsoleAuth, options: AuthRouteOptions = {}): void {
-  const failures = new Map<string, { count: number; resetAt: number }>();
-  const throttled = (ip: string, now: number): boolean => {
-    const entry = failures.get(ip);
-    return entry !== undefined && entry.resetAt > now && entry.count >= LOGIN_FAILURES_ALLOWED;
+  // Keyed by request.ip: the client's address when TRUST_PROXY names the proxy in front, else the peer's.
+  // Only wrong tokens are counted, and only after the token was checked: a correct one always gets in.
+  const throttle = options.throttle ?? makeFailureThrottle();
+  const tooManyTries = (reply: FastifyReply, waitMs: number): FastifyReply => {
+    const seconds = retryAfterSeconds(waitMs);
+    return sendLoginPage(reply.header('retry-after', String(seconds)), 429, `That is not the console token, and there were too many wrong ones from your address: wait ${seconds} s before the next try.`);
   };
-  const countFailure = (ip: string, now: number): void => {
-    const entry = failures.get(ip);
-    if (!entry || entry.resetAt <= now) failures.set(ip, { count: 1, resetAt: now + LOGIN_WINDOW_MS });
-    else entry.count += 1;
-  };
+  // Secure when the browser speaks https to us or, with TRUST_PROXY, to the proxy in front (X-Forwarded-Proto).
   const logIn = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
     reply
       .header('set-cookie', cookieHeader(auth.newSession(), SESSION_TTL_MS / 1000, request.protocol === 'https'))
@@ -140,6 +154,16 @@ export function registerAuth(app: FastifyInstance, auth: ConsoleAuth, options: A
       return reply.code(403).send({ error: 'ERR_FORBIDDEN', message: 'cross-origin request refused' });
     }
     if (how) return;
+    // A wrong Bearer token is a guess like a wrong form entry: counted and slowed down the same way.
+    if (bearerToken(request) !== undefined) {
+      const waitMs = throttle.fail(request.ip);
+      if (waitMs > 0) {
+        return reply
+          .code(429)
+          .header('retry-after', String(retryAfterSeconds(waitMs)))
+          .send({ error: 'ERR_TOO_MANY_ATTEMPTS', message: 'too many wrong console tokens from this address: wait for Retry-After seconds' });
+      }
+    }
     if (wantsHtml(request)) return reply.redirect('/login', 303);
     return reply
       .code(401)
@@ -149,20 +173,20 @@ export function registerAuth(app: FastifyInstance, auth: ConsoleAuth, options: A
 
   app.get<{ Querystring: { token?: string } }>('/login', async (request, reply) => {
     const token = request.query.token;
-    if (options.tokenInUrl && typeof token === 'string' && auth.tokenMatches(token)) return logIn(request, reply);
+    if (options.tokenInUrl && typeof token === 'string') {
+      if (auth.tokenMatches(token)) return logIn(request, reply);
+      const waitMs = throttle.fail(request.ip);
+      if (waitMs > 0) return tooManyTries(reply, waitMs);
+    }
     if (auth.check(request)) return reply.redirect('/', 303);
     return sendLoginPage(reply, 200, '');
   });
 
-  app.post<{ Body: { token?: unknown } }>('/login', async (request, reply) => {
-    const now = Date.now();
-    if (throttled(request.ip, now)) return sendLoginPage(reply, 429, 'Too many failed attempts: wait a few minutes.');
-    const token = request.body?.token;
-    if (typeof token === 'string' && auth.tokenMatches(token.trim())) {
-      failures.delete(request.ip);
-      return logIn(request, reply);
-    }
-    countFailure(request.ip, now);
+  app.post('/login', async (request, reply) => {
+    const token = formToken(request.body);
+    if (typeof token === 'string' && auth.tokenMatches(token.trim())) return logIn(request, reply);
+    const waitMs = throttle.fail(request.ip);
+    if (waitMs > 0) return tooManyTries(reply, waitMs);
     return sendLoginPage(reply, 401, 'That is not the console token.');
   });
 

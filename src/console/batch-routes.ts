@@ -3,8 +3,7 @@
  * operator's actions (pause, resume, cancel, rerun). Thin: each route calls the library function the CLI
  * command calls, so both behave the same; http-errors.ts maps their errors to statuses.
  */
-import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -18,16 +17,19 @@ import { makeTimelineCache } from './timeline.js';
 import { ingestUpload } from './upload.js';
 import { batchView } from '../app/views.js';
 
-/** Report files a client may download, with their content types. */
-const REPORT_FILES: Readonly<Record<string, string>> = {
-  'failed.csv': 'text/csv; charset=utf-8',
-  'rejected.csv': 'text/csv; charset=utf-8',
-  'summary.md': 'text/markdown; charset=utf-8',
-  'summary.json': 'application/json; charset=utf-8',
-};
+/**
+ * Report files a client may download, with their content types. A Map, not an object literal: the file name
+ * comes from the URL, and `constructor` or `__proto__` must be "no such file", not a property of Object.
+ */
+const REPORT_FILES: ReadonlyMap<string, string> = new Map([
+  ['failed.csv', 'text/csv; charset=utf-8'],
+  ['rejected.csv', 'text/csv; charset=utf-8'],
+  ['summary.md', 'text/markdown; charset=utf-8'],
+  ['summary.json', 'application/json; charset=utf-8'],
+]);
 
 /** Batch ids are `YYYYMMDD-HHMMSS-hex` (batch-store.ts): anything else never reaches Redis keys or the disk. */
-const BATCH_ID = /^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/;
+export const BATCH_ID = /^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/;
 
 const CONTROLS = { pause: pauseBatch, resume: resumeBatch, cancel: cancelBatch } as const;
 
@@ -37,11 +39,14 @@ function notFound(reply: FastifyReply, id: string): FastifyReply {
   return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${id}` });
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
+/** The file opened for reading, or undefined when it is not there (any other error is a real failure). */
+async function openIfThere(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
@@ -56,7 +61,13 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
   app.get<{ Querystring: { limit?: number } }>(
     '/api/batches',
     { schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
-    async (request) => ({ batches: (await ctx.batches.list(request.query.limit ?? 50)).map((b) => batchView(b)) }),
+    async (request, reply) => {
+      const limit = request.query.limit ?? 50;
+      // The schema's coercion lets `1e999` through as Infinity (within "maximum"), which Redis would refuse (500).
+      if (!Number.isSafeInteger(limit))
+        return reply.code(400).send({ error: 'ERR_BAD_REQUEST', message: 'querystring/limit must be a whole number from 1 to 1000' });
+      return { batches: (await ctx.batches.list(limit)).map((b) => batchView(b)) };
+    },
   );
 
   app.get<IdParams>('/api/batches/:id', async (request, reply) => {
@@ -72,10 +83,12 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
 
   app.get<{ Params: { id: string; file: string } }>('/api/batches/:id/reports/:file', async (request, reply) => {
     const { id, file } = request.params;
-    const type = REPORT_FILES[file];
-    if (!type || !BATCH_ID.test(id)) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such report file' });
+    const type = REPORT_FILES.get(file);
+    if (type === undefined || !BATCH_ID.test(id)) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such report file' });
     const path = join(ctx.config.reportsDir, id, file);
-    if (!(await exists(path))) {
+    // Opened before anything is sent, so a missing file is an answer (404/409), never a stream that fails later.
+    let handle = await openIfThere(path);
+    if (!handle) {
       // Workers on other hosts write reports to their own disks: rebuild it here from Redis, as `report` does.
       const batch = await find(id);
       if (!batch) return notFound(reply, id);
@@ -83,12 +96,18 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
         return reply.code(409).send({ error: 'ERR_BATCH_STATE', message: `batch ${id} is ${batch.status}: its report is written when it finishes` });
       }
       await writeReport(ctx, batch, ctx.config.reportsDir);
+      handle = await openIfThere(path);
+      if (!handle) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such report file' });
     }
-    return reply
-      .type(type)
-      .header('content-disposition', `attachment; filename="${id}-${file}"`)
-      .header('cache-control', 'no-store')
-      .send(createReadStream(path));
+    const stream = handle.createReadStream();
+    // Our own listener, so a read error is never an unhandled 'error' event (which would end the process), even
+    // if the stream were left unsent. Before the headers are out, Fastify answers it through the error handler
+    // (500); after, no error answer is possible: cut the response short, so the client sees an incomplete download.
+    stream.on('error', (error) => {
+      ctx.logger.error({ err: error.message, file }, 'report download failed');
+      if (reply.raw.headersSent && !reply.raw.destroyed) reply.raw.destroy();
+    });
+    return reply.type(type).header('content-disposition', `attachment; filename="${id}-${file}"`).header('cache-control', 'no-store').send(stream);
   });
 
   for (const [action, run] of Object.entries(CONTROLS)) {

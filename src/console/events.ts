@@ -10,12 +10,19 @@ import { WATCH_ENDS } from '../domain/lifecycle.js';
 import { watchBatch } from '../app/watch.js';
 import type { Context } from '../runtime/context.js';
 import { type BatchView, batchView } from '../app/views.js';
+import { BATCH_ID } from './batch-routes.js';
 
 const HEARTBEAT_MS = 15_000;
+/** Streams one process keeps open at once (each holds a socket and polls Redis). */
+export const DEFAULT_MAX_STREAMS = 100;
+/** What a client over the cap is told to wait, in seconds. */
+const BUSY_RETRY_AFTER_S = 10;
 
 export interface EventStreamOptions {
   /** How often each stream reads the batch record. @default 1000 */
   readonly pollMs?: number;
+  /** Streams open at once; one more is answered 503 with Retry-After. @default DEFAULT_MAX_STREAMS */
+  readonly maxStreams?: number;
 }
 
 function write(reply: FastifyReply, event: string, data: unknown): void {
@@ -24,15 +31,40 @@ function write(reply: FastifyReply, event: string, data: unknown): void {
 
 export function registerEventStream(app: FastifyInstance, ctx: Context, options: EventStreamOptions = {}): void {
   const pollMs = options.pollMs ?? 1000;
+  const maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
   const open = new Set<() => void>();
+  /** Slots taken: streams open, plus requests between taking a slot and opening (reading the batch). */
+  let taken = 0;
   // Streams never end on their own while a batch runs: close them first, or app.close() would wait for them.
   app.addHook('preClose', async () => {
     for (const stop of [...open]) stop();
   });
 
   app.get<{ Params: { id: string } }>('/api/batches/:id/events', async (request, reply) => {
-    const first = await ctx.batches.get(request.params.id);
-    if (!first) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${request.params.id}` });
+    const { id } = request.params;
+    // The same id check as every other batch route (batch-routes.ts): a malformed id never reaches a Redis key.
+    if (!BATCH_ID.test(id)) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${id}` });
+    // The slot is taken before the first await, so a burst of requests cannot all pass the check together.
+    if (taken >= maxStreams) {
+      return reply
+        .code(503)
+        .header('retry-after', String(BUSY_RETRY_AFTER_S))
+        .send({ error: 'ERR_BUSY', message: `too many live progress streams open (${maxStreams}): try again in ${BUSY_RETRY_AFTER_S} s` });
+    }
+    taken += 1;
+    let released = false;
+    const release = (): void => {
+      if (!released) taken -= 1;
+      released = true;
+    };
+    const first = await ctx.batches.get(id).catch((error: unknown) => {
+      release();
+      throw error;
+    });
+    if (!first) {
+      release();
+      return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${id}` });
+    }
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -46,29 +78,39 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
     const stop = (): void => {
       watching.abort();
       open.delete(stop);
+      release();
       if (!reply.raw.writableEnded) reply.raw.end();
     };
     open.add(stop);
-    request.raw.on('close', stop);
-    // A Redis hiccup is not the end of the batch: the watch reads again on the next interval.
-    for await (const batch of watchBatch(ctx.batches, request.params.id, { intervalMs: pollMs, signal: watching.signal })) {
-      if (watching.signal.aborted) break; // the client left while the record was being read
-      if (!batch) {
-        write(reply, 'gone', { id: request.params.id });
-        break;
+    // 'close' fires however the stream ends (client gone, server closing, response ended): the slot comes back.
+    reply.raw.on('close', stop);
+    // The client may have left while the batch was being read: then 'close' has already fired.
+    if (reply.raw.destroyed || request.raw.socket?.destroyed !== false) stop();
+    try {
+      // A Redis hiccup is not the end of the batch: the watch reads again on the next interval.
+      for await (const batch of watchBatch(ctx.batches, id, { intervalMs: pollMs, signal: watching.signal })) {
+        if (watching.signal.aborted) break; // the client left while the record was being read
+        if (!batch) {
+          write(reply, 'gone', { id });
+          break;
+        }
+        const view: BatchView = batchView(batch);
+        const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
+        if (text !== last) {
+          last = text;
+          write(reply, 'progress', view);
+          lastWrite = Date.now();
+        } else if (Date.now() - lastWrite >= HEARTBEAT_MS) {
+          reply.raw.write(': keep-alive\n\n');
+          lastWrite = Date.now();
+        }
+        if (WATCH_ENDS.has(batch.status)) write(reply, 'end', { id: batch.id, status: batch.status });
       }
-      const view: BatchView = batchView(batch);
-      const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
-      if (text !== last) {
-        last = text;
-        write(reply, 'progress', view);
-        lastWrite = Date.now();
-      } else if (Date.now() - lastWrite >= HEARTBEAT_MS) {
-        reply.raw.write(': keep-alive\n\n');
-        lastWrite = Date.now();
-      }
-      if (WATCH_ENDS.has(batch.status)) write(reply, 'end', { id: batch.id, status: batch.status });
+    } catch (error) {
+      // The headers are out: an error can only end the stream (the page's EventSource reconnects).
+      ctx.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'progress stream failed');
+    } finally {
+      stop();
     }
-    stop();
   });
 }

@@ -17,16 +17,16 @@ export interface ErrorBody {
   readonly earlierBatchId?: string;
 }
 
-/** HTTP status for each deliberate error code (the CLI's exit-code table, for HTTP). */
-const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  ERR_CSV_INVALID: 400,
-  ERR_USAGE: 400,
-  ERR_CONFIG: 400,
-  ERR_NO_VALID_ROWS: 422,
-  ERR_DUPLICATE_UPLOAD: 409,
-  ERR_BATCH_STATE: 409,
-  ERR_REDIS_UNAVAILABLE: 503,
-};
+/** HTTP status for each deliberate error code (the CLI's exit-code table, for HTTP). A Map: only these keys. */
+const STATUS_BY_CODE: ReadonlyMap<string, number> = new Map([
+  ['ERR_CSV_INVALID', 400],
+  ['ERR_USAGE', 400],
+  ['ERR_CONFIG', 400],
+  ['ERR_NO_VALID_ROWS', 422],
+  ['ERR_DUPLICATE_UPLOAD', 409],
+  ['ERR_BATCH_STATE', 409],
+  ['ERR_REDIS_UNAVAILABLE', 503],
+]);
 
 export function httpError(error: unknown): { status: number; body: ErrorBody } {
   if (error instanceof BulkUnassignError) {
@@ -36,7 +36,7 @@ export function httpError(error: unknown): { status: number; body: ErrorBody } {
       ...(error instanceof InputError ? { file: error.location.file, line: error.location.line, column: error.location.column } : {}),
       ...(error instanceof DuplicateUploadError ? { earlierBatchId: error.earlierBatchId } : {}),
     };
-    return { status: STATUS_BY_CODE[error.code] ?? 400, body };
+    return { status: STATUS_BY_CODE.get(error.code) ?? 400, body };
   }
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.code === 'FST_REQ_FILE_TOO_LARGE') {
@@ -54,7 +54,10 @@ export function registerErrorHandling(app: FastifyInstance, logger: Logger): voi
   app.setErrorHandler(async (error, request, reply) => {
     const { status, body } = httpError(error);
     if (status >= 500) logger.error({ err: error instanceof Error ? error.stack : String(error), method: request.method, route: request.routeOptions.url }, 'console request failed');
-    return reply.code(status).send(body);
+    // A route may have set a download's headers before it failed (a report stream that errors before its first
+    // byte): the answer is now this JSON error, not the file, and Fastify only serialises objects sent as JSON.
+    reply.removeHeader('content-disposition');
+    return reply.code(status).type('application/json; charset=utf-8').send(body);
   });
   app.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such route' }));
 }

@@ -8,6 +8,7 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 
+import type { TrustProxy } from '../config/config.js';
 import type { Context } from '../runtime/context.js';
 import type { JobTable } from '../execution/job-table.js';
 import { type RunningWorker, startWorker } from '../execution/worker.js';
@@ -33,6 +34,8 @@ export interface ConsoleOptions {
   readonly tokenInUrl?: boolean;
   /** How often a progress stream reads its batch, ms. @default 1000 */
   readonly progressPollMs?: number;
+  /** Live progress streams open at once; more are answered 503 with Retry-After. @default 100 */
+  readonly maxEventStreams?: number;
 }
 
 export interface RunningConsole {
@@ -46,9 +49,20 @@ const MIB = 1024 * 1024;
 /** JSON bodies are tiny (rerun options, login); uploads are multipart and have their own limit. */
 const JSON_BODY_LIMIT = 64 * 1024;
 
+/**
+ * TRUST_PROXY as Fastify's `trustProxy`. Fastify 5 reads a bare number as "trust no proxy" (a hop count cannot
+ * tell a proxy from a client that reaches the console directly), so a hop count the operator chose is passed as
+ * the equivalent trust function: the nearest `hops` addresses are proxies.
+ */
+export function fastifyTrustProxy(setting: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof setting === 'number') return (_address, hop) => hop < setting;
+  return typeof setting === 'boolean' ? setting : [...setting];
+}
+
 export async function buildConsole(ctx: Context, options: ConsoleOptions): Promise<FastifyInstance> {
   // Fastify's logger stays off: request logs would carry query strings (?token= in demo mode) and file names.
-  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT });
+  // trustProxy makes request.ip (login throttling) and request.protocol (Secure cookie) those the proxy saw.
+  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT, trustProxy: fastifyTrustProxy(ctx.config.trustProxy) });
   registerErrorHandling(app, ctx.logger);
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').header('x-frame-options', 'DENY');
@@ -65,7 +79,10 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).header('cache-control', 'no-store').send(await metrics.render()));
   registerPage(app);
   registerBatchRoutes(app, ctx);
-  registerEventStream(app, ctx, options.progressPollMs === undefined ? {} : { pollMs: options.progressPollMs });
+  registerEventStream(app, ctx, {
+    ...(options.progressPollMs === undefined ? {} : { pollMs: options.progressPollMs }),
+    ...(options.maxEventStreams === undefined ? {} : { maxStreams: options.maxEventStreams }),
+  });
   await registerBullBoard(app, ctx);
   return app;
 }

@@ -53,10 +53,34 @@ function flag(value: string | undefined): boolean {
   return value === 'true' || value === 'on' || value === '1';
 }
 
-function toFields(raw: Record<string, string>): UploadFields {
-  const name = raw.name?.trim();
-  const waba = raw.waba?.trim();
-  return { ...(name ? { name: name.slice(0, 200) } : {}), ...(waba ? { waba } : {}), force: flag(raw.force), dryRun: flag(raw.dryRun) };
+/** Field names come from the request: a Map keeps `__proto__` or `constructor` a field name like any other. */
+function toFields(raw: ReadonlyMap<string, string>): UploadFields {
+  const name = raw.get('name')?.trim();
+  const waba = raw.get('waba')?.trim();
+  return { ...(name ? { name: name.slice(0, 200) } : {}), ...(waba ? { waba } : {}), force: flag(raw.get('force')), dryRun: flag(raw.get('dryRun')) };
+}
+
+/**
+ * A multipart Content-Type names the boundary between parts; without one the body cannot be read at all. The
+ * parser (busboy) would throw a plain Error, which reads as a server bug (500): say what is wrong instead.
+ */
+function requireBoundary(contentType: string | undefined): void {
+  const boundary = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '');
+  if (!boundary) {
+    throw new UsageError('the upload has no multipart boundary: send the CSV as multipart/form-data (Content-Type: multipart/form-data; boundary=…), as a browser form or curl -F does');
+  }
+}
+
+/**
+ * Errors of the multipart parser are plain Errors (no `code`, no `statusCode`, no `syscall`): a body the client
+ * got wrong ("Unexpected end of form", "Malformed part header"), so a 400 that says so. Our own errors, Fastify's
+ * (limits → 413), file-system errors (ENOSPC …) and bugs (TypeError …) pass through unchanged.
+ */
+function asRequestError(error: unknown): unknown {
+  if (!(error instanceof Error) || error.constructor !== Error) return error;
+  const { statusCode, code, syscall } = error as { statusCode?: unknown; code?: unknown; syscall?: unknown };
+  if (statusCode !== undefined || code !== undefined || syscall !== undefined) return error;
+  return new UsageError(`the upload is not a well-formed multipart/form-data body: ${error.message}`);
 }
 
 /** Streams the request's one file part to a temp file; collects the text fields in any order. */
@@ -64,11 +88,12 @@ async function receive(request: FastifyRequest): Promise<ReceivedFile> {
   const dir = await mkdtemp(join(tmpdir(), 'bulk-unassign-upload-'));
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
-    const raw: Record<string, string> = {};
+    if (request.isMultipart()) requireBoundary(request.headers['content-type']);
+    const raw = new Map<string, string>();
     let file: { path: string; name: string } | undefined;
     for await (const part of request.parts()) {
       if (part.type === 'field') {
-        raw[part.fieldname] = String(part.value);
+        raw.set(part.fieldname, String(part.value));
         continue;
       }
       if (file) throw new UsageError('one CSV file per upload');
@@ -82,7 +107,7 @@ async function receive(request: FastifyRequest): Promise<ReceivedFile> {
     return { ...file, fields: toFields(raw), cleanup };
   } catch (error) {
     await cleanup();
-    throw error;
+    throw asRequestError(error);
   }
 }
 

@@ -249,8 +249,14 @@
         stream = null;
         showError(errorBox, new Error('this batch no longer exists (its records expired or were deleted)'));
       });
-      stream.addEventListener('error', () => {
-        // EventSource reconnects by itself; nothing to do unless the batch is gone.
+      const current = stream;
+      current.addEventListener('error', () => {
+        // EventSource reconnects by itself after a dropped connection, but gives up on an error answer (503 when
+        // the server has too many streams open): then try again later, while this view is still shown.
+        if (current.readyState !== EventSource.CLOSED) return;
+        setTimeout(() => {
+          if (alive && stream === current) follow();
+        }, 10_000);
       });
     };
     const act = async (action, body) => {
