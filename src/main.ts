@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { jobTable } from '../jobs/index.js';
 import { main } from './cli/cli.js';
+import { startConsole } from './console/server.js';
 import type { Io } from './cli/commands/common.js';
 
 function invokedDirectly(): boolean {
@@ -26,6 +27,7 @@ if (invokedDirectly()) {
     env: process.env,
     cwd: process.cwd(),
     jobs: jobTable,
+    startConsole,
   };
   const code = await main(process.argv.slice(2), io);
   // Let stdout drain, then exit even if a library left a handle open.

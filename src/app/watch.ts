@@ -8,6 +8,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { toError } from '../domain/errors.js';
 import { WATCH_ENDS } from '../domain/lifecycle.js';
 import type { BatchRecord, BatchStore } from '../store/batch-store.js';
+import type { ScriptedRedis } from '../store/scripts.js';
+import { describeOutage, isRedisOutage } from '../execution/outage.js';
 
 export interface WatchOptions {
   readonly intervalMs: number;
@@ -41,5 +43,26 @@ export async function* watchBatch(batches: Pick<BatchStore, 'get'>, batchId: str
     } catch {
       return; // aborted while sleeping
     }
+  }
+}
+
+/**
+ * Whether Redis accepts a write now: undefined when it does, else what is wrong, in words for an operator
+ * ("Redis refuses writes: OOM command not allowed ..."). Reads keep working while Redis refuses writes, so a
+ * watcher that only reads would show a batch standing still without saying why.
+ */
+export async function probeRedisWrites(redis: Pick<ScriptedRedis, 'set'>, key: string, timeoutMs = 3000): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`Redis does not answer within ${timeoutMs} ms`), timeoutMs);
+  });
+  const write = redis.set(key, String(process.pid), 'PX', 60_000).then(
+    () => undefined,
+    (error: unknown) => (isRedisOutage(error) ? describeOutage(error) : `Redis refused a write: ${toError(error).message}`),
+  );
+  try {
+    return await Promise.race([write, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import { WATCH_ENDS } from '../domain/lifecycle.js';
-import { watchBatch } from '../app/watch.js';
+import { probeRedisWrites, watchBatch } from '../app/watch.js';
 import type { Context } from '../runtime/context.js';
 import { type BatchView, batchView } from '../app/views.js';
 import { BATCH_ID } from './batch-routes.js';
@@ -29,8 +29,17 @@ function write(reply: FastifyReply, event: string, data: unknown): void {
   reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
+/** How long one write probe's answer serves every open stream: one probe per process, not per stream. */
+const PROBE_EVERY_MS = 2000;
+
 export function registerEventStream(app: FastifyInstance, ctx: Context, options: EventStreamOptions = {}): void {
   const pollMs = options.pollMs ?? 1000;
+  let probed: { at: number; problem: Promise<string | undefined> } | undefined;
+  // Reads keep working while Redis refuses writes: without this the page would show a batch standing still.
+  const redisProblem = (): Promise<string | undefined> => {
+    if (!probed || Date.now() - probed.at >= PROBE_EVERY_MS) probed = { at: Date.now(), problem: probeRedisWrites(ctx.redis, ctx.keys.writeProbe) };
+    return probed.problem;
+  };
   const maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
   const open = new Set<() => void>();
   /** Slots taken: streams open, plus requests between taking a slot and opening (reading the batch). */
@@ -73,6 +82,7 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
       'x-accel-buffering': 'no', // nginx: do not buffer the stream
     });
     let last = '';
+    let lastProblem: string | undefined;
     let lastWrite = Date.now();
     const watching = new AbortController();
     const stop = (): void => {
@@ -94,6 +104,9 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
           write(reply, 'gone', { id });
           break;
         }
+        const problem = await redisProblem();
+        if (problem !== lastProblem && !watching.signal.aborted) write(reply, 'infra', { problem: problem ?? null });
+        lastProblem = problem;
         const view: BatchView = batchView(batch);
         const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
         if (text !== last) {

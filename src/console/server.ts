@@ -20,29 +20,12 @@ import { registerHealth } from './health.js';
 import { registerErrorHandling } from './http-errors.js';
 import { makeConsoleMetrics } from './metrics.js';
 import { registerPage } from './static-files.js';
+import type { ConsoleHandle, ConsoleOptions } from '../app/console-port.js';
 
-export interface ConsoleOptions {
-  /** The shared secret every route but /healthz and /login requires. */
-  readonly token: string;
-  /** @default '127.0.0.1' */
-  readonly host?: string;
-  /** @default 3000; 0 picks a free port. */
-  readonly port?: number;
-  /** The job table of a worker to run in this process, or false for none (workers run elsewhere). */
-  readonly worker: JobTable | false;
-  /** Accept `/login?token=` (only for --demo on loopback). @default false */
-  readonly tokenInUrl?: boolean;
-  /** How often a progress stream reads its batch, ms. @default 1000 */
-  readonly progressPollMs?: number;
-  /** Live progress streams open at once; more are answered 503 with Retry-After. @default 100 */
-  readonly maxEventStreams?: number;
-}
+export type { ConsoleOptions };
 
-export interface RunningConsole {
-  readonly url: string;
+export interface RunningConsole extends ConsoleHandle {
   readonly app: FastifyInstance;
-  /** Stops the server (open progress streams included), then the worker (jobs in flight finish). */
-  close(): Promise<void>;
 }
 
 const MIB = 1024 * 1024;

@@ -9,10 +9,12 @@ import { toError } from '../domain/errors.js';
 import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { QUEUE_NAME } from '../store/keys.js';
-import { enqueueFinalize, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
+import { enqueueFinalize, finalizeJobId, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
 import { makeApiClient } from './api-client.js';
 import type { JobTable } from './job-table.js';
 import { makePacer } from './pacer.js';
+import { reconcileBatch } from './reconcile.js';
+import { untilRedisServes } from './outage.js';
 import { Status } from '../domain/lifecycle.js';
 
 export interface RunningWorker {
@@ -24,7 +26,10 @@ export interface RunningWorker {
 export interface WorkerOptions {
   /** Called after a batch's report is written. */
   readonly onBatchFinished?: (summary: ReportSummary) => Promise<void>;
-  /** How often to look for batches whose finalize job was lost (a crash right after the last result). */
+  /**
+   * How often the safety net runs: batches whose report job was lost get it again, and a batch that has not
+   * moved for two intervals is reconciled (see `sweepBatches`). @default 30000
+   */
   readonly sweepIntervalMs?: number;
 }
 
@@ -50,16 +55,52 @@ export function stalledIntervalFor(lockDurationMs: number): number {
   return Math.min(30_000, Math.max(500, Math.round(lockDurationMs / 2)));
 }
 
-/** Re-enqueue finalize for batches stuck in `finalizing` (idempotent: the finalize job id is fixed). */
-export async function sweepFinalizing(ctx: Context): Promise<number> {
-  let found = 0;
+/** What one worker process remembers between sweeps: each batch's done count and since when it has not moved. */
+export type SweepMemory = Map<string, { readonly done: number; readonly since: number }>;
+
+export interface SweepOutcome {
+  /** Batches whose report job was enqueued again. */
+  readonly finalized: number;
+  /** Chats that got a job back or a `cancelled` result from the reconciler. */
+  readonly repaired: number;
+}
+
+/**
+ * The worker's safety net, run every sweep interval:
+ * - a batch in `finalizing` gets its report job again. A finalize job that failed for good is kept by BullMQ
+ *   and would make the new one a no-op (same id), so it is removed first.
+ * - a batch that is running or being cancelled and has not moved for `stuckAfterMs` is reconciled: any chat
+ *   with neither a job nor a result gets one (see reconcile.ts).
+ */
+export async function sweepBatches(ctx: Context, memory: SweepMemory, stuckAfterMs: number, now = Date.now()): Promise<SweepOutcome> {
+  let finalized = 0;
+  let repaired = 0;
+  const seen = new Set<string>();
   for (const batch of await ctx.batches.list(200)) {
+    seen.add(batch.id);
     if (batch.status === Status.finalizing) {
+      const stale = await ctx.queue.getJob(finalizeJobId(batch.id));
+      if (stale && (await stale.isFailed())) await stale.remove();
       await enqueueFinalize(ctx.queue, batch.id);
-      found += 1;
+      finalized += 1;
+      continue;
     }
+    if (batch.status !== Status.running && batch.status !== Status.cancelling) continue;
+    const last = memory.get(batch.id);
+    if (!last || last.done !== batch.done) {
+      memory.set(batch.id, { done: batch.done, since: now });
+      continue;
+    }
+    if (now - last.since < stuckAfterMs) continue;
+    const outcome = await reconcileBatch(ctx, batch.id);
+    memory.set(batch.id, { done: batch.done, since: now });
+    if (!outcome) continue;
+    const fixed = outcome.requeued + outcome.cancelled;
+    repaired += fixed;
+    if (fixed > 0) ctx.logger.warn({ batchId: batch.id, ...outcome }, 'reconciler: chats that had neither a job nor a result were given one');
   }
-  return found;
+  for (const id of memory.keys()) if (!seen.has(id)) memory.delete(id);
+  return { finalized, repaired };
 }
 
 export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions = {}): RunningWorker {
@@ -105,22 +146,30 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   // "job stalled more than allowable limit" after repeated worker crashes, which fails it on its first attempt)
   // still gets a terminal result, so the batch can finish and the report shows it. BullMQ sets finishedOn only
   // when it will not retry the job, which covers both last attempts and unrecoverable errors.
+  const closing = new AbortController();
   worker.on('failed', (job, error) => {
     if (job?.name === JOB_NIGHTLY) logger.error({ jobId: job.id, err: error.message }, 'scheduled run failed (its sources stay for the next tick)');
     if (!job || job.name !== JOB_UNASSIGN || job.finishedOn === undefined) return;
     const data = job.data as UnassignJobData;
-    void ctx.results
-      .record(data.b, data.k, { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` })
-      .then((outcome) => (outcome === 'last' ? enqueueFinalize(ctx.queue, data.b) : undefined))
-      .catch((e: unknown) => logger.error({ err: String(e) }, 'could not record failed job'));
+    const result = { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` } as const;
+    // Held until Redis takes it (an outage is waited out); if this process ends first, the reconciler gives the
+    // chat its job back.
+    void untilRedisServes('record a failed job', () => ctx.results.record(data.b, data.k, result), { logger, signal: closing.signal })
+      .then(({ value }) => (value === 'last' ? enqueueFinalize(ctx.queue, data.b) : undefined))
+      .catch((e: unknown) => logger.error({ err: String(e) }, 'could not record failed job: the reconciler will requeue it'));
   });
-  const sweep = setInterval(() => void sweepFinalizing(ctx).catch(() => undefined), options.sweepIntervalMs ?? 30_000);
+  const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
+  const memory: SweepMemory = new Map();
+  const runSweep = (): void =>
+    void sweepBatches(ctx, memory, 2 * sweepIntervalMs).catch((error: unknown) => logger.warn({ err: toError(error).message }, 'sweep failed: trying again next interval'));
+  const sweep = setInterval(runSweep, sweepIntervalMs);
   sweep.unref();
-  void sweepFinalizing(ctx).catch(() => undefined);
+  runSweep();
   return {
     worker,
     close: async (force = false) => {
       clearInterval(sweep);
+      closing.abort();
       await worker?.close(force);
       api.close();
     },

@@ -4,25 +4,11 @@
  * step parks any job fetched meanwhile); resume puts them back with the same ids.
  */
 import { BatchStateError } from '../domain/errors.js';
-import type { Context } from '../runtime/context.js';
-import { enqueueFinalize, JOB_UNASSIGN, jobIdFor, unassignJobOptions } from '../store/queue.js';
+import { enqueueFinalize, jobIdFor } from '../store/queue.js';
+import { type QueueCtx, requeueMissing, unfinishedChats } from '../execution/requeue.js';
 import { describeStatuses, GUARDS, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
-type Ctx = Pick<Context, 'redis' | 'keys' | 'batches' | 'results' | 'queue' | 'policy'>;
-
-/** Chat keys of a batch that have no result yet, in HSCAN pages. */
-async function* unfinishedChats(ctx: Ctx, batchId: string): AsyncIterable<string[]> {
-  const k = ctx.keys.batch(batchId);
-  let cursor = '0';
-  do {
-    const [next, flat] = await ctx.redis.hscan(k.chats, cursor, 'COUNT', 500);
-    cursor = next;
-    const chatKeys = flat.filter((_, i) => i % 2 === 0);
-    if (chatKeys.length === 0) continue;
-    const done = await ctx.redis.pipeline(chatKeys.map((c) => ['hexists', k.results, c])).exec();
-    yield chatKeys.filter((_, i) => done?.[i]?.[1] !== 1);
-  } while (cursor !== '0');
-}
+type Ctx = QueueCtx;
 
 /** Chats parked, then taken off the queue, per status check in `parkWaiting`. */
 const PARK_CHUNK = 100;
@@ -56,28 +42,6 @@ export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
     }
   }
   return removed;
-}
-
-/**
- * One pass over a batch's unfinished chats: every chat without a job gets one again (same id), and chats that
- * have a job lose their parked mark. Returns how many jobs it added and which chats were running.
- */
-async function requeueMissing(ctx: Ctx, batchId: string): Promise<{ added: number; running: string[] }> {
-  const parkedKey = ctx.keys.batch(batchId).parked;
-  let added = 0;
-  const running: string[] = [];
-  for await (const chatKeys of unfinishedChats(ctx, batchId)) {
-    const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
-    const missing = chatKeys.filter((_, i) => states[i] === 'unknown');
-    running.push(...chatKeys.filter((_, i) => states[i] === 'active'));
-    if (missing.length > 0) {
-      await ctx.queue.addBulk(missing.map((c, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k: c }, opts: unassignJobOptions(batchId, c, added + j, ctx.policy) })));
-      added += missing.length;
-    }
-    const queued = chatKeys.filter((_, i) => states[i] !== 'active');
-    if (queued.length > 0) await ctx.redis.hdel(parkedKey, ...queued);
-  }
-  return { added, running };
 }
 
 export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {

@@ -5,7 +5,7 @@
  */
 import got, { RequestError } from 'got';
 
-import type { ReportSummary } from './report.js';
+import type { NotifySummary } from '../store/queue.js';
 
 /** Header naming the event, so one receiver can serve several tools. */
 export const EVENT_HEADER = 'x-bulk-unassign-event';
@@ -22,7 +22,7 @@ export function webhookTarget(url: string): string {
 }
 
 /** One delivery attempt. Resolves on any 2xx; throws otherwise (the job's backoff then retries). */
-export async function postSummary(url: string, summary: ReportSummary, timeoutMs: number): Promise<number> {
+export async function postSummary(url: string, summary: NotifySummary, timeoutMs: number): Promise<number> {
   const response = await got
     .post(url, {
       json: summary,

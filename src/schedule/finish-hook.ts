@@ -15,7 +15,7 @@ export function scheduledBatchFinished(ctx: Context, schedules: ScheduleStore): 
     if (summary.kind !== 'nightly') return;
     try {
       // Enqueued, not sent: the receiver's speed or health never holds up this finalize.
-      if (config.notifyWebhookUrl) await enqueueNotify(ctx.queue, summary);
+      if (config.notifyWebhookUrl) await enqueueNotify(ctx.queue, { ...summary });
       await wakeWaitingRuns({ schedules, queue: ctx.queue });
     } catch (error) {
       logger.warn({ batchId: summary.batchId, err: String(error) }, 'scheduled batch finished, but its webhook or waiting run could not be queued');

@@ -50,6 +50,10 @@ export interface Keys {
    * rerun (`token` keeps two apart; it expires if its owner dies).
    */
   failureIndex(batchId: string, token: string): string;
+  /** STRING per batch: which process is reconciling it right now (expires if that process dies; execution/reconcile.ts). */
+  reconcileLock(batchId: string): string;
+  /** STRING: written by watchers to learn whether Redis accepts writes (its value is of no interest). */
+  readonly writeProbe: string;
   /** All keys of one batch. */
   batch(batchId: string): BatchKeys;
 }
@@ -68,6 +72,8 @@ export function makeKeys(queuePrefix: string): Keys {
     layout: `${root}:layout`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,
+    reconcileLock: (batchId) => `${root}:batch:${batchId}:reconcile`,
+    writeProbe: `${root}:write-probe`,
     batch: (batchId) => {
       const base = `${root}:batch:${batchId}`;
       return {

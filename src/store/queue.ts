@@ -9,7 +9,6 @@ import { type JobsOptions, Queue } from 'bullmq';
 import type { Keys } from './keys.js';
 import { QUEUE_NAME } from './keys.js';
 import { jobRetryOptions, RETRY_POLICIES, type RetryPolicy } from '../domain/retry-policy.js';
-import type { ReportSummary } from '../report/report.js';
 import type { ScriptedRedis } from './scripts.js';
 
 /** Data of an `unassign` job: deliberately tiny (batch id + chat key); the row itself stays in the batch's chats hash. */
@@ -30,9 +29,12 @@ export interface ScheduleJobData {
   readonly w?: { readonly since: number; readonly blockedBy: string };
 }
 
+/** A finished batch's summary as the webhook sends it (the report's summary.json; see report/report.ts). */
+export type NotifySummary = { readonly batchId: string } & Readonly<Record<string, unknown>>;
+
 /** Data of a `notify` job: the finished scheduled batch's summary, for NOTIFY_WEBHOOK_URL. */
 export interface NotifyJobData {
-  readonly summary: ReportSummary;
+  readonly summary: NotifySummary;
 }
 
 /** Everything that travels on the queue. */
@@ -118,6 +120,6 @@ export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: strin
  * in-process retry loop: the batch's finalize never waits for the receiver, and retries survive a restart.
  * Retried per RETRY_POLICIES.notify (12 attempts, 17-34 min in all) before the notification is given up.
  */
-export async function enqueueNotify(queue: Queue<QueueJobData>, summary: ReportSummary): Promise<void> {
+export async function enqueueNotify(queue: Queue<QueueJobData>, summary: NotifySummary): Promise<void> {
   await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, ...jobRetryOptions(RETRY_POLICIES.notify), removeOnComplete: true, removeOnFail: 100 });
 }

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import type { BatchRecord } from '../../src/store/batch-store.js';
 import { QUEUE_NAME } from '../../src/store/keys.js';
 import type { ChatResult } from '../../src/store/result-store.js';
+import { eventually } from './eventually.js';
 import type { TestEnv } from './harness.js';
 import { WATCH_ENDS } from '../../src/domain/lifecycle.js';
 
@@ -21,24 +22,21 @@ export function simpleCsv(numbers: readonly string[], waba: string): { text: str
   };
 }
 
-/** Polls until at least `done` chats of the batch are terminal (or the batch ended). */
+/** Waits until at least `done` chats of the batch are terminal (or the batch ended). */
 export async function waitForDone(env: TestEnv, batchId: string, done: number, timeoutMs = 30_000): Promise<BatchRecord> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await env.ctx.batches.require(batchId);
-    if (batch.done >= done || WATCH_ENDS.has(batch.status)) return batch;
-    if (Date.now() > deadline) throw new Error(`batch ${batchId}: only ${batch.done}/${done} chats done after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let last: BatchRecord | undefined;
+  return eventually(
+    async () => {
+      last = await env.ctx.batches.require(batchId);
+      return last.done >= done || WATCH_ENDS.has(last.status) ? last : undefined;
+    },
+    { timeoutMs, intervalMs: 20, message: () => `batch ${batchId}: only ${last?.done}/${done} chats done after ${timeoutMs} ms` },
+  );
 }
 
-/** Polls `check` until it returns true. */
+/** Waits until `check` returns true. */
 export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(check, { timeoutMs, intervalMs: 20, message: `timed out after ${timeoutMs} ms waiting for ${what}` });
 }
 
 export interface Accounting {

@@ -15,8 +15,9 @@ import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
 import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
-import { watchBatch } from '../../app/watch.js';
+import { probeRedisWrites, watchBatch } from '../../app/watch.js';
 import { checkDataLayout } from '../../store/layout.js';
+import type { StartConsole } from '../../app/console-port.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -25,6 +26,8 @@ export interface Io {
   readonly cwd: string;
   /** The job processors a worker started by this command runs (registered by the entry point). */
   readonly jobs: JobTable;
+  /** Starts the web console (`serve`, `demo --console`; handed over by the entry point). */
+  readonly startConsole: StartConsole;
 }
 
 export function configFrom(flags: Flags, io: Io): ResolvedConfig {
@@ -52,6 +55,9 @@ export function exitCodeFor(batch: BatchRecord): number {
   return 0;
 }
 
+/** How often a waiting CLI checks that Redis accepts writes. */
+const WRITE_PROBE_MS = 2000;
+
 /** Watches the batch until nothing more is to be waited for (or `signal` aborts), feeding a progress display. */
 export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, signal?: AbortSignal): Promise<BatchRecord> {
   const progress = makeProgress(`batch ${batchId}`, process.stderr, flags.quiet === true || flags.json === true);
@@ -61,6 +67,14 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
     if (error.message !== lastError) process.stderr.write(`cannot read batch ${batchId}: ${error.message} (retrying)\n`);
     lastError = error.message;
   };
+  // A batch standing still because Redis refuses writes (or does not answer) must say so, not look frozen.
+  let problem: string | undefined;
+  const probe = setInterval(() => {
+    void probeRedisWrites(ctx.redis, ctx.keys.writeProbe).then((now) => {
+      if (now !== problem) process.stderr.write(now ? `${now}; waiting for it (no chat is failed for this)\n` : 'Redis accepts writes again: going on\n');
+      problem = now;
+    });
+  }, WRITE_PROBE_MS);
   try {
     for await (const batch of watchBatch(ctx.batches, batchId, { intervalMs: 250, onReadError, ...(signal ? { signal } : {}) })) {
       if (!batch) break;
@@ -70,6 +84,7 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
       progress.update(batch.done, batch.counts.valid, `${succeeded} ok, ${failed} failed${batch.rateLimited ? `, ${batch.rateLimited}×429` : ''}`);
     }
   } finally {
+    clearInterval(probe);
     progress.stop();
   }
   // Aborted before the first read, or the record is gone: what `require` says is the answer.

@@ -7,9 +7,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { Flags } from '../args.js';
 import { ConfigError, UsageError } from '../../domain/errors.js';
-import type { JobTable } from '../../execution/job-table.js';
 import type { Context } from '../../runtime/context.js';
-import { type RunningConsole, startConsole } from '../../console/server.js';
+import type { ConsoleHandle } from '../../app/console-port.js';
 import { registerShutdown } from '../../runtime/shutdown.js';
 import { configFrom, type Io, openContext } from './common.js';
 
@@ -43,9 +42,9 @@ export function consoleToken(configured: string | undefined, options: ServeOptio
   throw new ConfigError('CONSOLE_TOKEN is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback');
 }
 
-async function listen(ctx: Context, options: ServeOptions, token: { token: string; generated: boolean }, jobs: JobTable): Promise<RunningConsole> {
+async function listen(ctx: Context, options: ServeOptions, token: { token: string; generated: boolean }, io: Io): Promise<ConsoleHandle> {
   try {
-    return await startConsole(ctx, { token: token.token, host: options.host, port: options.port, worker: options.worker ? jobs : false, tokenInUrl: token.generated });
+    return await io.startConsole(ctx, { token: token.token, host: options.host, port: options.port, worker: options.worker ? io.jobs : false, tokenInUrl: token.generated });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new UsageError(`port ${options.port} on ${options.host} is in use: pick another with --port`);
@@ -57,7 +56,7 @@ async function listen(ctx: Context, options: ServeOptions, token: { token: strin
 /** Serves the console on an open context until SIGINT/SIGTERM, then closes it (the context stays the caller's). */
 export async function serveUntilSignal(ctx: Context, options: ServeOptions, io: Io): Promise<void> {
   const token = consoleToken(ctx.config.consoleToken, options);
-  const running = await listen(ctx, options, token, io.jobs);
+  const running = await listen(ctx, options, token, io);
   const where = options.worker ? `with a worker (limit ${ctx.config.rateLimitMax} per ${ctx.config.rateLimitDurationMs} ms, global)` : 'without a worker (--no-worker)';
   io.err(`console listening on ${running.url} ${where}; Bull Board at ${running.url}/admin/queues; Ctrl-C stops it`);
   // The generated token is printed once, to the terminal that started the demo; it is never stored or served.

@@ -236,6 +236,12 @@
       if (stream) stream.close();
       stream = new EventSource(`${base}/events`);
       stream.addEventListener('progress', (e) => update(JSON.parse(e.data)));
+      stream.addEventListener('infra', (e) => {
+        const { problem } = JSON.parse(e.data);
+        const box = $('b-infra');
+        box.textContent = problem ? `${problem}; waiting for it (no chat is failed for this)` : '';
+        box.hidden = !problem;
+      });
       stream.addEventListener('end', () => {
         stream.close();
         stream = null;
