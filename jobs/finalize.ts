@@ -4,7 +4,7 @@
  */
 import type { Job } from 'bullmq';
 
-import { allows, TRANSITIONS } from '../src/domain/lifecycle.js';
+import { allows, FINAL, Status, TRANSITIONS } from '../src/domain/lifecycle.js';
 import type { BatchStore } from '../src/store/batch-store.js';
 import { DAY } from '../src/config/config.js';
 import type { Keys } from '../src/store/keys.js';
@@ -32,6 +32,9 @@ export function makeFinalizeProcessor(deps: FinalizeDeps): (job: Job<FinalizeJob
     const batchId = job.data.b;
     const before = await deps.batches.get(batchId);
     if (!before) return 'gone';
+    // Only a batch whose chats are all settled has a report to write; a retention clock on a live batch would
+    // delete it mid-run. (A final batch is finalized again on a re-delivery: the same report, rewritten.)
+    if (before.status !== Status.finalizing && !FINAL.has(before.status)) return 'not-complete';
     const transition = before.counts.cancelled > 0 ? 'finishCancelled' : 'finish';
     // Report and retention first, status last: whoever sees `finished` can read the report, and a crash before
     // the status moves leaves the batch `finalizing` (the sweep finalizes it again), never finished without a TTL.

@@ -139,11 +139,11 @@ describe('finalize processor: the final status', () => {
     expect(r.logs.filter((l) => l.msg === 'batch finished')).toEqual([expect.objectContaining({ level: LEVEL.info, batchId: BATCH, status: returns })]);
   });
 
-  it('a batch not yet complete (still running) keeps its status: the report is a snapshot and the status CAS refuses', async () => {
+  it('a batch not yet complete (still running) is left alone: no report, no retention clock, no hook', async () => {
     const r = rig({ status: Status.running });
-    expect(await r.run(job())).toBe(Status.running);
+    expect(await r.run(job())).toBe('not-complete');
     expect(r.batches.records.get(BATCH)!.status).toBe(Status.running);
-    expect(r.steps).toEqual(['report', 'expire', 'apply:finish', 'hook']);
+    expect(r.steps).toEqual([]);
   });
 
   it('a batch that is gone (expired or removed) → "gone": no report, no TTL, no hook', async () => {
