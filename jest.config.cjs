@@ -1,5 +1,5 @@
 /**
- * ts-jest in ESM mode, wired as graphile-worker does (house style G1). Two projects, one pyramid:
+ * ts-jest in ESM mode. Two projects, one pyramid:
  *
  *  - unit:        test/unit/**, from TypeScript source. No global setup: no Redis, no build (dist/ may be
  *                 absent), no network. `npm run test:unit`.

@@ -28,7 +28,7 @@ import { benchConfig, BENCH_KEY, waitUntil } from './support.js';
 
 /** Same as src/context.ts BACKOFF_DELAY_MS; job options must equal ours byte for byte. */
 const POLICY = { maxAttempts: 3, backoffDelayMs: 1000 };
-/** Raw baseline: the brief's chunks of 1000, a few in flight so Redis never waits for the client. */
+/** Raw baseline: chunks of 1000, a few in flight so Redis never waits for the client. */
 const RAW_CHUNK = 1000;
 const RAW_IN_FLIGHT = 4;
 

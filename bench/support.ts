@@ -16,7 +16,7 @@ import { type PrivateRedis, startPrivateRedis } from '../src/devtools/redis-serv
 export const BENCH_KEY = 'key_bench_not_secret';
 export const QUICK = process.env.BENCH_QUICK === '1';
 
-/** Problem sizes. Full: the brief's numbers; quick: a smoke run of the same code in about a minute. */
+/** Problem sizes. Full: the sizes the targets are stated for; quick: a smoke run of the same code in about a minute. */
 export const SIZES = {
   ingestRows: QUICK ? 50_000 : 1_000_000,
   throughputRows: QUICK ? 5_000 : 20_000,

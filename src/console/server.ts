@@ -1,7 +1,7 @@
 /**
  * The console: one Fastify server with the page, the JSON API, live progress, reports, Bull Board, /healthz and
  * /metrics, and (unless told otherwise) an in-process worker. `startConsole` opens it on a context the caller
- * owns and returns `{ url, close }` (house style G10); `bulk-unassign serve` and `demo --console` use it.
+ * owns and returns `{ url, close }`; `bulk-unassign serve` and `demo --console` use it.
  *
  * The page never receives configuration: no route returns the config, the API key or the console token.
  */

@@ -103,7 +103,7 @@ export function asEnvironmentError(error: unknown): EnvironmentError | undefined
   return new EnvironmentError(`${where}${errno.code} (${errno.syscall ?? 'file system'}): ${error.message.replace(/^[A-Z]+: /, '')}`, { cause: error });
 }
 
-/** Normalise whatever a `catch` caught into an Error (graphile-worker's coerceError). */
+/** Normalise whatever a `catch` caught into an Error. */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   return new Error(typeof value === 'string' ? value : JSON.stringify(value));

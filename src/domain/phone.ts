@@ -1,6 +1,6 @@
 /**
  * Phone numbers into the API's form: country code + national number, digits only, 7..15 digits
- * (doubletick-api.md). libphonenumber-js decides what can be a number, so "+1 (415) 555-2671",
+ * (docs/doubletick-api.md). libphonenumber-js decides what can be a number, so "+1 (415) 555-2671",
  * "0044 20 7946 0958", "91-98765.43210" all work and "12345" or "call me" are rejected with a reason.
  *
  * Rule for numbers without `+` / `00`: with a default country (DEFAULT_COUNTRY / --default-country) a number

@@ -1,5 +1,5 @@
 /**
- * Everything a command needs, opened once from a resolved config and closed once (house style G10).
+ * Everything a command needs, opened once from a resolved config and closed once.
  */
 import type { Queue } from 'bullmq';
 

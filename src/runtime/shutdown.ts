@@ -1,5 +1,5 @@
 /**
- * Two-stage shutdown (house style G10): the first SIGINT/SIGTERM asks for a graceful stop (stop taking jobs,
+ * Two-stage shutdown: the first SIGINT/SIGTERM asks for a graceful stop (stop taking jobs,
  * let the ones in flight finish or release them); a second signal, or the grace period running out, forces
  * the exit. Registering twice is a no-op.
  */

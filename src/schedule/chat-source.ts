@@ -62,7 +62,7 @@ interface Page {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * The body of a 200. Assumption (doubletick-api.md names the fields, not the envelope): `{chats, paginationOptions}`,
+ * The body of a 200. Assumption (docs/doubletick-api.md names the fields, not the envelope): `{chats, paginationOptions}`,
  * possibly wrapped in `{data: ...}`; anything else is refused rather than read as "no chats".
  */
 export function parsePage(body: unknown): Page {

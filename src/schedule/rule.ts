@@ -1,5 +1,5 @@
 /**
- * A schedule's selection rule over DoubleTick's inbox (GET /chats, doubletick-api.md): which chats a nightly run
+ * A schedule's selection rule over DoubleTick's inbox (GET /chats, docs/doubletick-api.md): which chats a nightly run
  * unassigns. Pure: the rule → the list query, and the rule → a test for one listed chat.
  *
  * Every filter the API applies is checked again on each chat we get back. If the API ever ignored a query

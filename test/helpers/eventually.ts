@@ -1,5 +1,5 @@
 /**
- * The one polling primitive of the test suite (house style G14: no bare sleeps). Every "wait until …" helper
+ * The one polling primitive of the test suite (no bare sleeps). Every "wait until …" helper
  * (harness `waitFor`, schedule `waitFor`/`waitForRuns`, cluster readiness, console status polls …) is built on it.
  *
  *   const batch = await eventually(async () => {

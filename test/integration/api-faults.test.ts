@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 3 (first half): API faults from the stand-in server. Transient ones (503, 500, timeouts,
+ * API faults from the stand-in server. Transient ones (503, 500, timeouts,
  * connection resets) recover within MAX_ATTEMPTS or end as failures after exactly MAX_ATTEMPTS calls; permanent
  * ones (400, 404, 422) are reported with their reason after exactly one call. Every figure is checked against
  * what the server itself saw. (429s: see rate-limit.test.ts.)

@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 4: a bad API key (wrong from the start, or revoked mid-batch) stops the batch within a few
+ * A bad API key (wrong from the start, or revoked mid-batch) stops the batch within a few
  * calls, marks nothing failed for it, says what to do, and `resume <batchId>` (library and CLI) finishes the
  * batch once the key is fixed, with every chat unassigned exactly once.
  */

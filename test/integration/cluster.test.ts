@@ -1,5 +1,5 @@
 /**
- * Issue 7: Redis Cluster. A real 3-master cluster on loopback (redis-server --cluster-enabled, joined with
+ * Redis Cluster. A real 3-master cluster on loopback (redis-server --cluster-enabled, joined with
  * redis-cli --cluster create), REDIS_CLUSTER=true, two `bulk-unassign worker` processes seeded from different
  * nodes, one batch of 300 chats with permanent and transient faults under a global rate limit. The report must
  * equal what the stand-in server saw, exactly, and every key (ours and BullMQ's) must sit in the prefix's one slot.

@@ -1,5 +1,5 @@
 /**
- * Issue 6: the console's HTTP API over real HTTP — a real Fastify server on loopback, the in-process worker,
+ * The console's HTTP API over real HTTP — a real Fastify server on loopback, the in-process worker,
  * real Redis and the stand-in DoubleTick server. Counts are checked against what the stand-in server saw.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';

@@ -1,5 +1,5 @@
 /**
- * Issue 6, in a real browser: Debian's chromium (headless, driven by playwright-core; no browser download)
+ * In a real browser: Debian's chromium (headless, driven by playwright-core; no browser download)
  * logs in, drops fixtures/console.csv on the upload zone, watches the batch finish, downloads failed.csv and
  * presses Rerun. Leaves a screenshot in test-artifacts/console.png.
  *

@@ -1,5 +1,5 @@
 /**
- * Issue 3, promises 3 and 5: stopping on a signal. A `worker` given SIGTERM mid-batch stops taking jobs,
+ * Stopping on a signal. A `worker` given SIGTERM mid-batch stops taking jobs,
  * finishes the ones in flight and exits 0 within its grace period (REQUEST_TIMEOUT_MS + 5 s), leaving no job
  * locked; another worker then finishes the batch with exact counts. A second signal forces the exit (130) while
  * calls are still in flight; their jobs are re-run once their locks expire. `run` interrupted with SIGINT exits

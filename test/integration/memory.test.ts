@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 8: Redis memory stays bounded. After a 2,000-chat batch no BullMQ job is left behind (finished
+ * Redis memory stays bounded. After a 2,000-chat batch no BullMQ job is left behind (finished
  * jobs are removed at once: removeOnComplete/removeOnFail), and what the batch keeps in Redis until it expires is
  * measured with MEMORY USAGE and held under a generous per-chat bound, so a regression (say, results stored as
  * JSON, or job hashes kept) fails.

@@ -1,5 +1,5 @@
 /**
- * Issue 4, the ops workflow against real Redis and the stand-in server: rerun (filters, links, rerun of a
+ * The ops workflow against real Redis and the stand-in server: rerun (filters, links, rerun of a
  * rerun, refusals, failed.csv round trip), cancel, pause/resume of one batch, report rebuild, duplicate-upload
  * guard, dry run, and fairness between a big and a small batch.
  */

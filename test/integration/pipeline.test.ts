@@ -1,5 +1,5 @@
 /**
- * Issue 2, end to end: a messy CSV of 1,200 rows → batch → in-process workers → report, against the stand-in
+ * End to end: a messy CSV of 1,200 rows → batch → in-process workers → report, against the stand-in
  * server with permanent (422/404) and transient (503, timeout, reset) faults. Report counts must equal what the
  * server itself saw, no chat may be unassigned twice, and every row must be accounted for.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 3 (second half): a 429 pauses ALL workers, honours Retry-After (seconds and HTTP date), backs
+ * A 429 pauses ALL workers, honours Retry-After (seconds and HTTP date), backs
  * off on its own without one, and never costs a chat an attempt. Three in-process workers (three BullMQ Workers,
  * each with its own concurrency) run against the stand-in server; the HTTP diagnostics channels record when each
  * request reached the server and when each 429 came back, so "nobody called before Retry-After" is checked on

@@ -1,5 +1,5 @@
 /**
- * Issue 7: the report and rerun stream. failed.csv is written a page at a time from a sort index in Redis (a ZSET by input
+ * The report and rerun stream. failed.csv is written a page at a time from a sort index in Redis (a ZSET by input
  * line) instead of every failure held in memory, so these pin what must not change: every failed chat exactly once,
  * in file order across page boundaries (more failures than one page), the classes counted, and the index gone
  * afterwards. A rerun reads its chats from the same kind of index: the same chats, the same order, no index left.

@@ -1,5 +1,5 @@
 /**
- * Issue 5, scheduled cleanup: a schedule made with `bulk-unassign schedule set` is a BullMQ job scheduler in
+ * Scheduled cleanup: a schedule made with `bulk-unassign schedule set` is a BullMQ job scheduler in
  * Redis; `worker` processes run its ticks. Checked against the stand-in server's own log:
  *  - one run per tick with two worker processes (one in-process, one `bulk-unassign worker` subprocess);
  *  - GET /chats paged through more than one page, exactly as many list calls as runs × pages;

@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 7: secrets and personal data. A batch with failures, retries, 429s and rejected rows runs with
+ * Secrets and personal data. A batch with failures, retries, 429s and rejected rows runs with
  * a recognisable API key; then everything it left behind is searched for the key: every Redis key under the prefix
  * (read by type and as DUMP bytes, snapshotted before, during and after the run so BullMQ job data and failed-attempt
  * records are included), every report file, everything the logger wrote, the stdout/stderr of `run --json`

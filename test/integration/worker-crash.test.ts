@@ -1,5 +1,5 @@
 /**
- * Issue 3, promise 1: worker processes killed with SIGKILL in the middle of a batch. Three `bulk-unassign worker`
+ * Worker processes killed with SIGKILL in the middle of a batch. Three `bulk-unassign worker`
  * processes share a batch; three times one of them is killed while jobs are in flight and a fresh one started.
  * The batch must still finish with exactly one result per chat, counters equal to those results, and the
  * stand-in server may see a chat unassigned twice only for jobs that were in flight in a killed process

@@ -1,5 +1,5 @@
 /**
- * Which column is which (issue 2 §4): header names are matched against aliases ignoring case, spaces, `_`,
+ * Which column is which: header names are matched against aliases ignoring case, spaces, `_`,
  * `-` and `.`; the first matching column of a role wins; cells are keyed by unique names so none is lost.
  */
 import { describe, expect, it } from '@jest/globals';

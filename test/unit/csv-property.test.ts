@@ -1,5 +1,5 @@
 /**
- * Properties of the CSV parsing layer (issue 2 §4, issue 3 §6) over arbitrary input: any bytes either stop with
+ * Properties of the CSV parsing layer over arbitrary input: any bytes either stop with
  * an InputError (never another error type, never a hang) or yield rows that are each valid or rejected, with
  * start lines >= 2 that only go forward. The same inputs through ingest into real Redis are an integration test:
  * test/integration/csv-ingest-property.test.ts.

@@ -1,5 +1,5 @@
 /**
- * Oversized inputs (issue 3 §6): a huge cell, a header of a million columns, a line of millions of empty cells
+ * Oversized inputs: a huge cell, a header of a million columns, a line of millions of empty cells
  * and a file over MAX_FILE_MB each stop with a clear InputError, in bounded time and memory. The files are
  * generated in a temp dir and deleted after each test.
  */

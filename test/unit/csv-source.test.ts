@@ -1,5 +1,5 @@
 /**
- * The CSV ingest layer (issue 2 §4, issue 3 §6): bytes → header + records with exact start lines
+ * The CSV ingest layer: bytes → header + records with exact start lines
  * (`readCsvRecords`), records → valid or rejected rows (`openCsvSource`), and whole-file errors that name
  * file:line[:column] and say what was expected. Real files in a temp dir; nothing mocked.
  */

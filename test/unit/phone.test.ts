@@ -1,5 +1,5 @@
 /**
- * Phone normalisation (issue 2 §4): every way people and spreadsheets write a number becomes the API's form
+ * Phone normalisation: every way people and spreadsheets write a number becomes the API's form
  * (country code + national number, digits only, 7..15 digits), and everything else is rejected with a reason
  * that reads after "phone number " in rejected.csv.
  */

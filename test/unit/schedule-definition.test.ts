@@ -1,6 +1,6 @@
 /**
  * `schedule set` flags → definition (schedule-definition.ts): what a schedule needs, and one clear message per
- * bad input (house style G5's table of bad inputs).
+ * bad input.
  */
 import { describe, expect, it } from '@jest/globals';
 
