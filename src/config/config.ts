@@ -27,6 +27,9 @@ export const LIMITS = {
   lockDurationMs: { min: SECOND, max: 30 * MINUTE },
 } as const;
 
+/** MAX_RATE_LIMIT_WAIT_MINUTES may be fractional (0.05 = 3 s, for tests); up to a week. */
+export const MAX_RATE_LIMIT_WAIT_LIMITS = { min: 0, max: 7 * 24 * 60 } as const;
+
 /** What a user may set, from flags, the environment or `.env`. */
 export interface RunnerOptions {
   /** DoubleTick API key, sent raw in `Authorization`. Required for anything that calls the API. */
@@ -63,6 +66,12 @@ export interface RunnerOptions {
   readonly maxAttempts?: number;
   /** Timeout of one HTTP call, in milliseconds. @default 15000 */
   readonly requestTimeoutMs?: number;
+  /**
+   * A batch whose calls the API has answered with nothing but 429 for this many minutes (from the first 429 with
+   * no success since) is stopped, resumable, instead of waiting in silence. Fractions are allowed (0.05 = 3 s,
+   * which the tests use). 0 = wait for ever. @default 60
+   */
+  readonly maxRateLimitWaitMinutes?: number;
   /** Directory reports are written to. @default './reports' */
   readonly reportsDir?: string;
   /** Days batch records stay in Redis after a batch finishes. @default 30 */
@@ -116,6 +125,8 @@ export interface ResolvedConfig {
   readonly workerConcurrency: number;
   readonly maxAttempts: number;
   readonly requestTimeoutMs: number;
+  /** 0 = never stop a batch for 429s. */
+  readonly maxRateLimitWaitMinutes: number;
   readonly reportsDir: string;
   readonly resultsTtlDays: number;
   readonly duplicateWindowHours: number;
@@ -144,6 +155,7 @@ export const DEFAULTS = {
   workerConcurrency: 4,
   maxAttempts: 5,
   requestTimeoutMs: 15_000,
+  maxRateLimitWaitMinutes: 60,
   reportsDir: './reports',
   resultsTtlDays: 30,
   duplicateWindowHours: 24,
@@ -168,6 +180,7 @@ export const ENV_NAMES = {
   workerConcurrency: 'WORKER_CONCURRENCY',
   maxAttempts: 'MAX_ATTEMPTS',
   requestTimeoutMs: 'REQUEST_TIMEOUT_MS',
+  maxRateLimitWaitMinutes: 'MAX_RATE_LIMIT_WAIT_MINUTES',
   reportsDir: 'REPORTS_DIR',
   resultsTtlDays: 'RESULTS_TTL_DAYS',
   duplicateWindowHours: 'DUPLICATE_WINDOW_HOURS',
@@ -193,7 +206,7 @@ export function readDotEnv(dir = process.cwd()): Record<string, string> {
 }
 
 function describe(value: unknown): string {
-  return `\`${String(value)}\` (${typeof value})`;
+  return `\`${settingText(value)}\` (${typeof value})`;
 }
 
 /** A setting's value and where it came from. */
@@ -222,9 +235,16 @@ function sourceOf(key: SettingKey, found: Found): string {
   return found.from === 'env' ? `${ENV_NAMES[key]} (environment)` : `${ENV_NAMES[key]} in .env`;
 }
 
+/** A setting's raw value as text: flags and .env give strings, defaults and callers may give numbers or booleans. */
+function settingText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return value === undefined || value === null ? '' : JSON.stringify(value);
+}
+
 function intSetting(key: IntKey, raw: unknown): number {
   const value = raw ?? DEFAULTS[key as keyof typeof DEFAULTS];
-  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  const n = typeof value === 'number' ? value : Number(settingText(value).trim());
   const { min, max } = LIMITS[key];
   if (!Number.isInteger(n) || n < min || n > max) {
     const name = `${key}\` (${ENV_NAMES[key as keyof typeof ENV_NAMES]}`;
@@ -233,8 +253,20 @@ function intSetting(key: IntKey, raw: unknown): number {
   return n;
 }
 
+/** MAX_RATE_LIMIT_WAIT_MINUTES: a number of minutes, fractions allowed. */
+function rateLimitWaitSetting(raw: unknown): number {
+  const value = raw ?? DEFAULTS.maxRateLimitWaitMinutes;
+  const text = typeof value === 'number' ? '' : settingText(value).trim();
+  const n = typeof value === 'number' ? value : text === '' ? Number.NaN : Number(text);
+  const { min, max } = MAX_RATE_LIMIT_WAIT_LIMITS;
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`Expected \`maxRateLimitWaitMinutes\` (MAX_RATE_LIMIT_WAIT_MINUTES) to be a number of minutes from ${min} to ${max} (0 = never stop), got ${describe(value)}`);
+  }
+  return n;
+}
+
 function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string[]): string {
-  const value = String(raw ?? DEFAULTS[key]);
+  const value = settingText(raw ?? DEFAULTS[key]);
   let url: URL;
   try {
     url = new URL(value);
@@ -250,7 +282,7 @@ function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string
 }
 
 function stringSetting(key: 'queuePrefix' | 'reportsDir' | 'logLevel', raw: unknown): string {
-  const value = String(raw ?? DEFAULTS[key]).trim();
+  const value = settingText(raw ?? DEFAULTS[key]).trim();
   if (key === 'queuePrefix' && !/^[A-Za-z0-9_.-]{1,64}$/.test(value)) {
     throw new ConfigError(
       `Expected \`queuePrefix\` (QUEUE_PREFIX) to be 1-64 letters, digits, '_', '.' or '-', got ${describe(value)}`,
@@ -267,7 +299,7 @@ function stringSetting(key: 'queuePrefix' | 'reportsDir' | 'logLevel', raw: unkn
 function booleanSetting(key: 'redisCluster', raw: unknown): boolean {
   if (raw === undefined) return DEFAULTS[key];
   if (typeof raw === 'boolean') return raw;
-  const value = String(raw).trim().toLowerCase();
+  const value = settingText(raw).trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(value)) return true;
   if (['false', '0', 'no', 'off'].includes(value)) return false;
   throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be true or false, got ${describe(raw)}`);
@@ -276,7 +308,7 @@ function booleanSetting(key: 'redisCluster', raw: unknown): boolean {
 /** Messages name `what` (the setting, or the key file) and never the value: it is a secret. */
 function apiKeySetting(raw: unknown, what = '`apiKey` (DOUBLETICK_API_KEY)'): string | undefined {
   if (raw === undefined) return undefined;
-  const value = String(raw).trim();
+  const value = settingText(raw).trim();
   // A key pasted with a scheme would be sent verbatim and rejected with 401 on every chat: catch it here.
   if (/^(bearer|key)\s/i.test(value)) {
     throw new ConfigError(`Expected ${what} to be the raw key (e.g. key_AbC...), without "Bearer"`);
@@ -330,7 +362,7 @@ function resolveApiKey(key: Found | undefined, keyFile: Found | undefined): stri
 
 function countrySetting(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
-  const value = String(raw).trim().toUpperCase();
+  const value = settingText(raw).trim().toUpperCase();
   if (!isCountryCode(value)) {
     throw new ConfigError(`Expected \`defaultCountry\` (DEFAULT_COUNTRY) to be an ISO country code like IN, got ${describe(raw)}`);
   }
@@ -355,7 +387,7 @@ function lockDurationSetting(raw: unknown, requestTimeoutMs: number): number | u
 /** A console token short enough to guess, or with spaces (a paste accident), is refused rather than trusted. */
 function consoleTokenSetting(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
-  const value = String(raw);
+  const value = settingText(raw);
   if (value.length < 16 || /\s/.test(value)) {
     throw new ConfigError('Expected `consoleToken` (CONSOLE_TOKEN) to be at least 16 characters without spaces (e.g. `openssl rand -hex 24`)');
   }
@@ -389,7 +421,7 @@ function trustProxySetting(raw: unknown): TrustProxy {
     new ConfigError(
       `Expected \`trustProxy\` (TRUST_PROXY) to be true, false, a number of proxy hops (0-${MAX_PROXY_HOPS}) or proxy addresses/CIDRs separated by commas, got ${describe(raw)}`,
     );
-  const text = Array.isArray(raw) ? raw.map(String).join(',') : String(raw).trim();
+  const text = Array.isArray(raw) ? raw.map(String).join(',') : settingText(raw).trim();
   const word = text.toLowerCase();
   if (['false', 'off', 'no'].includes(word)) return false;
   if (['true', 'on', 'yes'].includes(word)) return true;
@@ -406,7 +438,7 @@ function trustProxySetting(raw: unknown): TrustProxy {
 /** An optional webhook URL: http(s) only, so a typo like `hooks.example.com/x` fails at start-up, not at 2 a.m. */
 function webhookUrlSetting(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
-  const value = String(raw).trim();
+  const value = settingText(raw).trim();
   let url: URL | undefined;
   try {
     url = new URL(value);
@@ -439,6 +471,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     workerConcurrency: intSetting('workerConcurrency', get('workerConcurrency')),
     maxAttempts: intSetting('maxAttempts', get('maxAttempts')),
     requestTimeoutMs,
+    maxRateLimitWaitMinutes: rateLimitWaitSetting(get('maxRateLimitWaitMinutes')),
     reportsDir: stringSetting('reportsDir', get('reportsDir')),
     resultsTtlDays: intSetting('resultsTtlDays', get('resultsTtlDays')),
     duplicateWindowHours: intSetting('duplicateWindowHours', get('duplicateWindowHours')),

@@ -10,7 +10,6 @@ import Fastify, { type FastifyInstance } from 'fastify';
 
 import type { TrustProxy } from '../config/config.js';
 import type { Context } from '../runtime/context.js';
-import type { JobTable } from '../execution/job-table.js';
 import { type RunningWorker, startWorker } from '../execution/worker.js';
 import { makeConsoleAuth, registerAuth } from './auth.js';
 import { registerBatchRoutes } from './batch-routes.js';

@@ -106,11 +106,10 @@ export async function sweepBatches(ctx: Context, memory: SweepMemory, stuckAfter
 export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions = {}): RunningWorker {
   const { config, logger } = ctx;
   const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
-  let worker: Worker<QueueJobData> | undefined;
   const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
   const rateLimit = async (ms: number): Promise<void> => {
     await pacer.pause(ms);
-    await worker?.rateLimit(ms);
+    await worker.rateLimit(ms);
   };
   const lockDuration = config.lockDurationMs ?? lockDurationFor(config.requestTimeoutMs);
   const processors = jobs(ctx, {
@@ -122,7 +121,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
       await options.onBatchFinished?.(summary);
     },
   });
-  worker = new Worker<QueueJobData>(
+  const worker = new Worker<QueueJobData>(
     QUEUE_NAME,
     async (job, token) => {
       // A job this version does not know (a newer producer, a typo) must not be run as something else.
@@ -170,7 +169,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
     close: async (force = false) => {
       clearInterval(sweep);
       closing.abort();
-      await worker?.close(force);
+      await worker.close(force);
       api.close();
     },
   };

@@ -10,7 +10,7 @@ import { pipeline, Transform } from 'node:stream';
 
 import { CsvError, type Info, type Options, parse, type Parser } from 'csv-parse';
 
-import { InputError } from '../domain/errors.js';
+import { InputError, toError } from '../domain/errors.js';
 
 export interface CsvReadOptions {
   readonly file: string;
@@ -127,7 +127,7 @@ function recordQueue<T>(stream: NodeJS.ReadableStream): () => Promise<T | undefi
         if (queue.length < QUEUE_HIGH / 2 && stream.isPaused()) stream.resume();
         return rec;
       }
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined) throw toError(failure);
       if (ended) return undefined;
       await new Promise<void>((resolve) => {
         wake = resolve;

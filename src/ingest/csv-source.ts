@@ -153,7 +153,7 @@ export async function openCsvSource(opts: CsvSourceOptions): Promise<CsvSource> 
     file,
     header,
     delimiter: csv.delimiter,
-    sha256: csv.sha256,
+    sha256: () => csv.sha256(),
     async *rows() {
       for await (const rec of csv.records()) yield toRow(rec);
     },

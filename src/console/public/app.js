@@ -93,7 +93,7 @@
       try {
         const { batches } = await api('/api/batches?limit=100');
         if (alive) fillBatchRows(batches);
-      } catch (error) {
+      } catch {
         /* shown on the next successful refresh; the list is not critical */
       }
       if (alive) timer = setTimeout(refresh, 3000);
@@ -223,7 +223,7 @@
       try {
         const timeline = await api(`${base}/timeline`);
         if (alive) window.BulkCharts.throughput($('chart-throughput'), timeline);
-      } catch (error) {
+      } catch {
         /* the chart is optional */
       }
     };
