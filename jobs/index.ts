@@ -26,6 +26,7 @@ export const jobTable: JobTable = (ctx, services) => {
       pace: services.pace,
       onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
       stillHolds: async (job, token) => token === undefined || (await job.extendLock(token, services.lockDurationMs)) === 1,
+      maxRateLimitWaitMs: config.maxRateLimitWaitMinutes * 60_000,
       onBatchStopped: async (batchId) => {
         const parked = await parkWaiting(ctx, batchId);
         logger.warn({ batchId, parked }, 'batch stopped: waiting chats parked until resume');

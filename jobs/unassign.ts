@@ -2,10 +2,15 @@
  * The `unassign` job processor: one chat, one HTTP call per attempt, one terminal result.
  *
  *   claim (skip chats already recorded, park chats of paused/stopped batches)
- *   → call the API → classify → record | retry | pause everyone (429) | stop the batch (401/403)
+ *   → pace → count the call → call the API → classify
+ *   → record | retry | pause everyone (429) | stop the batch (401/403, not the API answering, 429s for too long)
  *
  * Redis steps are waited out when Redis cannot serve them (full, loading, unreachable): an outage is never a
  * failed attempt of the chat, and a result the API already gave is held and written once Redis takes it.
+ *
+ * Attempts are the calls made, counted in Redis right before each call (result-store.ts `countCall`), not
+ * BullMQ's `attemptsMade`: a job re-run after its worker died, or after its lock lapsed, made a call BullMQ
+ * never counted. The record step takes the count as the result's attempts.
  */
 import { type Job, Worker } from 'bullmq';
 
@@ -37,6 +42,11 @@ export interface UnassignDeps {
    * @default always true
    */
   readonly stillHolds?: (job: Job<UnassignJobData>, token: string | undefined) => Promise<boolean>;
+  /**
+   * A batch whose calls get nothing but 429 for this long (from the first 429, no success since) is stopped,
+   * resumable (MAX_RATE_LIMIT_WAIT_MINUTES). 0 = wait for ever. @default 0
+   */
+  readonly maxRateLimitWaitMs?: number;
   /** How Redis outages are waited out. @default log to `logger`, back off up to 2 s */
   readonly outage?: Omit<OutageOptions, 'logger'>;
   readonly now?: () => number;
@@ -45,11 +55,24 @@ export interface UnassignDeps {
 /** What a job returned, for BullMQ's `completed` event and tests. `handed-over`: the lock was lost in an outage. */
 export type UnassignOutcome = 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'parked' | 'handed-over';
 
+/**
+ * A 429 that comes this long after the batch's last pause ended starts a new run of 429s. Within a run the next
+ * call follows the end of a pause within a second or two (a call slot, one request); a longer gap means the
+ * batch was paused, stopped or had no worker, and nothing says the API kept refusing meanwhile.
+ */
+export const RATE_LIMIT_RUN_GAP_MS = 60_000;
+
+/** Minutes as an operator wrote them: 60, 0.05. */
+function minutesText(ms: number): string {
+  return String(Math.round((ms / 60_000) * 1000) / 1000);
+}
+
 export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJobData>, token?: string) => Promise<UnassignOutcome> {
   const now = deps.now ?? Date.now;
   const outage: OutageOptions = { logger: deps.logger, ...deps.outage };
   const redisStep = async <T>(what: string, step: () => Promise<T>): Promise<{ value: T; waited: boolean }> => untilRedisServes(what, step, outage);
   const redis = async <T>(what: string, step: () => Promise<T>): Promise<T> => (await redisStep(what, step)).value;
+  const maxRateLimitWaitMs = deps.maxRateLimitWaitMs ?? 0;
   let consecutive429s = 0;
 
   const finish = async (job: Job<UnassignJobData>, result: ChatResult): Promise<UnassignOutcome> => {
@@ -58,15 +81,34 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
     return outcome === 'duplicate' ? 'skipped' : result.state;
   };
 
-  const failure = (job: Job<UnassignJobData>, verdict: Verdict & { reason: string }, httpStatus: number, latencyMs: number): ChatResult => ({
+  const failure = (verdict: Verdict & { reason: string }, attempts: number, httpStatus: number, latencyMs: number): ChatResult => ({
     state: 'failed',
     httpStatus,
-    attempts: job.attemptsMade + 1,
+    attempts,
     finishedAt: now(),
     latencyMs,
     failureClass: verdict.kind === 'permanent' ? 'permanent' : 'transient',
     reason: verdict.reason,
   });
+
+  const holds = async (job: Job<UnassignJobData>, token: string | undefined): Promise<boolean> => (deps.stillHolds ? deps.stillHolds(job, token) : true);
+
+  const handedOver = (batchId: string, chatKey: string): UnassignOutcome => {
+    deps.logger.warn({ batchId, chat: maskChatKey(chatKey) }, 'lock lost during a Redis outage: the job is left to the worker that holds it now');
+    return 'handed-over';
+  };
+
+  /**
+   * Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat. True if
+   * this call stopped it (once per batch: the stop is a compare-and-set).
+   */
+  const stopBatch = async (batchId: string, chatKey: string, reason: string, log: { message: string; reason: string }): Promise<boolean> => {
+    await redis('park chat', () => deps.results.park(batchId, chatKey));
+    const previous = await redis('stop batch', () => deps.batches.apply(batchId, 'stop', reason));
+    if (previous === undefined) return false;
+    deps.logger.error({ batchId, reason: log.reason }, log.message);
+    return true;
+  };
 
   return async (job, token) => {
     const { b: batchId, k: chatKey } = job.data;
@@ -79,34 +121,61 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
     }
 
     const paced = await redisStep('wait for a call slot', deps.pace);
-    if ((claimed.waited || paced.waited) && deps.stillHolds && !(await deps.stillHolds(job, token))) {
-      deps.logger.warn({ batchId, chat: maskChatKey(chatKey) }, 'lock lost during a Redis outage: the job is left to the worker that holds it now');
-      return 'handed-over';
+    if ((claimed.waited || paced.waited) && !(await holds(job, token))) return handedOver(batchId, chatKey);
+    const counted = await redisStep('count the call', () => deps.results.countCall(batchId, chatKey));
+    if (counted.waited) {
+      // Redis was out between the call's slot and the call. The lock may have lapsed: then the call is the new
+      // holder's, and the count goes back. And the slot is stale (a call made now could bunch with the calls
+      // admitted since): take a new one.
+      if (!(await holds(job, token))) {
+        await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
+        return handedOver(batchId, chatKey);
+      }
+      await redis('wait for a call slot', deps.pace);
     }
+    const calls = counted.value;
     const outcome = await deps.api.unassign(chatFromKey(chatKey));
-    const verdict = classify(outcome, now());
+    const verdict = classify(outcome, now(), { misrouted: 'stop' });
     const httpStatus = outcome.kind === 'response' ? outcome.statusCode : 0;
     switch (verdict.kind) {
       case 'success':
         consecutive429s = 0;
-        return finish(job, { state: 'succeeded', httpStatus, attempts: job.attemptsMade + 1, finishedAt: now(), latencyMs: outcome.latencyMs, reason: '' });
+        return finish(job, { state: 'succeeded', httpStatus, attempts: calls, finishedAt: now(), latencyMs: outcome.latencyMs, reason: '' });
       case 'permanent':
-        return finish(job, failure(job, verdict, httpStatus, outcome.latencyMs));
+        return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
       case 'auth': {
-        // Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat.
-        await redis('park chat', () => deps.results.park(batchId, chatKey));
         const reason = `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``;
-        const previous = await redis('stop batch', () => deps.batches.apply(batchId, 'stop', reason));
-        if (previous !== undefined) {
-          deps.logger.error({ batchId, reason: verdict.reason }, 'API key rejected: batch stopped');
+        if (await stopBatch(batchId, chatKey, reason, { message: 'API key rejected: batch stopped', reason: verdict.reason })) {
+          await redis('park waiting chats', () => deps.onBatchStopped(batchId));
+        }
+        return 'parked';
+      }
+      case 'misrouted': {
+        // Never counted as unassigned: whatever answered, it was not the API.
+        const reason = `${verdict.reason}, then \`bulk-unassign resume ${batchId}\``;
+        if (await stopBatch(batchId, chatKey, reason, { message: 'not the API answering: batch stopped', reason: verdict.reason })) {
           await redis('park waiting chats', () => deps.onBatchStopped(batchId));
         }
         return 'parked';
       }
       case 'rate_limited': {
         consecutive429s += 1;
-        await redis('count 429', () => deps.results.count429(batchId));
-        const pauseMs = verdict.retryAfterMs ?? rateLimitBackoffMs(consecutive429s);
+        const asked = verdict.retryAfterMs ?? rateLimitBackoffMs(consecutive429s);
+        const at = now();
+        const run = await redis('count 429', () =>
+          deps.results.count429(batchId, chatKey, { now: at, pauseMs: asked, maxRunMs: maxRateLimitWaitMs, gapMs: RATE_LIMIT_RUN_GAP_MS }),
+        );
+        if (maxRateLimitWaitMs > 0 && run.since !== undefined && at - run.since >= maxRateLimitWaitMs) {
+          const reason = `the API answered 429 for ${minutesText(maxRateLimitWaitMs)} minutes (MAX_RATE_LIMIT_WAIT_MINUTES): resume when the limit is lifted, \`bulk-unassign resume ${batchId}\``;
+          if (await stopBatch(batchId, chatKey, reason, { message: 'rate limited for too long: batch stopped', reason })) {
+            // A resume starts a new run of 429s.
+            await redis('end the run of 429s', () => deps.results.endRateLimitRun(batchId));
+            await redis('park waiting chats', () => deps.onBatchStopped(batchId));
+          }
+          return 'parked';
+        }
+        // Retry-After is honoured, but the pause ends where the run would reach its limit: the call after it decides.
+        const pauseMs = Math.max(1, run.pauseUntil - at);
         deps.logger.warn({ batchId, pauseMs, retryAfter: verdict.retryAfterMs !== undefined }, '429 from API: pausing all workers');
         // Global: BullMQ's limiter key is shared, so every worker process waits, not just this one.
         await redis('pause all workers', () => deps.rateLimit(pauseMs));
@@ -114,7 +183,7 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       }
       case 'transient': {
         if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-          return finish(job, failure(job, verdict, httpStatus, outcome.latencyMs));
+          return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
         }
         deps.logger.info({ batchId, chat: maskChatKey(chatKey), attempt: job.attemptsMade + 1, reason: verdict.reason }, 'transient failure: will retry');
         throw new Error(verdict.reason);

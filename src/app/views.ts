@@ -4,7 +4,7 @@
  * keeps the page free of batch rules.
  */
 import type { BatchRecord } from '../store/batch-store.js';
-import { OPERATOR_ACTIONS, type OperatorAction, REPORTABLE } from '../domain/lifecycle.js';
+import { OPERATOR_ACTIONS, type OperatorAction, REPORTABLE, Status } from '../domain/lifecycle.js';
 
 export type BatchAction = OperatorAction;
 
@@ -16,6 +16,8 @@ export interface BatchView extends BatchRecord {
   readonly actions: readonly BatchAction[];
   /** Whether report files can be downloaded (written, or can be rebuilt from Redis). */
   readonly reportReady: boolean;
+  /** While the batch runs but waits out a pause a 429 asked for: when that pause ends (ms epoch); else null. */
+  readonly pausedByApiUntil: number | null;
 }
 
 export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
@@ -26,7 +28,24 @@ export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
     ...rateAndEta(batch, now),
     actions,
     reportReady: REPORTABLE.has(batch.status),
+    pausedByApiUntil: apiPauseOf(batch, now),
   };
+}
+
+/**
+ * When the pause the API asked for ends, while it holds and the batch is running (its workers wait on it); else
+ * null. The batch record keeps the end of the pauses its own 429s asked for; `pacerPauseUntil` (pacer.ts
+ * `pausedUntil`) is the global pause, which another batch's 429 may have set or extended.
+ */
+export function apiPauseOf(batch: BatchRecord, now = Date.now(), pacerPauseUntil?: number): number | null {
+  if (batch.status !== Status.running) return null;
+  const until = Math.max(batch.apiPauseUntil ?? 0, pacerPauseUntil ?? 0);
+  return until > now ? until : null;
+}
+
+/** "paused by the API until 14:03:07" (local time), or '' when no such pause holds. */
+export function apiPauseText(until: number | null): string {
+  return until === null ? '' : `paused by the API until ${new Date(until).toTimeString().slice(0, 8)}`;
 }
 
 /** Rate (chats/s since start) and ETA for a running batch. */

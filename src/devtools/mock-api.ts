@@ -23,7 +23,16 @@ export interface MockApiOptions {
   /** Generate this many chats for GET /chats, deterministically from `faults.seed`. @default 0 */ seedChats?: number;
   /** Chats given explicitly (kept alongside any seeded ones). */ chats?: SeedChat[];
   /** Epoch ms the seeded chats' times count back from; fix it for identical chats. @default Date.now() */ now?: number;
+  /** Answer every API call (unassign and GET /chats) as something other than the API would. @default null */
+  misroute?: MockMisroute | null;
 }
+
+/**
+ * Not the API answering: `redirect` answers 302 (or `status`) with `Location: <location><request path>`, as a
+ * moved or wrong base URL does; `html` answers 200 with an HTML page, as a proxy's or captive portal's sign-in
+ * page does. Checked before the key and the rate limit: whatever answers does not know them.
+ */
+export type MockMisroute = { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 } | { kind: 'html' };
 
 /** Faults injected into unassign calls, keyed by digits-only customer phone or, for group chats, groupId. */
 export interface MockFaults {
@@ -36,6 +45,7 @@ export interface MockFaults {
   /** PRNG seed for 500s and seeded chats. @default 1 */ seed?: number;
   /** The next N unassign requests get 429 regardless of the rate limit. */ storm429?: number;
   /** After this many 201s every call gets 401, until the faults are replaced or reset. */ revokeKeyAfter?: number;
+  /** Retry-After (seconds) on every 429, storms included, instead of the time until the window resets. */ retryAfterSeconds?: number;
 }
 
 /** One chat as GET /chats shows it (`groupId` only on WA_GROUP chats). */
@@ -63,6 +73,7 @@ export interface MockApi {
   /** Replaces the faults and resets their counters. */ setFaults(f: MockFaults): void;
   setRateLimit(r: { max: number; windowMs: number } | null, retryAfter?: RetryAfterMode): void;
   /** Clears stats and counters (re-arming the faults), not the chats' assignment state. */ reset(): void;
+  /** Starts (or with null, ends) answering as something other than the API. */ setMisroute(m: MockMisroute | null): void;
   /** Current chats, newest first; a 201 nulls assignedUserName/Number. */ chats(): SeedChat[];
   /** Closes the server and destroys held and keep-alive sockets. */ close(): Promise<void>;
 }
@@ -95,6 +106,7 @@ const BODY_404 = json({ statusCode: 404, message: 'Chat not found', error: 'Not 
 const BODY_503 = json({ statusCode: 503, message: 'Service Unavailable' });
 const BODY_500 = json({ statusCode: 500, message: 'Internal server error' });
 const BODY_201 = json({ success: true });
+const HTML_PAGE = '<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><h1>Sign in to continue</h1></body></html>\n';
 const badRequest = (message: string[]): string => json({ statusCode: 400, message, error: 'Bad Request' });
 
 /** mulberry32: tiny and fast, and the same sequence for a seed on every run. */
@@ -145,6 +157,20 @@ class FixedWindow {
     if (now >= this.start + this.limit.windowMs) [this.start, this.count] = [now, 0];
     return this.count < this.limit.max ? (this.count++, 0) : this.start + this.limit.windowMs - now;
   }
+}
+
+function checkMisroute(m: unknown): MockMisroute | null {
+  if (m === null || m === undefined) return null;
+  const { kind, location, status } = m as Partial<{ kind: string; location: unknown; status: unknown }>;
+  if (kind === 'html') return { kind };
+  if (kind === 'redirect' && typeof location === 'string' && /^https?:\/\//.test(location)) {
+    if (status === undefined) return { kind, location: location.replace(/\/+$/, '') };
+    if ([301, 302, 303, 307, 308].includes(status as number))
+      return { kind, location: location.replace(/\/+$/, ''), status: status as 301 | 302 | 303 | 307 | 308 };
+  }
+  throw new TypeError(
+    `Expected \`misroute\` to be {kind: 'html'}, {kind: 'redirect', location: 'http(s)://…', status?: 301|302|303|307|308} or null, got \`${json(m)}\``,
+  );
 }
 
 function checkRateLimit(r: unknown): RateLimit | null {
@@ -270,6 +296,7 @@ class MockState {
   private notFound = new Set<string>();
   private readonly calls = { reset: new Map<string, number>(), timeout: new Map<string, number>(), flaky: new Map<string, number>() };
   private stormLeft = 0;
+  private misroute: MockMisroute | null;
   private okCount = 0;
   private random = prng(1);
   readonly timers = new Set<NodeJS.Timeout>();
@@ -279,6 +306,7 @@ class MockState {
   constructor(private readonly opts: MockApiOptions) {
     this.window = new FixedWindow(checkRateLimit(opts.rateLimit));
     this.retryAfter = opts.retryAfter ?? 'seconds';
+    this.misroute = checkMisroute(opts.misroute);
     const own = (opts.chats ?? []).map((c) => ({ ...c, tagNames: [...c.tagNames] })); // never mutate the caller's objects
     this.sorted = [...own, ...seedChats(opts.seedChats ?? 0, opts.faults?.seed ?? 1, opts.now ?? Date.now())].sort(newestFirst);
     for (const c of this.sorted) this.byKey.set(keyOfChat(c) ?? `id:${c.id}`, c);
@@ -298,6 +326,7 @@ class MockState {
     'POST /__admin/faults': (_req, res, body) => this.admin(res, () => this.setFaults(asObject(JSON.parse(body)))),
     'POST /__admin/rate-limit': (_req, res, body) => this.admin(res, () => this.adminRateLimit(body)),
     'POST /__admin/reset': (_req, res) => this.admin(res, () => this.reset()),
+    'POST /__admin/misroute': (_req, res, body) => this.admin(res, () => this.setMisroute(JSON.parse(body) as unknown)),
   };
 
   snapshot(): MockApiStats {
@@ -309,6 +338,27 @@ class MockState {
     this.faults = { ...f };
     [this.reject, this.notFound] = [new Set(f.rejectNumbers), new Set(f.notFoundNumbers)];
     this.rearm();
+  }
+
+  setMisroute(m: unknown): void {
+    this.misroute = checkMisroute(m);
+  }
+
+  /** Answers as the misroute says, if one is set (true: answered). Unassign answers are counted in `byStatus`. */
+  private misrouted(req: IncomingMessage, res: ServerResponse, count: boolean): boolean {
+    const m = this.misroute;
+    if (!m) return false;
+    const status = m.kind === 'redirect' ? (m.status ?? 302) : 200;
+    if (count) this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+    const body = m.kind === 'redirect' ? `<html><body>Moved: <a href="${m.location}">here</a></body></html>` : HTML_PAGE;
+    send(res, status, body, { 'content-type': 'text/html; charset=utf-8', ...(m.kind === 'redirect' ? { location: `${m.location}${req.url ?? '/'}` } : {}) });
+    return true;
+  }
+
+  /** Retry-After of a 429 that told the client to wait `waitMs`. */
+  private retryAfterFor(waitMs: number): Record<string, string> {
+    const fixed = this.faults.retryAfterSeconds;
+    return fixed === undefined ? retryAfterHeader(this.retryAfter, waitMs) : { 'retry-after': String(fixed) };
   }
 
   setRateLimit(r: unknown, retryAfter?: unknown): void {
@@ -344,12 +394,13 @@ class MockState {
   private unassign(req: IncomingMessage, res: ServerResponse, body: string): void {
     this.stats.requests++;
     this.peak.hit(performance.now());
+    if (this.misrouted(req, res, true)) return;
     if (!this.authorized(req)) return this.answer(res, 401, BODY_401);
     // A storm is tied to no window, so it tells the client one second.
     const waitMs = this.stormLeft > 0 ? (this.stormLeft--, SECOND) : this.window.take(Date.now());
     if (waitMs > 0) {
       this.stats.rateLimited++;
-      return this.answer(res, 429, BODY_429, retryAfterHeader(this.retryAfter, waitMs));
+      return this.answer(res, 429, BODY_429, this.retryAfterFor(waitMs));
     }
     const target = parseUnassign(body);
     if (Array.isArray(target)) return this.answer(res, 400, badRequest(target));
@@ -396,9 +447,10 @@ class MockState {
 
   private listChats(req: IncomingMessage, res: ServerResponse): void {
     this.stats.listRequests++;
+    if (this.misrouted(req, res, false)) return;
     if (!this.authorized(req)) return send(res, 401, BODY_401);
     const waitMs = this.window.take(Date.now());
-    if (waitMs > 0) return send(res, 429, BODY_429, retryAfterHeader(this.retryAfter, waitMs));
+    if (waitMs > 0) return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
     const q = parseChatQuery(new URL(req.url ?? '/', 'http://mock').searchParams);
     send(res, Array.isArray(q) ? 400 : 200, Array.isArray(q) ? badRequest(q) : json(pageOf(this.sorted, q)));
   }
@@ -451,6 +503,7 @@ export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
     stats: () => state.snapshot(),
     setFaults: (f) => state.setFaults(f),
     setRateLimit: (r, retryAfter) => state.setRateLimit(r, retryAfter),
+    setMisroute: (m) => state.setMisroute(m),
     reset: () => state.reset(),
     chats: () => state.sorted.map((c) => ({ ...c, tagNames: [...c.tagNames] })),
     close: () =>

@@ -1,6 +1,9 @@
 /**
  * The DoubleTick HTTP client (got 14). Keep-alive agents, one timeout, no got-level retries (BullMQ owns
- * retries so attempts are counted in one place), the API key only in the `Authorization` header.
+ * retries so attempts are counted in one place), the API key only in the `Authorization` header, and no
+ * redirect followed: got would re-send the request body (phone numbers) to whatever the Location names and
+ * hand back that origin's answer as if the API had given it. A 3xx is returned as it is, and classify.ts
+ * stops the batch on it.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -44,13 +47,19 @@ export interface DoubleTickApi {
   close(): void;
 }
 
-function parseBody(text: string): unknown {
-  if (text === '') return undefined;
+function parseBody(text: string): { body: unknown; json: boolean } {
+  if (text === '') return { body: undefined, json: false };
   try {
-    return JSON.parse(text);
+    return { body: JSON.parse(text), json: true };
   } catch {
-    return { message: text.slice(0, 200) };
+    return { body: { message: text.slice(0, 200) }, json: false };
   }
+}
+
+/** An HTML page rather than an API answer: said so by its content type, or a non-JSON body opening with `<`. */
+function isHtml(contentType: string | undefined, text: string, json: boolean): boolean {
+  if (contentType !== undefined && /^\s*text\/html\b/i.test(contentType)) return true;
+  return !json && text.trimStart().startsWith('<');
 }
 
 function headerOf(value: string | string[] | undefined): string | undefined {
@@ -62,12 +71,16 @@ async function send(request: () => Promise<{ statusCode: number; body: string; h
   try {
     const response = await request();
     const retryAfter = headerOf(response.headers['retry-after']);
+    const location = headerOf(response.headers.location);
+    const { body, json } = parseBody(response.body);
     return {
       kind: 'response',
       statusCode: response.statusCode,
-      body: parseBody(response.body),
+      body,
       latencyMs: Math.round(performance.now() - started),
       ...(retryAfter === undefined ? {} : { retryAfter }),
+      ...(location === undefined ? {} : { location }),
+      ...(isHtml(headerOf(response.headers['content-type']), response.body, json) ? { html: true } : {}),
     };
   } catch (error) {
     const code = error instanceof RequestError ? error.code : 'ERR_UNKNOWN';
@@ -85,6 +98,7 @@ export function makeApiClient(options: ApiClientOptions): DoubleTickApi {
     headers: { authorization: options.apiKey, 'user-agent': 'bulk-unassign' },
     timeout: { request: options.requestTimeoutMs },
     retry: { limit: 0 },
+    followRedirect: false,
     throwHttpErrors: false,
     agent,
   });

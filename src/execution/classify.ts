@@ -11,6 +11,10 @@ export type ApiOutcome =
       readonly body: unknown;
       /** Raw `Retry-After` header, if any. */
       readonly retryAfter?: string;
+      /** Raw `Location` header, if any (a redirect, which is never followed). */
+      readonly location?: string;
+      /** The body is an HTML page: content-type text/html, or a body that is not JSON and starts with `<`. */
+      readonly html?: boolean;
       readonly latencyMs: number;
     }
   | { readonly kind: 'network'; readonly code: string; readonly message: string; readonly latencyMs: number };
@@ -22,6 +26,11 @@ export type Verdict =
   | { readonly kind: 'permanent'; readonly reason: string }
   /** The key is wrong or revoked (401, 403): stop the batch instead of burning every chat. */
   | { readonly kind: 'auth'; readonly reason: string }
+  /**
+   * Not the API answering (a 3xx, or a 2xx HTML page: a proxy or captive portal, a wrong base URL): stop the batch,
+   * as for a rejected key. The reason names DOUBLETICK_BASE_URL.
+   */
+  | { readonly kind: 'misrouted'; readonly reason: string }
   /** 429: pause every worker for `retryAfterMs` (undefined = no usable header, back off on our own). */
   | { readonly kind: 'rate_limited'; readonly reason: string; readonly retryAfterMs?: number }
   /** 5xx, 408, timeouts, connection errors: retry with backoff up to MAX_ATTEMPTS. */
@@ -83,12 +92,53 @@ export function parseRetryAfter(header: string | undefined, now: number): number
   return Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
+/** Only the origin of a redirect's target: its path or query may carry a token (a captive portal's session). */
+function originOf(location: string | undefined): string | undefined {
+  if (location === undefined) return undefined;
+  try {
+    const origin = new URL(location).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined; // relative or garbled: the status says enough
+  }
+}
+
+/**
+ * Why an answer did not come from the API itself, or undefined when it may have. A 3xx is never the API's
+ * answer (the client follows no redirect: got would re-send the request, phone numbers and all, to the
+ * Location, and count whatever answers there). A 2xx HTML page is a proxy's, a captive portal's, or a web
+ * site's at a wrong base URL: taking it for a success would mark chats unassigned that were never touched.
+ */
+export function misroutedReason(outcome: ApiOutcome): string | undefined {
+  if (outcome.kind !== 'response') return undefined;
+  const { statusCode } = outcome;
+  if (statusCode >= 300 && statusCode < 400) {
+    const target = originOf(outcome.location);
+    return `the API answered ${statusCode} (a redirect${target ? ` to ${target}` : ''}), not an answer of its own — check DOUBLETICK_BASE_URL`;
+  }
+  if (statusCode >= 200 && statusCode < 300 && outcome.html === true) {
+    return `the API answered ${statusCode} with an HTML page, not JSON (a proxy, a captive portal or a wrong address) — check DOUBLETICK_BASE_URL`;
+  }
+  return undefined;
+}
+
+export interface ClassifyOptions {
+  /**
+   * What a misrouted answer (see `misroutedReason`) becomes. 'stop': the `misrouted` verdict, for a caller that
+   * stops its batch on it. 'retry' (the default): `transient` with the same reason, so a caller that has no stop
+   * of its own gives up after its attempts with that reason, and never takes the page for an answer.
+   */
+  readonly misrouted?: 'stop' | 'retry';
+}
+
 /** The table: status code (or network failure) → verdict. */
-export function classify(outcome: ApiOutcome, now: number = Date.now()): Verdict {
+export function classify(outcome: ApiOutcome, now: number = Date.now(), options: ClassifyOptions = {}): Verdict {
   if (outcome.kind === 'network') {
     const words = NETWORK_REASONS[outcome.code] ?? 'network error';
     return { kind: 'transient', reason: `${words} (${outcome.code})` };
   }
+  const misrouted = misroutedReason(outcome);
+  if (misrouted !== undefined) return { kind: options.misrouted === 'stop' ? 'misrouted' : 'transient', reason: misrouted };
   const { statusCode, body } = outcome;
   const reason = httpReason(statusCode, body);
   if (statusCode === 201 || statusCode === 200) return { kind: 'success' };
@@ -99,7 +149,7 @@ export function classify(outcome: ApiOutcome, now: number = Date.now()): Verdict
   }
   if (statusCode === 408 || statusCode >= 500) return { kind: 'transient', reason };
   if (statusCode >= 400) return { kind: 'permanent', reason };
-  // 1xx/3xx/other 2xx: not the documented success; retrying is the safe reading.
+  // 1xx/other 2xx: not the documented success; retrying is the safe reading.
   return { kind: 'transient', reason: `unexpected ${reason}` };
 }
 

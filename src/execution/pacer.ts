@@ -43,13 +43,28 @@ export interface PacerOptions {
 }
 
 /**
- * Calls are spaced for a window this fraction longer than RATE_LIMIT_DURATION_MS, i.e. at 98 % of the limit.
- * The limit holds by Redis's clock when a call is admitted, but the server counts arrivals: a call held up a few
- * ms on its way (event loop, GC, network) and the next one on time arrive closer together than they left. At a
- * 200/s limit the bench saw up to 205 arrivals in one second without the margin, and each 429 costs a pause of
- * about a second (Retry-After), far more than 2 % of the rate.
+ * Calls are admitted against a window longer than RATE_LIMIT_DURATION_MS, by the larger of these two margins.
+ *
+ * The sliding log holds at admission, by Redis's clock; the server counts arrivals. A call reaches the server
+ * some time d after its admission (the admit reply's way back, the call's count in Redis, got building the
+ * request, the socket, the server reading it), and d differs from call to call: a call held up (a GC pause, a
+ * long event-loop turn between its admission and its socket write) arrives late, the calls admitted after it
+ * arrive on time. If d varies by up to J ms, a server window of D ms can hold calls admitted within D + J ms,
+ * so admitting at most RATE_LIMIT_MAX calls in any D + J ms keeps every server window at RATE_LIMIT_MAX.
+ *
+ * A margin of 2 % alone (20 ms at D = 1 s) was too small: on a busy 2-core machine a call held up more than
+ * 20 ms let the server count 51 calls in one second at a 50/s limit, and answer 429. J is a time, not a share
+ * of the window, hence the floor: 50 ms covers such hold-ups. At D = 1 s the window is 1050 ms, 5 % of the
+ * rate (47.6 calls/s at a limit of 50); from D = 2.5 s the 2 % is the larger. A 429 costs a pause of about a
+ * second for every worker (Retry-After), more than the rate given up.
  */
 export const ARRIVAL_JITTER_MARGIN = 0.02;
+export const ARRIVAL_JITTER_MIN_MS = 50;
+
+/** The window calls are admitted against: RATE_LIMIT_DURATION_MS plus the arrival margin (above), in µs. */
+export function admitWindowUs(durationMs: number): number {
+  return Math.ceil(durationMs * 1000 + Math.max(durationMs * 1000 * ARRIVAL_JITTER_MARGIN, ARRIVAL_JITTER_MIN_MS * 1000));
+}
 
 /**
  * With pacing off, how long a "not paused" answer from Redis is trusted. A pause this process sets is known at
@@ -73,13 +88,22 @@ function pauseViewOf(key: string): PauseView {
 }
 
 /**
+ * When the 429 pause on a pacer key ends (ms epoch, by this process's clock), or undefined when none is in
+ * force: one Redis call, cheap enough for a status line. `keys` as for `makePacer`.
+ */
+export async function pausedUntil(redis: ScriptedRedis, keys: PacerKeys | string): Promise<number | undefined> {
+  const us = await pacerPausedFor(redis, typeof keys === 'string' ? keys : keys.pacer);
+  return us > 0 ? Date.now() + Math.ceil(us / 1000) : undefined;
+}
+
+/**
  * `keys` is usually the context's Keys. A bare pacer key is also taken (tests pace on keys of their own); its log
  * is then keys.ts `pacerLogKey` of it.
  */
 export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: PacerOptions): Pacer {
   const { pacer: key, pacerLog: logKey } = typeof keys === 'string' ? { pacer: keys, pacerLog: pacerLogKey(keys) } : keys;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const windowUs = Math.ceil(opts.durationMs * 1000 * (1 + ARRIVAL_JITTER_MARGIN));
+  const windowUs = admitWindowUs(opts.durationMs);
   const intervalUs = opts.max > 0 ? Math.ceil(windowUs / opts.max) : 0;
   // Unique per process and call: members of the sliding log. (Random suffix: pids repeat across hosts.)
   const instance = Math.random().toString(36).slice(2, 8);

@@ -55,6 +55,10 @@ export interface BatchRecord {
   readonly attempts: number;
   /** 429 answers seen. */
   readonly rateLimited: number;
+  /** When the latest pause a 429 of this batch asked for ends (ms epoch); absent before the first 429. */
+  readonly apiPauseUntil?: number;
+  /** Start of the batch's current run of 429s with no success since (ms epoch); absent when there is none. */
+  readonly rateLimitedSince?: number;
   /** Failure reason → chats. */
   readonly reasons: Readonly<Record<string, number>>;
   /** Free-form notes (e.g. "previous nightly batch still running: skipped"). */
@@ -234,6 +238,8 @@ export function decodeBatchHash(h: Hash, key: string): BatchRecord {
   if (dryRun !== '0' && dryRun !== '1') mismatch(hashField(key, 'dryRun'), '0 or 1', dryRun);
   const startedAt = hashNumber(h, 'startedAt', key);
   const finishedAt = hashNumber(h, 'finishedAt', key);
+  const apiPauseUntil = hashNumber(h, 'apiPauseUntil', key);
+  const rateLimitedSince = hashNumber(h, 'rateLimitedSince', key);
   const parent = field(h, 'parent');
   const children = field(h, 'children');
   return {
@@ -255,6 +261,8 @@ export function decodeBatchHash(h: Hash, key: string): BatchRecord {
     done: hashNumber(h, 'done', key) ?? 0,
     attempts: hashNumber(h, 'attempts', key) ?? 0,
     rateLimited: hashNumber(h, 'rateLimited', key) ?? 0,
+    ...(apiPauseUntil === undefined ? {} : { apiPauseUntil }),
+    ...(rateLimitedSince === undefined ? {} : { rateLimitedSince }),
     reasons,
     notes: hashJsonStrings(h, 'notes', key),
   };

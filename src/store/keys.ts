@@ -22,6 +22,11 @@ export interface BatchKeys {
   readonly parked: string;
   /** HASH: latency histogram bucket → count, filled as results are recorded. */
   readonly latency: string;
+  /**
+   * HASH: chat key → API calls made for the chat so far (a 429 is taken back), counted right before each call;
+   * its result's `attempts` is this count, and recording the result deletes the field.
+   */
+  readonly calls: string;
 }
 
 export interface Keys {
@@ -84,6 +89,7 @@ export function makeKeys(queuePrefix: string): Keys {
         rejected: `${base}:rejected`,
         parked: `${base}:parked`,
         latency: `${base}:latency`,
+        calls: `${base}:calls`,
       };
     },
   };

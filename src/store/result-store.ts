@@ -5,12 +5,16 @@
  */
 import { type ChatResult, cleanReason, decodeResult, encodeResult, hashField } from './codecs.js';
 import type { Keys } from './keys.js';
-import { claimChat, type ClaimOutcome, recordResult, type ScriptedRedis } from './scripts.js';
+import { claimChat, type ClaimOutcome, type RateLimitedCall, type RateLimitRun, rateLimited, recordResult, type ScriptedRedis } from './scripts.js';
+import { Status } from '../domain/lifecycle.js';
 
 // The record's shape and codec live with the other stored values (codecs.ts), the claim outcomes with their
 // script (scripts.ts); importers keep this path.
 export { type ChatResult, cleanReason, decodeResult, encodeResult } from './codecs.js';
-export type { ClaimOutcome } from './scripts.js';
+export type { ClaimOutcome, RateLimitRun } from './scripts.js';
+
+/** What the caller says about a 429 (the rest of rateLimited-2's arguments the store fills in). */
+export type RateLimitedAnswer = Omit<RateLimitedCall, 'chatKey' | 'runningStatus'>;
 
 /**
  * Latency histogram bucket upper bounds (ms): 1 ms steps to 100, 10 ms to 1 s, 100 ms to 10 s, then 1 s.
@@ -40,10 +44,23 @@ export function percentileOf(histogram: ReadonlyMap<number, number>, p: number):
 
 export interface ResultStore {
   claim(batchId: string, chatKey: string): Promise<ClaimOutcome>;
-  /** Records a terminal result. Returns 'duplicate' if the chat already had one, 'last' if it completed the batch. */
+  /**
+   * Records a terminal result. Returns 'duplicate' if the chat already had one, 'last' if it completed the batch.
+   * The chat's call count (`countCall`), when it has one, is the result's `attempts`, whatever `result` says.
+   */
   record(batchId: string, chatKey: string, result: ChatResult): Promise<'recorded' | 'duplicate' | 'last'>;
-  /** Counts a 429 answer (not terminal: the chat is retried after the pause). */
-  count429(batchId: string): Promise<void>;
+  /**
+   * Counts an API call for a chat, right before it is made (`by` -1 takes one back: the call was not made after
+   * all). Returns the chat's calls so far: its attempts, if the call now made is its last.
+   */
+  countCall(batchId: string, chatKey: string, by?: 1 | -1): Promise<number>;
+  /**
+   * Counts a 429 answer (not terminal: the chat is retried after the pause, and the call is taken back from its
+   * count), records when the pause ends (`apiPauseUntil`) and keeps the batch's run of 429s (`rateLimitedSince`).
+   */
+  count429(batchId: string, chatKey: string, answer: RateLimitedAnswer): Promise<RateLimitRun>;
+  /** Ends the batch's run of 429s (it was stopped for it: a resume starts a new run). */
+  endRateLimitRun(batchId: string): Promise<void>;
   /** Parks a chat taken off the queue (batch paused or stopped) so `resume` re-enqueues it. */
   park(batchId: string, chatKey: string): Promise<void>;
   /** Every result of a batch, streamed with HSCAN (a million results never sit in memory at once). */
@@ -65,8 +82,10 @@ export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
         failureReason: result.state === 'failed' ? cleanReason(result.reason) : undefined,
         now: result.finishedAt,
       }),
-    count429: async (batchId) => {
-      await redis.hincrby(keys.batch(batchId).batch, 'rateLimited', 1);
+    countCall: async (batchId, chatKey, by = 1) => redis.hincrby(keys.batch(batchId).calls, chatKey, by),
+    count429: async (batchId, chatKey, answer) => rateLimited(redis, keys.batch(batchId), { ...answer, chatKey, runningStatus: Status.running }),
+    endRateLimitRun: async (batchId) => {
+      await redis.hdel(keys.batch(batchId).batch, 'rateLimitedSince');
     },
     park: async (batchId, chatKey) => {
       await redis.hset(keys.batch(batchId).parked, chatKey, 1);

@@ -20,7 +20,8 @@ import { type LoadedScript, loadScripts } from './script-loader.js';
 export const SCRIPT_KEYS = {
   stageRows: 2,
   claimChat: 3,
-  recordResult: 5,
+  recordResult: 6,
+  rateLimited: 2,
   transitionStatus: 1,
   ownedLock: 1,
   pacerReserve: 1,
@@ -41,8 +42,10 @@ export interface ScriptCommands {
     chats: string,
     latency: string,
     parked: string,
+    calls: string,
     ...args: string[]
   ): Promise<number>;
+  rateLimited(batch: string, calls: string, ...args: string[]): Promise<unknown>;
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
   pacerReserve(pacer: string, intervalUs: string): Promise<number>;
   pacerPause(pacer: string, pauseUs: string): Promise<number>;
@@ -134,7 +137,10 @@ export interface ResultRecording {
   readonly record: string;
   /** The batch counter it moves. */
   readonly counter: ResultState;
-  /** HTTP attempts made, added to the batch's `attempts`. */
+  /**
+   * HTTP attempts made, added to the batch's `attempts`. The chat's call count (BatchKeys.calls), when it has
+   * one, takes its place, in the batch and in the record.
+   */
   readonly attempts: number;
   /** Latency histogram bucket to count it in; none when undefined. */
   readonly latencyBucket?: number | undefined;
@@ -147,18 +153,50 @@ export interface ResultRecording {
 export type RecordOutcome = 'recorded' | 'duplicate' | 'last';
 
 /**
- * recordResult-5: stores a result once and moves the counters. 'duplicate': the chat already had one (nothing
+ * recordResult-6: stores a result once and moves the counters. 'duplicate': the chat already had one (nothing
  * changed); 'last': it was the batch's last chat and the batch moved to its lifecycle's `complete` status.
  */
 export async function recordResult(redis: ScriptedRedis, keys: BatchKeys, r: ResultRecording): Promise<RecordOutcome> {
   const reply: unknown = await redis.recordResult(
-    keys.batch, keys.results, keys.chats, keys.latency, keys.parked,
+    keys.batch, keys.results, keys.chats, keys.latency, keys.parked, keys.calls,
     r.chatKey, r.record, r.counter, String(r.attempts), r.latencyBucket === undefined ? '' : String(r.latencyBucket), r.failureReason ?? '', String(r.now),
   );
   if (reply === -1) return 'duplicate';
   if (reply === 0) return 'recorded';
   if (reply === 1) return 'last';
   return unexpected('recordResult', reply);
+}
+
+export interface RateLimitedCall {
+  readonly chatKey: string;
+  /** ms epoch. */
+  readonly now: number;
+  /** The pause the answer asks for (Retry-After, or our own backoff). */
+  readonly pauseMs: number;
+  /** Longest run of 429s a batch may have before it is stopped; 0 = no limit. */
+  readonly maxRunMs: number;
+  /** A 429 this long after the last pause ended starts a new run. */
+  readonly gapMs: number;
+  /** The status in which a batch keeps a run (the lifecycle's running status). */
+  readonly runningStatus: BatchStatus;
+}
+
+export interface RateLimitRun {
+  /** When the batch's run of 429s began (ms epoch); undefined when the batch is in no status that keeps one. */
+  readonly since: number | undefined;
+  /** When the pause ends (ms epoch): now + pauseMs, cut short where the run reaches `maxRunMs`. */
+  readonly pauseUntil: number;
+}
+
+/** rateLimited-2: counts a 429, takes its call back from the chat's call count, and keeps the batch's run of 429s. */
+export async function rateLimited(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'calls'>, c: RateLimitedCall): Promise<RateLimitRun> {
+  const reply: unknown = await redis.rateLimited(
+    keys.batch, keys.calls,
+    c.chatKey, String(c.now), String(Math.ceil(c.pauseMs)), String(Math.ceil(c.maxRunMs)), String(Math.ceil(c.gapMs)), c.runningStatus,
+  );
+  if (!Array.isArray(reply) || reply.length !== 2) return unexpected('rateLimited', reply);
+  const [since, pauseUntil] = reply.map((n: unknown) => count('rateLimited', n)) as [number, number];
+  return { since: since === 0 ? undefined : since, pauseUntil };
 }
 
 export interface StatusMove {

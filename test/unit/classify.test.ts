@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { type ApiOutcome, classify, MAX_RETRY_AFTER_MS, messageOf, parseRetryAfter, rateLimitBackoffMs, type Verdict } from '../../src/execution/classify.js';
+import { type ApiOutcome, classify, MAX_RETRY_AFTER_MS, messageOf, misroutedReason, parseRetryAfter, rateLimitBackoffMs, type Verdict } from '../../src/execution/classify.js';
 import { delayMs, RETRY_POLICIES } from '../../src/domain/retry-policy.js';
 
 const NOW = Date.parse('2025-11-25T10:00:00.000Z');
@@ -47,7 +47,7 @@ const TABLE: readonly [string, ApiOutcome, Verdict][] = [
   ['502 with an HTML body', response(502, { message: '<html>Bad Gateway</html>' }), { kind: 'transient', reason: 'HTTP 502: <html>Bad Gateway</html>' }],
   ['503', response(503, { statusCode: 503, message: 'Service Unavailable' }), { kind: 'transient', reason: 'HTTP 503: Service Unavailable' }],
   ['504 without a body', response(504), { kind: 'transient', reason: 'HTTP 504' }],
-  ['302 (not the documented success)', response(302), { kind: 'transient', reason: 'unexpected HTTP 302' }],
+  ['302 without a Location (retried unless the caller stops on it: see below)', response(302), { kind: 'transient', reason: 'the API answered 302 (a redirect), not an answer of its own — check DOUBLETICK_BASE_URL' }],
   ['204 (not the documented success)', response(204), { kind: 'transient', reason: 'unexpected HTTP 204' }],
   ['ETIMEDOUT', network('ETIMEDOUT'), { kind: 'transient', reason: 'timed out (ETIMEDOUT)' }],
   ['ECONNRESET', network('ECONNRESET'), { kind: 'transient', reason: 'connection reset (ECONNRESET)' }],
@@ -110,5 +110,35 @@ describe('rateLimitBackoffMs (no usable Retry-After)', () => {
       for (const r of [0, 0.123, 0.5, 0.999999]) expect(rateLimitBackoffMs(n, () => r)).toBe(delayMs(RETRY_POLICIES.rateLimited, n, () => r));
     }
     expect(rateLimitBackoffMs(1, () => 0.999999)).toBe(1249);
+  });
+});
+
+describe('classify: an answer that is not the API\'s (a redirect, an HTML page)', () => {
+  const page = (statusCode: number, extra: Partial<{ location: string; html: boolean; body: unknown }> = {}): ApiOutcome => ({ kind: 'response', statusCode, body: extra.body, latencyMs: 5, ...extra });
+  const BASE = 'check DOUBLETICK_BASE_URL';
+  const MISROUTED: readonly [string, ApiOutcome, string][] = [
+    ['302 to another origin', page(302, { location: 'https://evil.example.com/team-member/unassign?key=k' }), `the API answered 302 (a redirect to https://evil.example.com), not an answer of its own — ${BASE}`],
+    ['301 with a relative Location', page(301, { location: '/login' }), `the API answered 301 (a redirect), not an answer of its own — ${BASE}`],
+    ['307', page(307, { location: 'http://127.0.0.1:9/x' }), `the API answered 307 (a redirect to http://127.0.0.1:9), not an answer of its own — ${BASE}`],
+    ['304', page(304), `the API answered 304 (a redirect), not an answer of its own — ${BASE}`],
+    ['200 HTML page (captive portal)', page(200, { html: true, body: { message: '<!DOCTYPE html><html>' } }), `the API answered 200 with an HTML page, not JSON (a proxy, a captive portal or a wrong address) — ${BASE}`],
+    ['201 HTML page', page(201, { html: true }), `the API answered 201 with an HTML page, not JSON (a proxy, a captive portal or a wrong address) — ${BASE}`],
+  ];
+
+  it.each(MISROUTED)('%s: `misrouted` for a caller that stops on it, `transient` with the same reason otherwise', (_name, outcome, reason) => {
+    expect(misroutedReason(outcome)).toBe(reason);
+    expect(classify(outcome, NOW, { misrouted: 'stop' })).toEqual({ kind: 'misrouted', reason });
+    expect(classify(outcome, NOW)).toEqual({ kind: 'transient', reason });
+    expect(classify(outcome, NOW, { misrouted: 'retry' })).toEqual({ kind: 'transient', reason });
+  });
+
+  it.each<[string, ApiOutcome, Verdict]>([
+    ['201 JSON', page(201, { body: { success: true } }), { kind: 'success' }],
+    ['502 HTML page from a proxy (an error, not an answer taken for one)', page(502, { html: true, body: { message: '<html>Bad Gateway</html>' } }), { kind: 'transient', reason: 'HTTP 502: <html>Bad Gateway</html>' }],
+    ['401 HTML page', page(401, { html: true }), { kind: 'auth', reason: 'HTTP 401' }],
+    ['network error', network('ECONNRESET'), { kind: 'transient', reason: 'connection reset (ECONNRESET)' }],
+  ])('%s is not misrouted', (_name, outcome, verdict) => {
+    expect(misroutedReason(outcome)).toBeUndefined();
+    expect(classify(outcome, NOW, { misrouted: 'stop' })).toEqual(verdict);
   });
 });

@@ -21,6 +21,7 @@ import {
   pacerAdmit,
   pacerPause,
   pacerReserve,
+  rateLimited,
   recordResult,
   SCRIPT_KEYS,
   SCRIPTS,
@@ -131,7 +132,7 @@ describe('typed script calls', () => {
   const k = makeKeys('bu').batch('b1');
 
   it('send keys and arguments in the order each script documents', async () => {
-    const { redis, sent } = fakeConnection({ stageRows: [1, 0], claimChat: 'go', recordResult: 0, transitionStatus: 'running', ownedLock: 1, pacerReserve: 0, pacerPause: 1, pacerAdmit: 0 });
+    const { redis, sent } = fakeConnection({ stageRows: [1, 0], claimChat: 'go', recordResult: 0, transitionStatus: 'running', ownedLock: 1, pacerReserve: 0, pacerPause: 1, pacerAdmit: 0, rateLimited: [1000, 61_000] });
     expect(await stageRows(redis, k, [{ chatKey: 'g:a', input: '{"line":1}' }, { chatKey: 'g:a', input: '{"line":2}' }])).toEqual(['staged', 'duplicate']);
     expect(await claimChat(redis, k, 'g:a')).toBe('go');
     expect(await recordResult(redis, k, { chatKey: 'g:a', record: 'S|201|1|5|84||', counter: 'succeeded', attempts: 1, latencyBucket: 90, now: 5 })).toBe('recorded');
@@ -140,15 +141,17 @@ describe('typed script calls', () => {
     expect(await pacerReserve(redis, '{bu}:pacer', 20_400)).toBe(0);
     await pacerPause(redis, '{bu}:pacer', 1_000_000);
     expect(await pacerAdmit(redis, '{bu}:pacer:log', { windowUs: 1_020_000, max: 50, member: 'm-1' })).toBe(0);
+    expect(await rateLimited(redis, k, { chatKey: 'g:a', now: 2000, pauseMs: 1500.2, maxRunMs: 60_000, gapMs: 60_000, runningStatus: 'running' })).toEqual({ since: 1000, pauseUntil: 61_000 });
     expect(sent).toEqual([
       { name: 'stageRows', args: [k.chats, k.order, 'g:a', '{"line":1}', 'g:a', '{"line":2}'] },
       { name: 'claimChat', args: [k.batch, k.results, k.parked, 'g:a'] },
-      { name: 'recordResult', args: [k.batch, k.results, k.chats, k.latency, k.parked, 'g:a', 'S|201|1|5|84||', 'succeeded', '1', '90', '', '5'] },
+      { name: 'recordResult', args: [k.batch, k.results, k.chats, k.latency, k.parked, k.calls, 'g:a', 'S|201|1|5|84||', 'succeeded', '1', '90', '', '5'] },
       { name: 'transitionStatus', args: [k.batch, 'paused', 'paused by operator', 'running'] },
       { name: 'ownedLock', args: ['{bu}:schedule:n:lock', 'acquire', 'job-1', '120000'] },
       { name: 'pacerReserve', args: ['{bu}:pacer', '20400'] },
       { name: 'pacerPause', args: ['{bu}:pacer', '1000000'] },
       { name: 'pacerAdmit', args: ['{bu}:pacer:log', '1020000', '50', 'm-1'] },
+      { name: 'rateLimited', args: [k.batch, k.calls, 'g:a', '2000', '1501', '60000', '60000', 'running'] },
     ]);
   });
 
@@ -158,6 +161,8 @@ describe('typed script calls', () => {
     expect(await transitionStatus(fakeConnection({ transitionStatus: null }).redis, k.batch, { to: 'paused', reason: '', from: ['running'] })).toBeUndefined();
     expect(await ownedLock(fakeConnection({ ownedLock: 0 }).redis, 'lock', { action: 'extend', owner: 'o', ttlMs: 1 })).toBe(false);
     expect(await stageRows(fakeConnection().redis, k, [])).toEqual([]);
+    const run = { chatKey: 'g:a', now: 2000, pauseMs: 1000, maxRunMs: 0, gapMs: 60_000, runningStatus: 'running' } as const;
+    expect(await rateLimited(fakeConnection({ rateLimited: [0, 3000] }).redis, k, run)).toEqual({ since: undefined, pauseUntil: 3000 });
   });
 
   const BAD: readonly [string, () => Promise<unknown>][] = [
@@ -171,6 +176,8 @@ describe('typed script calls', () => {
     ['pacerReserve', () => pacerReserve(fakeConnection({ pacerReserve: -5 }).redis, 'p', 1)],
     ['pacerAdmit', () => pacerAdmit(fakeConnection({ pacerAdmit: '12' }).redis, 'p:log', { windowUs: 1, max: 1, member: 'm' })],
     ['pacerPause', () => pacerPause(fakeConnection({ pacerPause: 0 }).redis, 'p', 1)],
+    ['rateLimited', () => rateLimited(fakeConnection({ rateLimited: [1] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' })],
+    ['rateLimited', () => rateLimited(fakeConnection({ rateLimited: [1, -2] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' })],
   ];
   it.each(BAD)('an undocumented reply from %s is a DataLayoutError naming the script', async (name, call) => {
     await expect(call()).rejects.toThrow(DataLayoutError);

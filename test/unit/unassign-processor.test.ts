@@ -1,12 +1,13 @@
 /**
  * jobs/unassign.ts `makeUnassignProcessor` from source, every dependency injected: in-memory result and batch
- * stores (test/unit/fakes/stores.ts, deciding claims and completion as the Lua steps do), an `api.unassign` stub
- * answering ApiOutcome values, and a plain object shaped like a BullMQ Job. No Redis, no queue, no HTTP.
+ * stores (test/unit/fakes/stores.ts, deciding claims, call counts and completion as the Lua steps do), an
+ * `api.unassign` stub answering ApiOutcome values, and a plain object shaped like a BullMQ Job. No Redis, no
+ * queue, no HTTP. Redis outages are errors the fakes throw with the replies Redis gives ("OOM …").
  */
 import { describe, expect, it } from '@jest/globals';
 import { type Job, Worker } from 'bullmq';
 
-import { makeUnassignProcessor, type UnassignDeps } from '../../jobs/unassign.js';
+import { makeUnassignProcessor, RATE_LIMIT_RUN_GAP_MS, type UnassignDeps } from '../../jobs/unassign.js';
 import type { ApiOutcome } from '../../src/execution/classify.js';
 import { type ChatTarget, chatFromKey } from '../../src/domain/chat.js';
 import { type BatchStatus, Status } from '../../src/domain/lifecycle.js';
@@ -22,12 +23,17 @@ const NOW = 1_764_030_000_000;
 /** What BullMQ's worker recognises as "rate limited, put the job back" (checked by message). */
 const RATE_LIMIT = Worker.RateLimitError();
 
-const response = (statusCode: number, extra: { body?: unknown; retryAfter?: string; latencyMs?: number } = {}): ApiOutcome => ({
+const response = (
+  statusCode: number,
+  extra: { body?: unknown; retryAfter?: string; latencyMs?: number; location?: string; html?: boolean } = {},
+): ApiOutcome => ({
   kind: 'response',
   statusCode,
   body: extra.body,
   latencyMs: extra.latencyMs ?? 12,
   ...(extra.retryAfter === undefined ? {} : { retryAfter: extra.retryAfter }),
+  ...(extra.location === undefined ? {} : { location: extra.location }),
+  ...(extra.html === undefined ? {} : { html: extra.html }),
 });
 const network = (code: string): ApiOutcome => ({ kind: 'network', code, message: `request failed: ${code}`, latencyMs: 30 });
 
@@ -37,12 +43,12 @@ function job(chatKey = CHAT, attemptsMade = 0, attempts: number | null = 3, batc
 }
 
 interface Rig {
-  readonly run: (j: Job<UnassignJobData>) => Promise<string>;
+  readonly run: (j: Job<UnassignJobData>, token?: string) => Promise<string>;
   readonly batches: FakeBatchStore;
   readonly results: FakeResultStore;
   /** Chats the stub API was asked to unassign, in order. */
   readonly called: ChatTarget[];
-  /** Every side effect, in order: pace, api, rateLimit:<ms>, complete:<id>, stopped:<id>. */
+  /** Every side effect, in order: pace, count, api, rateLimit:<ms>, complete:<id>, stopped:<id>. */
   readonly events: string[];
   readonly pauses: number[];
   readonly completed: string[];
@@ -50,18 +56,37 @@ interface Rig {
   readonly logs: LogLine[];
 }
 
+/** What Redis answers while it refuses writes (maxmemory, noeviction): an outage, waited out. */
+const OOM = (): Error => new Error("OOM command not allowed when used memory > 'maxmemory'.");
+
 /**
  * A processor over fresh fakes: the batch `valid` chats long in `status`; the API answers `answers` in turn
  * (then 201). `duringCall` runs inside each API call (the world changing while the request is in flight);
  * `holdCalls` keeps every call waiting until that many calls have arrived (requests in flight together).
+ * `now`, `maxRateLimitWaitMs` and `stillHolds` go to the processor as they are; outages are retried every ms.
  */
 function rig(
-  options: { status?: BatchStatus; valid?: number; answers?: readonly ApiOutcome[]; batch?: boolean; duringCall?: () => void; holdCalls?: number } = {},
+  options: {
+    status?: BatchStatus;
+    valid?: number;
+    answers?: readonly ApiOutcome[];
+    batch?: boolean;
+    duringCall?: () => void;
+    holdCalls?: number;
+    now?: () => number;
+    maxRateLimitWaitMs?: number;
+    stillHolds?: UnassignDeps['stillHolds'];
+  } = {},
 ): Rig {
   const batches = fakeBatchStore(
     options.batch === false ? [] : [batchRecord({ id: BATCH, status: options.status ?? Status.running, counts: { valid: options.valid ?? 10 } })],
   );
   const results = fakeResultStore(batches);
+  const countCall = results.countCall.bind(results);
+  results.countCall = async (...args) => {
+    events.push('count');
+    return countCall(...args);
+  };
   const answers = [...(options.answers ?? [])];
   const called: ChatTarget[] = [];
   const events: string[] = [];
@@ -101,7 +126,10 @@ function rig(
       events.push(`stopped:${id}`);
       stopped.push(id);
     },
-    now: () => NOW,
+    now: options.now ?? (() => NOW),
+    outage: { maxDelayMs: 1 },
+    ...(options.maxRateLimitWaitMs === undefined ? {} : { maxRateLimitWaitMs: options.maxRateLimitWaitMs }),
+    ...(options.stillHolds === undefined ? {} : { stillHolds: options.stillHolds }),
   };
   return { run: makeUnassignProcessor(deps), batches, results, called, events, pauses, completed, stopped, logs: lines };
 }
@@ -157,11 +185,11 @@ describe('unassign processor: the claim decides whether the API is called', () =
     expect(r.pauses).toEqual([]);
   });
 
-  it('paces before it calls, and calls with the chat of the job (individual and group keys)', async () => {
+  it('paces, then counts the call, then calls, with the chat of the job (individual and group keys)', async () => {
     const r = rig();
     await r.run(job(CHAT));
     await r.run(job(GROUP));
-    expect(r.events).toEqual(['pace', 'api', 'pace', 'api']);
+    expect(r.events).toEqual(['pace', 'count', 'api', 'pace', 'count', 'api']);
     expect(r.called).toEqual([chatFromKey(CHAT), { kind: 'group', groupId: 'grp_1' }]);
   });
 });
@@ -246,6 +274,8 @@ describe('unassign processor: what an answer does to the chat', () => {
 
   it.each(RECORDED)('$name → recorded $returns', async ({ answer, attemptsMade, attempts, returns, result }) => {
     const r = rig({ answers: [answer] });
+    // The earlier attempts' calls were counted when they were made.
+    if (attemptsMade > 0) r.results.apiCalls.set(BATCH, new Map([[CHAT, attemptsMade]]));
     expect(await r.run(job(CHAT, attemptsMade, attempts === undefined ? 3 : attempts))).toBe(returns);
     expect(recorded(r)).toEqual(result);
     expect(r.results.calls.filter((c) => c.method === 'record')).toHaveLength(1);
@@ -262,7 +292,7 @@ describe('unassign processor: what an answer does to the chat', () => {
       message: 'HTTP 408: Request Timeout',
     },
     { name: 'connection reset', answer: network('ECONNRESET'), attemptsMade: 0, message: 'connection reset (ECONNRESET)' },
-    { name: 'unexpected 302', answer: response(302), attemptsMade: 0, message: 'unexpected HTTP 302' },
+    { name: 'unexpected 204', answer: response(204), attemptsMade: 0, message: 'unexpected HTTP 204' },
   ];
 
   it.each(RETRIED)('$name → throws for BullMQ to retry, records nothing', async ({ answer, attemptsMade, message }) => {
@@ -398,5 +428,218 @@ describe('unassign processor: the last result completes the batch', () => {
     expect(await r.run(job())).toBe('skipped');
     expect(recorded(r)?.reason).toBe('the other copy');
     expect(r.completed).toEqual([]);
+  });
+});
+
+describe("unassign processor: an answer that is not the API's (3xx, an HTML page) stops the batch", () => {
+  it.each([
+    [
+      '302 with a Location',
+      response(302, { location: 'https://login.example.net/portal?session=abc', html: true }),
+      'the API answered 302 (a redirect to https://login.example.net)',
+    ],
+    ['301 without a Location', response(301), 'the API answered 301 (a redirect)'],
+    ['200 with an HTML page', response(200, { body: { message: '<html>' }, html: true }), 'the API answered 200 with an HTML page'],
+    ['201 with an HTML page', response(201, { html: true }), 'the API answered 201 with an HTML page'],
+  ])('%s: parks the chat, never counts it unassigned, stops the batch naming DOUBLETICK_BASE_URL, onBatchStopped once', async (_name, answer, start) => {
+    const r = rig({ answers: [answer, answer] });
+    expect(await r.run(job(CHAT))).toBe('parked');
+    expect(recorded(r)).toBeUndefined();
+    expect(r.results.parked.get(BATCH)).toEqual(new Set([CHAT]));
+    const batch = r.batches.records.get(BATCH)!;
+    expect(batch).toMatchObject({ status: Status.stopped, counts: { succeeded: 0, failed: 0 } });
+    expect(batch.reason.startsWith(start)).toBe(true);
+    expect(batch.reason).toContain('check DOUBLETICK_BASE_URL');
+    expect(batch.reason).toContain(`\`bulk-unassign resume ${BATCH}\``);
+    // Only the origin of the redirect is told: its query may hold a portal's session.
+    expect(batch.reason).not.toContain('session=abc');
+    expect(r.stopped).toEqual([BATCH]);
+    // The next chat is parked by its claim, without a call.
+    expect(await r.run(job(GROUP))).toBe('parked');
+    expect(r.called).toHaveLength(1);
+    expect(r.logs.filter((l) => l.level === LEVEL.error)).toEqual([expect.objectContaining({ batchId: BATCH, msg: 'not the API answering: batch stopped' })]);
+  });
+});
+
+describe("unassign processor: attempts are the calls counted in Redis, not BullMQ's attemptsMade", () => {
+  it('a job re-run after its worker died mid-call (BullMQ counted nothing): the lost call is in the attempts', async () => {
+    const r = rig();
+    r.results.apiCalls.set(BATCH, new Map([[CHAT, 1]])); // the dead worker counted its call, then died
+    expect(await r.run(job(CHAT, 0))).toBe('succeeded');
+    expect(recorded(r)).toMatchObject({ state: 'succeeded', attempts: 2 });
+    expect(r.batches.records.get(BATCH)!.attempts).toBe(2);
+    // The record step takes the count with it.
+    expect(r.results.apiCalls.get(BATCH)?.has(CHAT)).toBe(false);
+  });
+
+  it('a retried 503 keeps its count; a 429 is taken back (not an attempt)', async () => {
+    const r = rig({ answers: [response(503), response(429, { retryAfter: '1' }), response(201)] });
+    await expect(r.run(job(CHAT, 0))).rejects.toThrow('HTTP 503');
+    expect(r.results.apiCalls.get(BATCH)?.get(CHAT)).toBe(1);
+    await expect(r.run(job(CHAT, 1))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.results.apiCalls.get(BATCH)?.get(CHAT)).toBe(1);
+    expect(await r.run(job(CHAT, 1))).toBe('succeeded');
+    expect(recorded(r)).toMatchObject({ attempts: 2 });
+    expect(r.called).toHaveLength(3);
+  });
+
+  it('a cancelled chat makes no call and counts none', async () => {
+    const r = rig({ status: Status.cancelling });
+    expect(await r.run(job())).toBe('cancelled');
+    expect(r.events.includes('count')).toBe(false);
+    expect(recorded(r)).toMatchObject({ attempts: 0 });
+  });
+});
+
+describe('unassign processor: Redis outages are waited out, never an attempt', () => {
+  /** Makes `method` of the result store throw an outage `times` times, then work. */
+  function failing<K extends 'claim' | 'record' | 'countCall'>(r: Rig, method: K, times: number): { tries: () => number } {
+    const store = r.results as unknown as Record<K, (...args: unknown[]) => Promise<unknown>>;
+    const real = store[method].bind(r.results);
+    let tries = 0;
+    store[method] = async (...args: unknown[]) => {
+      tries += 1;
+      if (tries <= times) throw OOM();
+      return real(...args);
+    };
+    return { tries: () => tries };
+  }
+
+  it('an outage at the claim is waited out without throwing, then the job goes on (the lock still held)', async () => {
+    const asked: string[] = [];
+    const r = rig({ stillHolds: async () => (asked.push('asked'), true) });
+    const claim = failing(r, 'claim', 2);
+    expect(await r.run(job(), 'token-1')).toBe('succeeded');
+    expect(claim.tries()).toBe(3);
+    expect(r.called).toHaveLength(1);
+    expect(recorded(r)).toMatchObject({ state: 'succeeded', attempts: 1 });
+    // After a wait the lock is checked, once.
+    expect(asked).toEqual(['asked']);
+    expect(r.logs.filter((l) => l.msg === 'Redis serves again: going on')).toEqual([expect.objectContaining({ step: 'claim chat' })]);
+  });
+
+  it('without an outage the lock is not asked about', async () => {
+    const asked: string[] = [];
+    const r = rig({ stillHolds: async () => (asked.push('asked'), true) });
+    expect(await r.run(job(), 'token-1')).toBe('succeeded');
+    expect(asked).toEqual([]);
+  });
+
+  it('after a wait, a lost lock returns handed-over without calling the API or counting a call', async () => {
+    const r = rig({ stillHolds: async () => false });
+    failing(r, 'claim', 1);
+    expect(await r.run(job(), 'token-1')).toBe('handed-over');
+    expect(r.called).toEqual([]);
+    expect(r.events.includes('count')).toBe(false);
+    expect(recorded(r)).toBeUndefined();
+    expect(r.logs.filter((l) => l.msg.startsWith('lock lost'))).toEqual([
+      expect.objectContaining({ level: LEVEL.warn, batchId: BATCH, msg: 'lock lost during a Redis outage: the job is left to the worker that holds it now' }),
+    ]);
+  });
+
+  it('an outage while counting the call: a lost lock takes the count back and hands over; a held one takes a new slot first', async () => {
+    const lost = rig({ stillHolds: async () => false });
+    failing(lost, 'countCall', 1);
+    expect(await lost.run(job(), 'token-1')).toBe('handed-over');
+    expect(lost.called).toEqual([]);
+    expect(lost.results.apiCalls.get(BATCH)?.get(CHAT)).toBe(0);
+
+    const held = rig({ stillHolds: async () => true });
+    const count = failing(held, 'countCall', 1);
+    expect(await held.run(job(), 'token-1')).toBe('succeeded');
+    expect(count.tries()).toBe(2);
+    // The slot taken before the outage is stale: a new one before the call.
+    expect(held.events).toEqual(['pace', 'count', 'pace', 'api']);
+    expect(recorded(held)).toMatchObject({ attempts: 1 });
+  });
+
+  it('an outage at the record holds the result and writes it once Redis serves', async () => {
+    const r = rig({ valid: 1 });
+    const record = failing(r, 'record', 3);
+    expect(await r.run(job())).toBe('succeeded');
+    expect(record.tries()).toBe(4);
+    expect(r.called).toHaveLength(1);
+    expect(recorded(r)).toEqual({ state: 'succeeded', httpStatus: 201, attempts: 1, finishedAt: NOW, latencyMs: 12, reason: '' });
+    expect(r.batches.records.get(BATCH)).toMatchObject({ done: 1, attempts: 1, status: Status.finalizing });
+    expect(r.completed).toEqual([BATCH]);
+    expect(r.logs.filter((l) => l.level === LEVEL.error)).toEqual([expect.objectContaining({ step: 'record result' })]);
+  });
+
+  it('an error that is not an outage is thrown at once', async () => {
+    const r = rig();
+    r.results.claim = async () => {
+      throw new Error('ERR wrong number of arguments');
+    };
+    await expect(r.run(job())).rejects.toThrow('ERR wrong number of arguments');
+    expect(r.called).toEqual([]);
+  });
+});
+
+describe('unassign processor: 429s for longer than maxRateLimitWaitMs stop the batch', () => {
+  const LIMIT = 60_000;
+  const limited = (retryAfter = '1') => response(429, { retryAfter });
+
+  it('stops at the first 429 once the run has lasted the limit: chat parked, none failed, the run ended, onBatchStopped once', async () => {
+    let t = NOW;
+    const r = rig({ answers: [limited(), limited('600'), limited(), limited()], now: () => t, maxRateLimitWaitMs: LIMIT });
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.batches.records.get(BATCH)).toMatchObject({ rateLimitedSince: NOW, apiPauseUntil: NOW + 1000 });
+    t = NOW + 30_000;
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    // Retry-After 600 s, cut to where the run reaches its limit, so the next call decides.
+    expect(r.pauses).toEqual([1000, 30_000]);
+    expect(r.batches.records.get(BATCH)!.apiPauseUntil).toBe(NOW + LIMIT);
+    t = NOW + LIMIT;
+    expect(await r.run(job(CHAT))).toBe('parked');
+    const batch = r.batches.records.get(BATCH)!;
+    expect(batch.status).toBe(Status.stopped);
+    expect(batch.reason).toBe(
+      `the API answered 429 for 1 minutes (MAX_RATE_LIMIT_WAIT_MINUTES): resume when the limit is lifted, \`bulk-unassign resume ${BATCH}\``,
+    );
+    expect(batch.rateLimitedSince).toBeUndefined();
+    expect(batch.counts.failed).toBe(0);
+    expect(recorded(r)).toBeUndefined();
+    expect(r.results.parked.get(BATCH)).toEqual(new Set([CHAT]));
+    expect(r.stopped).toEqual([BATCH]);
+    expect(r.pauses).toHaveLength(2);
+    // A 429 is never an attempt: nothing is left counted for the chat.
+    expect(r.results.apiCalls.get(BATCH)?.has(CHAT) ?? false).toBe(false);
+    // A chat taken after the stop is parked by its claim.
+    expect(await r.run(job(GROUP))).toBe('parked');
+    expect(r.called).toHaveLength(3);
+  });
+
+  it('a success ends the run: the limit counts from the next 429', async () => {
+    let t = NOW;
+    const r = rig({ answers: [limited(), response(201), limited(), limited()], now: () => t, maxRateLimitWaitMs: LIMIT });
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    t = NOW + 50_000;
+    expect(await r.run(job(CHAT))).toBe('succeeded');
+    expect(r.batches.records.get(BATCH)!.rateLimitedSince).toBeUndefined();
+    t = NOW + 70_000;
+    await expect(r.run(job(GROUP))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.batches.records.get(BATCH)!.rateLimitedSince).toBe(NOW + 70_000);
+    t = NOW + 71_000;
+    await expect(r.run(job(GROUP))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.batches.records.get(BATCH)!.status).toBe(Status.running);
+  });
+
+  it('a 429 long after the last pause ended (batch paused, no worker) starts a new run', async () => {
+    let t = NOW;
+    const r = rig({ answers: [limited(), limited()], now: () => t, maxRateLimitWaitMs: LIMIT });
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    t = NOW + 1000 + RATE_LIMIT_RUN_GAP_MS + 1;
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.batches.records.get(BATCH)).toMatchObject({ status: Status.running, rateLimitedSince: t });
+  });
+
+  it('with no limit (0, the processor default) a run of 429s never stops the batch', async () => {
+    let t = NOW;
+    const r = rig({ answers: [limited('600'), limited('600')], now: () => t });
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    t = NOW + 24 * 3_600_000;
+    await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.batches.records.get(BATCH)!.status).toBe(Status.running);
+    expect(r.pauses).toEqual([600_000, 600_000]);
   });
 });

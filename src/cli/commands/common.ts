@@ -17,6 +17,8 @@ import { assertRedisReachable } from '../../store/redis.js';
 import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 import { probeRedisWrites, watchBatch } from '../../app/watch.js';
 import { checkDataLayout } from '../../store/layout.js';
+import { apiPauseOf, apiPauseText } from '../../app/views.js';
+import { pausedUntil } from '../../execution/pacer.js';
 import type { StartConsole } from '../../app/console-port.js';
 
 export interface Io {
@@ -81,7 +83,13 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
       last = batch;
       lastError = '';
       const { succeeded, failed } = batch.counts;
-      progress.update(batch.done, batch.counts.valid, `${succeeded} ok, ${failed} failed${batch.rateLimited ? `, ${batch.rateLimited}×429` : ''}`);
+      // A batch waiting out the API's 429s says until when, instead of standing still in silence.
+      const paused = apiPauseText(apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys).catch(() => undefined)));
+      progress.update(
+        batch.done,
+        batch.counts.valid,
+        `${succeeded} ok, ${failed} failed${batch.rateLimited ? `, ${batch.rateLimited}×429` : ''}${paused ? `, ${paused}` : ''}`,
+      );
     }
   } finally {
     clearInterval(probe);
@@ -101,7 +109,7 @@ export async function ingestFile(ctx: Context, file: string, flags: Flags): Prom
       ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
       dryRun: flags['dry-run'] === true,
-      onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? p.rows : p.valid, p.phase),
+      onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? undefined : p.valid, p.phase),
     });
   } finally {
     progress.stop();

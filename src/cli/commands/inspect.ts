@@ -6,7 +6,8 @@ import type { Flags } from '../args.js';
 import { UsageError } from '../../domain/errors.js';
 import { writeReport } from '../../report/report.js';
 import { configFrom, type Io, openContext } from './common.js';
-import { describeBatch, rateAndEta } from '../../app/views.js';
+import { apiPauseOf, apiPauseText, describeBatch, rateAndEta } from '../../app/views.js';
+import { pausedUntil } from '../../execution/pacer.js';
 import { BATCH_STATUSES, isBatchStatus, WATCH_ENDS } from '../../domain/lifecycle.js';
 
 export function batchIdArg(args: readonly string[], command: string): string {
@@ -15,10 +16,11 @@ export function batchIdArg(args: readonly string[], command: string): string {
   return id;
 }
 
-function statusText(batch: BatchRecord): string {
+function statusText(batch: BatchRecord, pausedByApiUntil: number | null): string {
   const { ratePerSecond, etaSeconds } = rateAndEta(batch);
   const pct = batch.counts.valid ? Math.floor((100 * batch.done) / batch.counts.valid) : 100;
-  return `${describeBatch(batch)}\n  progress ${batch.done}/${batch.counts.valid} (${pct}%), ${ratePerSecond}/s${etaSeconds !== null ? `, ETA ${etaSeconds}s` : ''}`;
+  const paused = apiPauseText(pausedByApiUntil);
+  return `${describeBatch(batch)}\n  progress ${batch.done}/${batch.counts.valid} (${pct}%), ${ratePerSecond}/s${etaSeconds !== null ? `, ETA ${etaSeconds}s` : ''}${paused ? `\n  ${paused}` : ''}`;
 }
 
 export async function cmdStatus(args: readonly string[], flags: Flags, io: Io): Promise<number> {
@@ -27,7 +29,8 @@ export async function cmdStatus(args: readonly string[], flags: Flags, io: Io): 
   try {
     for (;;) {
       const batch = await ctx.batches.require(id);
-      io.out(flags.json ? JSON.stringify({ ...batch, ...rateAndEta(batch) }, null, 2) : statusText(batch));
+      const pausedByApiUntil = apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys));
+      io.out(flags.json ? JSON.stringify({ ...batch, ...rateAndEta(batch), pausedByApiUntil }, null, 2) : statusText(batch, pausedByApiUntil));
       if (!flags.watch || WATCH_ENDS.has(batch.status)) return 0;
       await new Promise((r) => setTimeout(r, 2000));
     }

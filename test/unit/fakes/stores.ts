@@ -130,27 +130,37 @@ export interface FakeResultStore extends ResultStore {
   readonly parked: Map<string, Set<string>>;
   /** 429s counted, by batch id. */
   readonly rateLimited: Map<string, number>;
+  /** API calls counted and not yet recorded (keys.ts `BatchKeys.calls`), by batch id, then chat key. */
+  readonly apiCalls: Map<string, Map<string, number>>;
 }
 
 /**
  * A result store over a fake batch store, deciding as the Lua steps do: `claim` reads the batch's status
  * (missing → gone, has a result → done, parkChats → parked (and parks), cancelChats → cancel, else go);
- * `record` stores once (else duplicate), moves the counters and, at the batch's last valid chat, makes the
- * `complete` transition and answers 'last'.
+ * `record` takes the chat's call count (if any) as its attempts and drops it, stores once (else duplicate, the
+ * count still added to the batch's attempts), moves the counters, ends the batch's run of 429s on a success,
+ * and at the batch's last valid chat makes the `complete` transition and answers 'last'; `count429` takes the
+ * call back and keeps the run of 429s as rateLimited-2 does.
  */
 export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
   const results = new Map<string, Map<string, ChatResult>>();
   const parked = new Map<string, Set<string>>();
   const rateLimited = new Map<string, number>();
+  const apiCalls = new Map<string, Map<string, number>>();
   const calls: Call[] = [];
   const log = (method: string, ...args: unknown[]): void => void calls.push({ method, args });
   const resultsOf = (batchId: string): Map<string, ChatResult> => results.get(batchId) ?? results.set(batchId, new Map()).get(batchId)!;
   const parkedOf = (batchId: string): Set<string> => parked.get(batchId) ?? parked.set(batchId, new Set()).get(batchId)!;
+  const callsOf = (batchId: string): Map<string, number> => apiCalls.get(batchId) ?? apiCalls.set(batchId, new Map()).get(batchId)!;
+  /** Drops `fields` from a batch record (HDEL). */
+  const without = (record: BatchRecord, fields: readonly (keyof BatchRecord)[]): BatchRecord =>
+    Object.fromEntries(Object.entries(record).filter(([k]) => !fields.includes(k as keyof BatchRecord))) as unknown as BatchRecord;
   return {
     calls,
     results,
     parked,
     rateLimited,
+    apiCalls,
     claim: async (batchId, chatKey): Promise<ClaimOutcome> => {
       log('claim', batchId, chatKey);
       const batch = batches.records.get(batchId);
@@ -163,14 +173,21 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
       if ((GUARDS.cancelChats as readonly BatchStatus[]).includes(batch.status)) return 'cancel';
       return 'go';
     },
-    record: async (batchId, chatKey, result) => {
-      log('record', batchId, chatKey, result);
+    record: async (batchId, chatKey, given) => {
+      log('record', batchId, chatKey, given);
+      const counted = callsOf(batchId).get(chatKey);
+      callsOf(batchId).delete(chatKey);
+      const result = counted === undefined ? given : { ...given, attempts: Math.max(0, counted) };
       const own = resultsOf(batchId);
-      if (own.has(chatKey)) return 'duplicate';
+      const before = batches.records.get(batchId);
+      if (own.has(chatKey)) {
+        if (before && counted !== undefined) batches.records.set(batchId, { ...before, attempts: before.attempts + result.attempts });
+        return 'duplicate';
+      }
       own.set(chatKey, result);
       parkedOf(batchId).delete(chatKey);
-      const batch = batches.records.get(batchId);
-      if (!batch) return 'recorded';
+      if (!before) return 'recorded';
+      const batch = result.state === 'succeeded' ? without(before, ['rateLimitedSince']) : before;
       const done = batch.done + 1;
       const counts = { ...batch.counts, [result.state]: batch.counts[result.state] + 1 };
       const complete = done >= batch.counts.valid && (TRANSITIONS.complete.from as readonly BatchStatus[]).includes(batch.status);
@@ -183,9 +200,35 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
       });
       return complete ? 'last' : 'recorded';
     },
-    count429: async (batchId) => {
-      log('count429', batchId);
+    countCall: async (batchId, chatKey, by = 1) => {
+      log('countCall', batchId, chatKey, by);
+      const n = (callsOf(batchId).get(chatKey) ?? 0) + by;
+      callsOf(batchId).set(chatKey, n);
+      return n;
+    },
+    count429: async (batchId, chatKey, answer) => {
+      log('count429', batchId, chatKey, answer);
       rateLimited.set(batchId, (rateLimited.get(batchId) ?? 0) + 1);
+      const n = (callsOf(batchId).get(chatKey) ?? 0) - 1;
+      if (n <= 0) callsOf(batchId).delete(chatKey);
+      else callsOf(batchId).set(chatKey, n);
+      let pauseUntil = answer.now + Math.ceil(answer.pauseMs);
+      const batch = batches.records.get(batchId);
+      if (!batch) return { since: undefined, pauseUntil };
+      const previousEnd = batch.apiPauseUntil ?? 0;
+      if (batch.status !== Status.running) {
+        batches.records.set(batchId, { ...batch, apiPauseUntil: Math.max(previousEnd, pauseUntil) });
+        return { since: undefined, pauseUntil };
+      }
+      const since = batch.rateLimitedSince === undefined || answer.now - previousEnd > answer.gapMs ? answer.now : batch.rateLimitedSince;
+      if (answer.maxRunMs > 0 && since + answer.maxRunMs < pauseUntil) pauseUntil = Math.max(answer.now, since + answer.maxRunMs);
+      batches.records.set(batchId, { ...batch, rateLimitedSince: since, apiPauseUntil: Math.max(previousEnd, pauseUntil) });
+      return { since, pauseUntil };
+    },
+    endRateLimitRun: async (batchId) => {
+      log('endRateLimitRun', batchId);
+      const batch = batches.records.get(batchId);
+      if (batch) batches.records.set(batchId, without(batch, ['rateLimitedSince']));
     },
     park: async (batchId, chatKey) => {
       log('park', batchId, chatKey);
