@@ -163,7 +163,7 @@ export function renderMarkdown(s: ReportSummary): string {
     '|---:|---:|---:|---:|---:|---:|---:|',
     `| ${c.rows} | ${c.valid} | ${c.rejected} | ${c.duplicates} | ${c.succeeded} | ${c.failed} | ${c.cancelled} |`,
     '',
-    `API: ${s.attempts.total} calls (${s.attempts.retries} retries), ${s.rateLimited} answered 429, latency p50 ${s.latencyMs.p50 ?? '—'} ms · p95 ${s.latencyMs.p95 ?? '—'} ms · p99 ${s.latencyMs.p99 ?? '—'} ms`,
+    `API: ${s.attempts.total + s.rateLimited} calls (${s.attempts.total} attempts of which ${s.attempts.retries} retries, plus ${s.rateLimited} answered 429), latency p50 ${s.latencyMs.p50 ?? '—'} ms · p95 ${s.latencyMs.p95 ?? '—'} ms · p99 ${s.latencyMs.p99 ?? '—'} ms`,
     '',
   ];
   if (s.failureReasons.length > 0) {

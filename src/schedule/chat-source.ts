@@ -133,12 +133,15 @@ export function openChatQuerySource(opts: ChatQueryOptions): ChatQuerySource {
     for (;;) {
       await opts.pace();
       const outcome = await opts.api.listChats(query);
-      const verdict = classify(outcome);
+      const verdict = classify(outcome, Date.now(), { misrouted: 'stop' });
       switch (verdict.kind) {
         case 'success':
           return parsePage(outcome.kind === 'response' ? outcome.body : undefined);
         case 'auth':
           throw new ChatListError(`GET /chats: API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY`);
+        case 'misrouted':
+          // A redirect or an HTML page is not DoubleTick answering: asking again only asks the wrong host again.
+          throw new ChatListError(`GET /chats: ${verdict.reason}`);
         case 'permanent':
           throw new ChatListError(`GET /chats refused the query (${verdict.reason}): check the schedule's filters`);
         case 'rate_limited':

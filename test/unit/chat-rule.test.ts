@@ -149,6 +149,16 @@ describe('openChatQuerySource (fake listChats)', () => {
     await expect(source([status(400)]).read()).rejects.toThrow(/refused the query/);
   });
 
+  it('stops at once on a redirect or an HTML page, naming DOUBLETICK_BASE_URL', async () => {
+    const redirect: ApiOutcome = { kind: 'response', statusCode: 302, body: '', latencyMs: 1, location: 'https://elsewhere.example/x' };
+    const html: ApiOutcome = { kind: 'response', statusCode: 200, body: '<html>captive portal</html>', latencyMs: 1, html: true };
+    for (const answer of [redirect, html]) {
+      const t = source([answer, page(['a'])]);
+      await expect(t.read()).rejects.toThrow(/DOUBLETICK_BASE_URL/);
+      expect(t.queries).toHaveLength(1);
+    }
+  });
+
   it('refuses a cursor that does not advance (a server bug would otherwise loop forever)', async () => {
     await expect(source([page(['a'], 'a'), page(['a'], 'a')]).read()).rejects.toThrow(/same cursor twice/);
   });
