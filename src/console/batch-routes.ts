@@ -16,6 +16,11 @@ import { rerunBatch } from '../ops/rerun.js';
 import { makeTimelineCache } from './timeline.js';
 import { ingestUpload } from './upload.js';
 import { batchView } from '../app/views.js';
+import { BATCH_KINDS, BATCH_STATUSES, listBatches } from '../app/batch-list.js';
+import { FAILURE_CLASS_FILTERS, type FailureClassFilter, type FailureFilter, failurePage, revealFailure } from '../app/failures.js';
+import type { BatchStatus } from '../domain/lifecycle.js';
+import type { BatchKind } from '../store/batch-store.js';
+import { integerParam, refuseUnsafe } from './query.js';
 
 /**
  * Report files a client may download, with their content types. A Map, not an object literal: the file name
@@ -34,6 +39,33 @@ export const BATCH_ID = /^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/;
 const CONTROLS = { pause: pauseBatch, resume: resumeBatch, cancel: cancelBatch } as const;
 
 type IdParams = { Params: { id: string } };
+
+const LIST_LIMIT = { min: 1, max: 1000 };
+const FAILURE_LIMIT = { min: 1, max: 500 };
+/** Offsets and line numbers: far above any batch (MAX_ROWS), far below what Redis ranges accept. */
+const OFFSET = { min: 0, max: 100_000_000 };
+const LINE = { min: 0, max: 1_000_000_000 };
+
+type FailureQuery = { offset?: number; limit?: number; reason?: string; class?: FailureClassFilter };
+
+function failureQuerySchema(reveal: boolean): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: {
+      offset: integerParam(OFFSET),
+      ...(reveal ? { line: integerParam(LINE) } : { limit: integerParam(FAILURE_LIMIT) }),
+      // The rerun API's limit for onlyReason: a filter the rerun form can pass on as it is.
+      reason: { type: 'string', maxLength: 300 },
+      class: { type: 'string', enum: [...FAILURE_CLASS_FILTERS] },
+    },
+    ...(reveal ? { required: ['line'] } : {}),
+    additionalProperties: false,
+  };
+}
+
+function failureFilterOf(query: FailureQuery): FailureFilter {
+  return { ...(query.reason ? { reason: query.reason } : {}), failureClass: query.class ?? 'all' };
+}
 
 function notFound(reply: FastifyReply, id: string): FastifyReply {
   return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no batch with id ${id}` });
@@ -58,15 +90,53 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     return reply.code(201).send(batchView(batch));
   });
 
-  app.get<{ Querystring: { limit?: number } }>(
+  app.get<{ Querystring: { limit?: number; offset?: number; status?: BatchStatus; kind?: BatchKind; name?: string } }>(
     '/api/batches',
-    { schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: integerParam(LIST_LIMIT),
+            offset: integerParam(OFFSET),
+            status: { type: 'string', enum: [...BATCH_STATUSES] },
+            kind: { type: 'string', enum: [...BATCH_KINDS] },
+            name: { type: 'string', maxLength: 200 },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
     async (request, reply) => {
-      const limit = request.query.limit ?? 50;
-      // The schema's coercion lets `1e999` through as Infinity (within "maximum"), which Redis would refuse (500).
-      if (!Number.isSafeInteger(limit))
-        return reply.code(400).send({ error: 'ERR_BAD_REQUEST', message: 'querystring/limit must be a whole number from 1 to 1000' });
-      return { batches: (await ctx.batches.list(limit)).map((b) => batchView(b)) };
+      const { limit = 50, offset = 0, status, kind, name } = request.query;
+      const refused = refuseUnsafe(reply, { limit: { value: limit, bounds: LIST_LIMIT }, offset: { value: offset, bounds: OFFSET } });
+      if (refused) return refused;
+      const page = await listBatches(ctx, { ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(name ? { name } : {}) }, offset, limit);
+      return { ...page, batches: page.batches.map((b) => batchView(b)), filters: { statuses: BATCH_STATUSES, kinds: BATCH_KINDS } };
+    },
+  );
+
+  app.get<IdParams & { Querystring: FailureQuery }>('/api/batches/:id/failures', { schema: { querystring: failureQuerySchema(false) } }, async (request, reply) => {
+    const { offset = 0, limit = 50 } = request.query;
+    const refused = refuseUnsafe(reply, { offset: { value: offset, bounds: OFFSET }, limit: { value: limit, bounds: FAILURE_LIMIT } });
+    if (refused) return refused;
+    const batch = await find(request.params.id);
+    if (!batch) return notFound(reply, request.params.id);
+    return failurePage(ctx, batch.id, failureFilterOf(request.query), offset, limit);
+  });
+
+  app.get<IdParams & { Querystring: FailureQuery & { line: number } }>(
+    '/api/batches/:id/failures/reveal',
+    { schema: { querystring: failureQuerySchema(true) } },
+    async (request, reply) => {
+      const { offset = 0, line } = request.query;
+      const refused = refuseUnsafe(reply, { offset: { value: offset, bounds: OFFSET }, line: { value: line, bounds: LINE } });
+      if (refused) return refused;
+      const batch = await find(request.params.id);
+      if (!batch) return notFound(reply, request.params.id);
+      const row = await revealFailure(ctx, batch.id, failureFilterOf(request.query), offset, line);
+      if (!row) return reply.code(409).send({ error: 'ERR_BATCH_STATE', message: 'that row is no longer there under this filter: reload the page' });
+      return reply.header('cache-control', 'no-store').send(row);
     },
   );
 

@@ -13,6 +13,7 @@ import type { Context } from '../runtime/context.js';
 import { type RunningWorker, startWorker } from '../execution/worker.js';
 import { makeConsoleAuth, registerAuth } from './auth.js';
 import { registerBatchRoutes } from './batch-routes.js';
+import { registerScheduleRoutes } from './schedule-routes.js';
 import { registerBullBoard } from './bull-board.js';
 import { registerEventStream } from './events.js';
 import { registerHealth } from './health.js';
@@ -61,6 +62,7 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).header('cache-control', 'no-store').send(await metrics.render()));
   registerPage(app);
   registerBatchRoutes(app, ctx);
+  registerScheduleRoutes(app, ctx);
   registerEventStream(app, ctx, {
     ...(options.progressPollMs === undefined ? {} : { pollMs: options.progressPollMs }),
     ...(options.maxEventStreams === undefined ? {} : { maxStreams: options.maxEventStreams }),

@@ -1,7 +1,8 @@
 /**
  * In a real browser: Debian's chromium (headless, driven by playwright-core; no browser download)
  * logs in, drops fixtures/console.csv on the upload zone, watches the batch finish, downloads failed.csv and
- * presses Rerun. Leaves a screenshot in test-artifacts/console.png.
+ * presses Rerun; then creates, previews and runs a schedule from its page, and feeds the failed-chats filter into a
+ * rerun. Leaves screenshots of every page in test-artifacts/ (console-*.png; -narrow at 360 px wide).
  *
  * Without /usr/bin/chromium the test is SKIPPED, loudly — install it with `apt-get install -y chromium`
  * (.ci/run does). It never passes without having driven the browser.
@@ -30,9 +31,11 @@ describe('web console in a browser', () => {
   let env: TestEnv;
   let con: TestConsole;
   let browser: Browser | undefined;
+  /** The fixture's batch of the first test, whose failed chats the second one filters. */
+  let parentId = '';
   beforeAll(async () => {
     if (!hasChromium) return;
-    env = await makeTestEnv({ api: { faults: FIXTURE_FAULTS }, config: { maxAttempts: 2, rateLimitMax: 20, rateLimitDurationMs: 1000 } });
+    env = await makeTestEnv({ api: { faults: FIXTURE_FAULTS, seedChats: 30 }, config: { maxAttempts: 2, rateLimitMax: 20, rateLimitDurationMs: 1000 } });
     con = await startTestConsole(env);
     // --no-sandbox: CI containers run as root, where chromium's sandbox cannot start.
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
@@ -52,9 +55,14 @@ describe('web console in a browser', () => {
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(message.text());
     });
-    page.on('dialog', (dialog) => void dialog.accept()); // an unexpected alert() would be an injection
+    // Every action asks first (confirm, accepted here); any other dialog — an alert() — would be an injection.
+    const confirms: string[] = [];
     let dialogs = 0;
-    page.on('dialog', () => (dialogs += 1));
+    page.on('dialog', (dialog) => {
+      if (dialog.type() === 'confirm') confirms.push(dialog.message());
+      else dialogs += 1;
+      void dialog.accept();
+    });
 
     // Not logged in: the page sends us to the login form.
     await page.goto(con.url);
@@ -78,7 +86,7 @@ describe('web console in a browser', () => {
 
     // The batch page follows it live until it finishes.
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
-    const parentId = (await page.textContent('#b-id')) as string;
+    parentId = (await page.textContent('#b-id')) as string;
     expect(await page.textContent('#b-name')).toBe('<b>fixture</b> <img src=x onerror=alert(1)>');
     expect(await page.locator('#b-name b, #b-name img, #view img').count()).toBe(0);
     const cards = async (): Promise<Record<string, string>> =>
@@ -107,6 +115,8 @@ describe('web console in a browser', () => {
     // The outage is over: Rerun retries the two transient failures as a new, linked batch.
     env.api.setFaults({});
     await page.click('#act-rerun');
+    await eventually(async () => confirms.length === 1, { timeoutMs: 10_000, intervalMs: 50, message: 'the rerun to ask first' });
+    expect(confirms[0]).toBe(`Rerun ${FIXTURE.transient} failed chat(s) of this batch as a new batch?`);
     // Polled from here: waitForFunction would eval in the page, which the console's CSP rightly forbids.
     await eventually(async () => (await page.textContent('#b-id')) !== parentId, { timeoutMs: 30_000, intervalMs: 100, message: 'the rerun batch page to open' });
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
@@ -119,10 +129,125 @@ describe('web console in a browser', () => {
     await page.waitForSelector('#b-status[data-status="finished"]');
     await page.waitForSelector('#chart-throughput svg rect');
     mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+    await page.screenshot({ path: `${ARTIFACTS}console-batch.png`, fullPage: true });
 
     expect(dialogs).toBe(0);
     expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+  browserIt('creates, previews and runs a schedule from its page; filters failed chats into a rerun; every page fits 360 px', async () => {
+    expect(parentId).not.toBe('');
+    const context = await (browser as Browser).newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    const confirms: string[] = [];
+    let dialogs = 0;
+    page.on('dialog', (dialog) => {
+      if (dialog.type() === 'confirm') confirms.push(dialog.message());
+      else dialogs += 1;
+      void dialog.accept();
+    });
+    await page.goto(`${con.url}/login`);
+    await page.fill('#token', CONSOLE_TOKEN);
+    await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shoot = async (name: string): Promise<void> => {
+      await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
+    };
+
+    // The batch list: filter by kind from the keyboard (labelled controls, Enter submits).
+    await page.waitForSelector('#batch-rows tr');
+    await page.selectOption('#f-kind', 'rerun');
+    await page.focus('#f-name');
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 1, { timeoutMs: 10_000, intervalMs: 100, message: 'the list to show the one rerun' });
+    expect(await page.textContent('#batch-rows')).toContain(`rerun of ${parentId}`);
+    await page.selectOption('#f-kind', '');
+    await page.click('#batch-filter button[type=submit]');
+    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 2, { timeoutMs: 10_000, intervalMs: 100, message: 'the list to show both batches' });
+    await shoot('batches');
+
+    // A schedule: the form, its preview (the dry run), save, run now.
+    const vip = env.api.chats().filter((c) => c.tagNames.includes('vip') && c.assignedUserNumber !== null);
+    await page.goto(`${con.url}/#/schedules`);
+    await page.waitForSelector('#sch-none:not([hidden])');
+    await page.click('#sch-new');
+    await page.waitForSelector('#sf-form');
+    await page.fill('#sf-name', 'vip');
+    await page.fill('#sf-cron', '0 2 * *');
+    await page.fill('#sf-tz', 'UTC');
+    await page.fill('#sf-tag', 'vip');
+    await page.click('#sf-save');
+    // The same refusal as `schedule set`, shown by the form.
+    await page.waitForSelector('#sf-error:not([hidden])');
+    expect(await page.textContent('#sf-error')).toContain('Expected `--cron` to have 5 fields');
+    await page.fill('#sf-cron', '0 2 * * *');
+    await page.focus('#sf-preview');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#sf-preview-card:not([hidden]) .preview-total');
+    expect(await page.textContent('.preview-total')).toBe(`In all: ${vip.length} chat(s) selected now.`);
+    expect(await page.locator('#sf-preview-body .sample li').count()).toBe(Math.min(5, vip.length));
+    expect(Object.keys(env.api.stats().unassigned)).not.toContain(`p:${vip[0]?.phoneNumber}@${vip[0]?.wabaNumber}`);
+    await shoot('schedule-form');
+    await page.click('#sf-save');
+    await page.waitForSelector('#sch-rows tr[data-schedule="vip"]');
+    expect(await page.textContent('#sch-rows tr[data-schedule="vip"]')).toContain('chats  GET /chats tags=vip');
+    await shoot('schedules-before-run');
+    // Run now from the keyboard: Space on the focused button, after a confirmation naming the sources.
+    await page.focus('#sch-rows tr[data-schedule="vip"] button[aria-label="Run schedule vip now"]');
+    await page.keyboard.press('Space');
+    await page.waitForSelector('#sch-status:not([hidden]) a');
+    expect(confirms.at(-1)).toContain('Run schedule vip now? It reads:\nchats  GET /chats tags=vip');
+    const batchId = (await page.textContent('#sch-status a')) as string;
+    await eventually(async () => (await env.ctx.batches.get(batchId))?.status === 'finished', { timeoutMs: 30_000, intervalMs: 100, message: 'the scheduled batch to finish' });
+    expect((await env.ctx.batches.get(batchId))?.counts.succeeded).toBe(vip.length);
+    await page.reload();
+    await page.waitForSelector(`#sch-rows tr[data-schedule="vip"] .runs a`);
+    expect(await page.textContent('#sch-rows tr[data-schedule="vip"] .runs a')).toBe(batchId);
+    await shoot('schedules');
+
+    // The failed chats of the fixture's batch: filter, reveal one number, rerun exactly the filtered ones.
+    await page.goto(`${con.url}/#/batches/${parentId}/failures`);
+    await page.waitForSelector('#fl-rows tr');
+    expect(await page.textContent('#fl-count')).toBe(`${FIXTURE.permanent + FIXTURE.transient} failed chat(s) match this filter.`);
+    expect(await page.textContent('#fl-rows')).not.toContain(fixturePhone(3));
+    await page.click('#fl-rows tr:first-child button');
+    await eventually(async () => ((await page.textContent('#fl-rows tr:first-child td.chat')) ?? '').includes(fixturePhone(3)), { timeoutMs: 10_000, intervalMs: 100, message: 'the number to be revealed' });
+    await page.fill('#fl-reason', '422');
+    await page.selectOption('#fl-class', 'all');
+    await page.click('#fl-filter button[type=submit]');
+    await eventually(async () => (await page.textContent('#fl-rerun')) === `Rerun these ${FIXTURE.permanent}`, { timeoutMs: 10_000, intervalMs: 100, message: 'the rerun button to count the filter' });
+    expect(await page.$$eval('#fl-rows tr', (rows) => rows.length)).toBe(FIXTURE.permanent);
+    await shoot('failures');
+    await page.click('#fl-rerun');
+    await eventually(async () => /^#\/batches\/[0-9-a-f]+$/.test(new URL(page.url()).hash) && !page.url().includes(parentId), { timeoutMs: 10_000, intervalMs: 100, message: 'the rerun batch page to open' });
+    expect(confirms.at(-1)).toBe(`Rerun these ${FIXTURE.permanent} failed chat(s) as a new batch?`);
+    await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
+    expect(await page.$$eval('#b-counts .count', (els) => els.find((e) => e.querySelector('.label')?.textContent === 'valid chats')?.querySelector('.value')?.textContent)).toBe(String(FIXTURE.permanent));
+
+    // A 360 px phone: no page scrolls sideways (wide tables scroll inside their own box).
+    await page.setViewportSize({ width: 360, height: 780 });
+    for (const [name, hash, ready] of [
+      ['batches', '#/', '#batch-rows tr'],
+      ['batch', `#/batches/${parentId}`, '#b-status[data-status="finished"]'],
+      ['failures', `#/batches/${parentId}/failures`, '#fl-rows tr'],
+      ['schedules', '#/schedules', '#sch-rows tr'],
+      ['schedule-form', '#/schedules/vip/edit', '#sf-form'],
+    ] as const) {
+      await page.goto(`${con.url}/${hash}`);
+      await page.waitForSelector(ready);
+      const width = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+      expect({ name, width }).toEqual({ name, width: 360 });
+      await shoot(`${name}-narrow`);
+    }
+
+    expect(dialogs).toBe(0);
+    // The one refused save (the bad cron) is logged by the browser as a 400; nothing else went wrong.
+    expect(pageErrors).toEqual(['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
     await context.close();
   });
 });

@@ -84,20 +84,61 @@
 
   // ---------- batch list + upload ----------
 
+  /** Kept while the page is open, so going back to the list keeps the operator's filter and page. */
+  const listState = { status: '', kind: '', name: '', offset: 0 };
+  const LIST_PAGE = 25;
+
+  function fillOptions(select, values, current) {
+    if (select.options.length > 1) return;
+    for (const value of values) {
+      const option = node('option', value);
+      option.value = value;
+      select.appendChild(option);
+    }
+    select.value = current;
+  }
+
   function renderList() {
     view.replaceChildren($('list-template').content.cloneNode(true));
     setUpUpload();
     let timer;
     let alive = true;
+    $('f-name').value = listState.name;
     const refresh = async () => {
+      clearTimeout(timer);
       try {
-        const { batches } = await api('/api/batches?limit=100');
-        if (alive) fillBatchRows(batches);
+        const query = new URLSearchParams({ limit: String(LIST_PAGE), offset: String(listState.offset) });
+        for (const key of ['status', 'kind', 'name']) if (listState[key]) query.set(key, listState[key]);
+        const page = await api(`/api/batches?${query}`);
+        if (!alive) return;
+        fillOptions($('f-status'), page.filters.statuses, listState.status);
+        fillOptions($('f-kind'), page.filters.kinds, listState.kind);
+        fillBatchRows(page.batches);
+        const last = page.offset + page.batches.length;
+        $('batches-range').textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}${page.truncated ? '+' : ''}` : '';
+        $('batches-prev').disabled = page.offset === 0;
+        $('batches-next').disabled = last >= page.total;
       } catch {
         /* shown on the next successful refresh; the list is not critical */
       }
       if (alive) timer = setTimeout(refresh, 3000);
     };
+    $('batch-filter').addEventListener('submit', (event) => {
+      event.preventDefault();
+      listState.status = $('f-status').value;
+      listState.kind = $('f-kind').value;
+      listState.name = $('f-name').value.trim();
+      listState.offset = 0;
+      refresh();
+    });
+    $('batches-prev').addEventListener('click', () => {
+      listState.offset = Math.max(0, listState.offset - LIST_PAGE);
+      refresh();
+    });
+    $('batches-next').addEventListener('click', () => {
+      listState.offset += LIST_PAGE;
+      refresh();
+    });
     refresh();
     return () => {
       alive = false;
@@ -117,13 +158,25 @@
         const link = node('a', b.name);
         link.href = `#/batches/${encodeURIComponent(b.id)}`;
         nameCell.append(link, node('span', b.id, 'id'));
+        const family = node('span', null, 'id');
+        if (b.parent) {
+          const parent = node('a', b.parent);
+          parent.href = `#/batches/${encodeURIComponent(b.parent)}`;
+          family.append('rerun of ', parent);
+        }
+        for (const child of b.children) {
+          const a = node('a', child);
+          a.href = `#/batches/${encodeURIComponent(child)}`;
+          family.append(' rerun: ', a);
+        }
+        if (family.childNodes.length) nameCell.appendChild(family);
         const statusCell = node('td');
         statusCell.appendChild(node('span', b.status, statusClass(b.status)));
         const progressCell = node('td', null, 'wide');
         const wrap = node('div', null, 'progress-cell');
         wrap.append(progressBar(b), node('span', `${b.done}/${b.counts.valid}`));
         progressCell.appendChild(wrap);
-        tr.append(nameCell, statusCell, progressCell, node('td', b.counts.succeeded, 'num'), node('td', b.counts.failed, 'num'), node('td', b.counts.rejected, 'num'), node('td', when(b.createdAt)));
+        tr.append(nameCell, node('td', b.kind), statusCell, progressCell, node('td', b.counts.succeeded, 'num'), node('td', b.counts.failed, 'num'), node('td', b.counts.rejected, 'num'), node('td', when(b.createdAt)));
         return tr;
       }),
     );
@@ -227,7 +280,7 @@
         /* the chart is optional */
       }
     };
-    const update = (batch) => {
+    let update = (batch) => {
       if (!alive) return;
       fillBatch(batch);
       loadTimeline(false);
@@ -279,15 +332,35 @@
         showError(errorBox, error);
       }
     };
-    $('act-pause').addEventListener('click', () => act('pause'));
-    $('act-resume').addEventListener('click', () => act('resume'));
+    let current = null;
+    const pending = () => (current ? current.pending : 0);
+    $('act-pause').addEventListener('click', () => {
+      if (window.confirm(`Pause this batch? Its ${pending()} pending chat(s) wait until you resume it; chats in flight finish.`)) act('pause');
+    });
+    $('act-resume').addEventListener('click', () => {
+      if (window.confirm(`Resume this batch? Its ${pending()} pending chat(s) are sent again.`)) act('resume');
+    });
     $('act-cancel').addEventListener('click', () => {
-      if (window.confirm('Cancel this batch? Waiting chats are recorded as cancelled; chats in flight finish.')) act('cancel');
+      if (window.confirm(`Cancel this batch? Its ${pending()} pending chat(s) are recorded as cancelled; chats in flight finish.`)) act('cancel');
     });
-    $('act-rerun').addEventListener('click', () => {
+    $('act-rerun').addEventListener('click', async () => {
       const onlyReason = $('rerun-reason').value.trim();
-      act('rerun', { includePermanent: $('rerun-permanent').checked, ...(onlyReason ? { onlyReason } : {}) });
+      const includePermanent = $('rerun-permanent').checked;
+      const query = new URLSearchParams({ limit: '1', class: includePermanent ? 'all' : 'transient', ...(onlyReason ? { reason: onlyReason } : {}) });
+      let count;
+      try {
+        count = (await api(`${base}/failures?${query}`)).total;
+      } catch (error) {
+        return showError(errorBox, error);
+      }
+      if (window.confirm(`Rerun ${count} failed chat(s) of this batch as a new batch?`)) act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}) });
     });
+    $('b-failures').href = `#/batches/${encodeURIComponent(id)}/failures`;
+    const remember = update;
+    update = (batch) => {
+      current = batch;
+      remember(batch);
+    };
 
     api(base).then(
       (batch) => {
@@ -353,6 +426,7 @@
 
     for (const action of ['pause', 'resume', 'cancel']) $(`act-${action}`).hidden = !b.actions.includes(action);
     $('b-rerun').hidden = !b.actions.includes('rerun');
+    $('b-failures-link').hidden = !(b.counts.failed > 0);
 
     const reasons = Object.entries(b.reasons).sort((x, y) => y[1] - x[1]);
     $('b-no-reasons').hidden = reasons.length > 0;
@@ -369,13 +443,308 @@
     window.BulkCharts.outcomes($('chart-outcomes'), b);
   }
 
+
+  // ---------- failed chats of a batch ----------
+
+  /** Kept per batch while the page is open: the filter a rerun is made from. */
+  const FAIL_PAGE = 50;
+
+  function renderFailures(id) {
+    view.replaceChildren($('failures-template').content.cloneNode(true));
+    const base = `/api/batches/${encodeURIComponent(id)}`;
+    $('fl-back').href = `#/batches/${encodeURIComponent(id)}`;
+    $('fl-batch').textContent = id;
+    const errorBox = $('fl-error');
+    const state = { reason: '', cls: 'all', offset: 0 };
+    let page = null;
+    let alive = true;
+    const query = (extra) => new URLSearchParams({ class: state.cls, ...(state.reason ? { reason: state.reason } : {}), ...extra });
+
+    const reveal = async (row, offset, cell, button) => {
+      errorBox.hidden = true;
+      try {
+        const full = await api(`${base}/failures/reveal?${query({ offset: String(offset), line: String(row.line) })}`);
+        cell.textContent = full.chat;
+        button.remove();
+      } catch (error) {
+        showError(errorBox, error);
+      }
+    };
+
+    const load = async () => {
+      errorBox.hidden = true;
+      try {
+        page = await api(`${base}/failures?${query({ offset: String(state.offset), limit: String(FAIL_PAGE) })}`);
+      } catch (error) {
+        return showError(errorBox, error);
+      }
+      if (!alive) return;
+      view.dataset.failuresTotal = String(page.total);
+      $('fl-count').textContent = `${page.total} failed chat(s) match this filter.`;
+      $('fl-rows').replaceChildren(
+        ...page.rows.map((row, i) => {
+          const tr = node('tr');
+          const chatCell = node('td', row.chat, 'chat');
+          const action = node('td');
+          const button = node('button', 'Reveal', 'small');
+          button.type = 'button';
+          button.setAttribute('aria-label', `Reveal the number on line ${row.line}`);
+          button.addEventListener('click', () => reveal(row, page.offset + i, chatCell, button));
+          action.appendChild(button);
+          tr.append(node('td', row.line, 'num'), chatCell, node('td', row.failureClass), node('td', row.httpStatus || '—', 'num'), node('td', row.attempts, 'num'), node('td', row.reason, 'reason'), action);
+          return tr;
+        }),
+      );
+      const last = page.offset + page.rows.length;
+      $('fl-range').textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : '';
+      $('fl-prev').disabled = page.offset === 0;
+      $('fl-next').disabled = last >= page.total;
+      const rerun = $('fl-rerun');
+      rerun.textContent = `Rerun these ${page.total}`;
+      rerun.disabled = !page.rerun || page.total === 0;
+      $('fl-rerun-note').textContent = page.rerun
+        ? `as a new batch: ${page.rerun.includePermanent ? 'permanent failures included' : 'transient failures only'}${page.rerun.onlyReason ? `, reason contains “${page.rerun.onlyReason}”` : ''}`
+        : 'A rerun takes transient failures, or all of them: choose “all” or “transient” to rerun.';
+    };
+
+    $('fl-filter').addEventListener('submit', (event) => {
+      event.preventDefault();
+      state.reason = $('fl-reason').value.trim();
+      state.cls = $('fl-class').value;
+      state.offset = 0;
+      load();
+    });
+    $('fl-prev').addEventListener('click', () => {
+      state.offset = Math.max(0, state.offset - FAIL_PAGE);
+      load();
+    });
+    $('fl-next').addEventListener('click', () => {
+      state.offset += FAIL_PAGE;
+      load();
+    });
+    $('fl-rerun').addEventListener('click', async () => {
+      if (!page || !page.rerun) return;
+      if (!window.confirm(`Rerun these ${page.total} failed chat(s) as a new batch?`)) return;
+      try {
+        const child = await postJson(`${base}/rerun`, page.rerun);
+        window.location.hash = `#/batches/${encodeURIComponent(child.id)}`;
+      } catch (error) {
+        showError(errorBox, error);
+      }
+    });
+    api(base).then(
+      (batch) => {
+        if (alive) $('fl-heading').textContent = `Failed chats of ${batch.name}`;
+      },
+      () => {},
+    );
+    load();
+    return () => {
+      alive = false;
+    };
+  }
+
+  // ---------- schedules ----------
+
+  function scheduleSources(s) {
+    return s.sources.length ? s.sources.join('\n') : '—';
+  }
+
+  function batchLinks(ids) {
+    const span = node('span');
+    ids.forEach((batchId, i) => {
+      const a = node('a', batchId);
+      a.href = `#/batches/${encodeURIComponent(batchId)}`;
+      if (i > 0) span.append(', ');
+      span.appendChild(a);
+    });
+    return span;
+  }
+
+  function renderSchedules() {
+    view.replaceChildren($('schedules-template').content.cloneNode(true));
+    const errorBox = $('sch-error');
+    const status = $('sch-status');
+    let alive = true;
+    const say = (text, links) => {
+      status.hidden = false;
+      status.replaceChildren(node('span', text));
+      if (links && links.length) status.append(' ', batchLinks(links));
+    };
+    const load = async () => {
+      let list;
+      try {
+        list = await api('/api/schedules');
+      } catch (error) {
+        return showError(errorBox, error);
+      }
+      if (!alive) return;
+      $('sch-none').hidden = list.schedules.length > 0;
+      $('sch-rows').replaceChildren(...list.schedules.map((s) => scheduleRow(s, say, load)));
+    };
+    const scheduleRow = (s) => {
+      const tr = node('tr');
+      tr.dataset.schedule = s.name;
+      const runs = node('td', null, 'runs');
+      if (s.runs.length === 0) runs.textContent = 'no runs yet';
+      const list = node('ul', null, 'plain');
+      for (const run of s.runs.slice(0, 5)) {
+        const li = node('li');
+        li.append(node('span', `${when(run.tick)}${run.manual ? ' (run now)' : ''} `), node('span', run.outcome, statusClass(run.outcome === 'started' ? 'running' : run.outcome === 'failed' ? 'stopped' : 'cancelled')));
+        if (run.batchIds.length) li.append(' ', batchLinks(run.batchIds));
+        li.title = run.message;
+        list.appendChild(li);
+      }
+      if (s.runs.length) runs.appendChild(list);
+      const actions = node('td', null, 'row-actions');
+      const edit = node('a', 'Edit', 'button small');
+      edit.href = `#/schedules/${encodeURIComponent(s.name)}/edit`;
+      edit.setAttribute('aria-label', `Edit schedule ${s.name}`);
+      const run = node('button', 'Run now', 'small');
+      run.type = 'button';
+      run.setAttribute('aria-label', `Run schedule ${s.name} now`);
+      run.addEventListener('click', async () => {
+        if (!window.confirm(`Run schedule ${s.name} now? It reads:\n${scheduleSources(s)}\nand unassigns every chat those sources select (overlap rule: ${s.overlap}).`)) return;
+        errorBox.hidden = true;
+        run.disabled = true;
+        try {
+          const result = await postJson(`/api/schedules/${encodeURIComponent(s.name)}/run`, {});
+          say(`Run of ${s.name}: ${result.run.outcome} — ${result.run.message}`, result.batches.map((b) => b.id));
+        } catch (error) {
+          showError(errorBox, error);
+        }
+        run.disabled = false;
+        load();
+      });
+      const remove = node('button', 'Remove', 'small danger');
+      remove.type = 'button';
+      remove.setAttribute('aria-label', `Remove schedule ${s.name}`);
+      remove.addEventListener('click', async () => {
+        if (!window.confirm(`Remove schedule ${s.name}? No run is started any more; its batches and reports stay.`)) return;
+        errorBox.hidden = true;
+        try {
+          await api(`/api/schedules/${encodeURIComponent(s.name)}`, { method: 'DELETE' });
+          say(`Removed schedule ${s.name}.`);
+        } catch (error) {
+          showError(errorBox, error);
+        }
+        load();
+      });
+      actions.append(edit, run, remove);
+      const whenCell = node('td');
+      whenCell.append(node('code', s.cron), node('span', ` ${s.tz}`, 'muted'));
+      tr.append(node('td', s.name, 'name'), whenCell, node('td', scheduleSources(s), 'sources'), node('td', s.overlap), node('td', s.nextRun ? when(s.nextRun) : 'not planned'), runs, actions);
+      return tr;
+    };
+    load();
+    return () => {
+      alive = false;
+    };
+  }
+
+  const FORM_FIELDS = ['cron', 'tz', 'overlap', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'inbox'];
+
+  function renderScheduleForm(name) {
+    view.replaceChildren($('schedule-form-template').content.cloneNode(true));
+    const form = $('sf-form');
+    const errorBox = $('sf-error');
+    const busy = $('sf-busy');
+    let alive = true;
+    const values = () => {
+      const body = { name: $('sf-name').value.trim() };
+      for (const field of FORM_FIELDS) body[field] = form.elements[field].value;
+      return body;
+    };
+    api('/api/schedules').then((list) => {
+      if (!alive) return;
+      fillOptions($('sf-chatStatus'), list.chatStatuses, '');
+      if (name === undefined) return;
+      const s = list.schedules.find((x) => x.name === name);
+      if (!s) return showError(errorBox, new Error(`no schedule named "${name}"`));
+      $('sf-heading').textContent = `Edit schedule ${s.name}`;
+      $('sf-name').value = s.name;
+      $('sf-name').readOnly = true;
+      for (const field of FORM_FIELDS) form.elements[field].value = s.input[field];
+    }, (error) => showError(errorBox, error));
+
+    $('sf-preview').addEventListener('click', async () => {
+      errorBox.hidden = true;
+      busy.textContent = 'previewing: reading the sources (no chat is unassigned)…';
+      $('sf-preview').disabled = true;
+      try {
+        showPreview(await postJson('/api/schedules/preview', values()));
+      } catch (error) {
+        showError(errorBox, error);
+      }
+      busy.textContent = '';
+      $('sf-preview').disabled = false;
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      errorBox.hidden = true;
+      const { name: scheduleName, ...input } = values();
+      try {
+        await api(`/api/schedules/${encodeURIComponent(scheduleName)}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) });
+        window.location.hash = '#/schedules';
+      } catch (error) {
+        showError(errorBox, error);
+      }
+    });
+    return () => {
+      alive = false;
+    };
+  }
+
+  function showPreview(preview) {
+    $('sf-preview-card').hidden = false;
+    $('sf-preview-message').textContent = preview.message || 'no sources read';
+    const body = $('sf-preview-body');
+    body.replaceChildren();
+    let chats = 0;
+    for (const b of preview.batches) {
+      chats += b.counts.valid;
+      const block = node('div', null, 'preview-batch');
+      block.append(node('h4', b.name), node('p', `${b.source}: ${b.counts.valid} chat(s) would be unassigned (rows ${b.counts.rows}, rejected ${b.counts.rejected}, duplicates ${b.counts.duplicates}).`));
+      if (b.wouldSend.length) {
+        const list = node('ul', null, 'sample');
+        for (const s of b.wouldSend) list.appendChild(node('li', `${s.line ? `line ${s.line}: ` : ''}${s.chat}`));
+        block.append(node('p', `First ${b.wouldSend.length}:`, 'muted'), list);
+      }
+      body.appendChild(block);
+    }
+    if (preview.definition.inbox) {
+      const bad = preview.inboxFiles.filter((f) => f.error);
+      body.appendChild(node('p', `Inbox ${preview.definition.inbox.dir} holds ${preview.inboxFiles.length} file(s)${bad.length ? `, ${bad.length} of which would be rejected` : ''}.`, 'inbox-count'));
+      for (const f of bad) body.appendChild(node('p', `${f.file}: ${f.error}`, 'muted'));
+    }
+    body.prepend(node('p', `In all: ${chats} chat(s) selected now.`, 'preview-total'));
+    view.dataset.previewChats = String(chats);
+  }
+
   // ---------- routing ----------
+
+  const ROUTES = [
+    [/^#\/batches\/([^/]+)\/failures$/, (m) => renderFailures(decodeURIComponent(m[1]))],
+    [/^#\/batches\/([^/]+)$/, (m) => renderBatch(decodeURIComponent(m[1]))],
+    [/^#\/schedules$/, () => renderSchedules()],
+    [/^#\/schedules\/new$/, () => renderScheduleForm(undefined)],
+    [/^#\/schedules\/([^/]+)\/edit$/, (m) => renderScheduleForm(decodeURIComponent(m[1]))],
+  ];
 
   function route() {
     leaveView();
-    const match = /^#\/batches\/([^/]+)$/.exec(window.location.hash);
-    leaveView = match ? renderBatch(decodeURIComponent(match[1])) : renderList();
+    delete view.dataset.previewChats;
+    delete view.dataset.failuresTotal;
+    const hash = window.location.hash;
+    const found = ROUTES.map(([pattern, render]) => [pattern.exec(hash), render]).find(([m]) => m);
+    leaveView = found ? found[1](found[0]) : renderList();
     window.scrollTo(0, 0);
+    // Keyboard users start on the new view's heading, not at the top of the old one.
+    const heading = view.querySelector('h2');
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus({ preventScroll: true });
+    }
   }
 
   window.addEventListener('hashchange', route);
