@@ -37,6 +37,7 @@ export const OPTIONS = {
   'only-reason': { type: 'string' },
   'api-key': { type: 'string' },
   'seed-chats': { type: 'string' },
+  'group-conflicts': { type: 'string' },
   'fail-rate': { type: 'string' },
   cron: { type: 'string' },
   tz: { type: 'string' },
@@ -105,7 +106,7 @@ Commands
                        --no-worker (workers run elsewhere), --demo (loopback only: makes a token, prints the URL).
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
-  mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --fail-rate).
+  mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate).
   schedule set [name]  Nightly cleanup without a CSV: --cron "0 2 * * *" --tz Asia/Kolkata and a source (below).
                        Stored in Redis; \`worker\` processes run it, once per tick however many there are.
   schedule show|remove|run-now [name]   List / delete a schedule, or run it now (--dry-run previews, --wait).
@@ -149,7 +150,8 @@ Environment
   DOUBLETICK_API_KEY (required to call the API, or DOUBLETICK_API_KEY_FILE; never logged or stored),
   RESULTS_TTL_DAYS (30),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn unless set),
-  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters), TRUST_PROXY (serve: behind a reverse
+  CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters; or CONSOLE_TOKEN_FILE, a file holding it,
+  e.g. a Docker secret), TRUST_PROXY (serve: behind a reverse
   proxy: true, a hop count or the proxies' addresses), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
   LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed

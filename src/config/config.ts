@@ -97,6 +97,11 @@ export interface RunnerOptions {
    */
   readonly consoleToken?: string;
   /**
+   * A file holding the console token instead (a Docker or Kubernetes secret, e.g. /run/secrets/console_token),
+   * read once at start-up; a trailing newline is dropped. Setting both a token and a token file is refused.
+   */
+  readonly consoleTokenFile?: string;
+  /**
    * Proxies in front of `serve` whose X-Forwarded-For / X-Forwarded-Proto the console believes (Fastify's
    * `trustProxy`): `true` (every proxy), a number of proxy hops, or proxy addresses/CIDRs (`10.0.0.0/8,::1`,
    * also `loopback`, `linklocal`, `uniquelocal`). The console then throttles failed logins per client address,
@@ -163,8 +168,8 @@ export const DEFAULTS = {
   logLevel: 'info',
 } satisfies Partial<Record<keyof ResolvedConfig, string | number | boolean>>;
 
-/** Settings read from flags, the environment or `.env`: ResolvedConfig's, bar what is derived, plus the key file. */
-type SettingKey = Exclude<keyof ResolvedConfig, 'logLevelExplicit'> | 'apiKeyFile';
+/** Settings read from flags, the environment or `.env`: ResolvedConfig's, bar what is derived, plus the secret files. */
+type SettingKey = Exclude<keyof ResolvedConfig, 'logLevelExplicit'> | 'apiKeyFile' | 'consoleTokenFile';
 
 /** Environment variable for each option (the names are fixed: other tooling depends on them). */
 export const ENV_NAMES = {
@@ -189,6 +194,7 @@ export const ENV_NAMES = {
   logLevel: 'LOG_LEVEL',
   lockDurationMs: 'LOCK_DURATION_MS',
   consoleToken: 'CONSOLE_TOKEN',
+  consoleTokenFile: 'CONSOLE_TOKEN_FILE',
   trustProxy: 'TRUST_PROXY',
   notifyWebhookUrl: 'NOTIFY_WEBHOOK_URL',
 } as const satisfies Record<SettingKey, string>;
@@ -260,7 +266,9 @@ function rateLimitWaitSetting(raw: unknown): number {
   const n = typeof value === 'number' ? value : text === '' ? Number.NaN : Number(text);
   const { min, max } = MAX_RATE_LIMIT_WAIT_LIMITS;
   if (!Number.isFinite(n) || n < min || n > max) {
-    throw new ConfigError(`Expected \`maxRateLimitWaitMinutes\` (MAX_RATE_LIMIT_WAIT_MINUTES) to be a number of minutes from ${min} to ${max} (0 = never stop), got ${describe(value)}`);
+    throw new ConfigError(
+      `Expected \`maxRateLimitWaitMinutes\` (MAX_RATE_LIMIT_WAIT_MINUTES) to be a number of minutes from ${min} to ${max} (0 = never stop), got ${describe(value)}`,
+    );
   }
   return n;
 }
@@ -321,9 +329,12 @@ function apiKeySetting(raw: unknown, what = '`apiKey` (DOUBLETICK_API_KEY)'): st
 /** An API key is a few dozen bytes: a bigger "key file" is the wrong path, and is not read whole into memory. */
 const API_KEY_FILE_MAX_BYTES = 4096;
 
-/** The file's text, at most API_KEY_FILE_MAX_BYTES of it. Errors name the path and errno code, never the contents. */
-function readKeyFile(path: string, source: string): string {
-  const fail = (why: string): ConfigError => new ConfigError(`Cannot read the API key file \`${path}\` (${source}): ${why}`);
+/**
+ * The file's text, at most API_KEY_FILE_MAX_BYTES of it (the console token file has the same bound: a token is as
+ * short). Errors name `what`, the path and errno code, never the contents.
+ */
+function readKeyFile(path: string, source: string, what = 'the API key file'): string {
+  const fail = (why: string): ConfigError => new ConfigError(`Cannot read ${what} \`${path}\` (${source}): ${why}`);
   const buffer = Buffer.alloc(API_KEY_FILE_MAX_BYTES + 1);
   let length = 0;
   let fd: number | undefined;
@@ -385,13 +396,29 @@ function lockDurationSetting(raw: unknown, requestTimeoutMs: number): number | u
 }
 
 /** A console token short enough to guess, or with spaces (a paste accident), is refused rather than trusted. */
-function consoleTokenSetting(raw: unknown): string | undefined {
+function consoleTokenSetting(raw: unknown, what = '`consoleToken` (CONSOLE_TOKEN)'): string | undefined {
   if (raw === undefined) return undefined;
   const value = settingText(raw);
   if (value.length < 16 || /\s/.test(value)) {
-    throw new ConfigError('Expected `consoleToken` (CONSOLE_TOKEN) to be at least 16 characters without spaces (e.g. `openssl rand -hex 24`)');
+    throw new ConfigError(`Expected ${what} to be at least 16 characters without spaces (e.g. \`openssl rand -hex 24\`)`);
   }
   return value;
+}
+
+/**
+ * The console token, from CONSOLE_TOKEN or from the file CONSOLE_TOKEN_FILE names (a Docker secret). Both set is
+ * an error, for the reason resolveApiKey gives: which token a console accepts should never be a surprise.
+ */
+function resolveConsoleToken(token: Found | undefined, tokenFile: Found | undefined): string | undefined {
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new ConfigError(
+      `The console token is set twice, by ${sourceOf('consoleToken', token)} and by ${sourceOf('consoleTokenFile', tokenFile)}: set one of CONSOLE_TOKEN or CONSOLE_TOKEN_FILE`,
+    );
+  }
+  if (tokenFile === undefined) return consoleTokenSetting(token?.value);
+  const path = settingText(tokenFile.value);
+  const source = sourceOf('consoleTokenFile', tokenFile);
+  return consoleTokenSetting(readKeyFile(path, source, 'the console token file'), `the console token file \`${path}\` (${source})`);
 }
 
 /** Named ranges Fastify's proxy-address matching (@fastify/proxy-addr) understands besides addresses and CIDRs. */
@@ -480,7 +507,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     logLevel: stringSetting('logLevel', get('logLevel')),
     logLevelExplicit: get('logLevel') !== undefined,
     lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
-    consoleToken: consoleTokenSetting(get('consoleToken')),
+    consoleToken: resolveConsoleToken(find('consoleToken'), find('consoleTokenFile')),
     trustProxy: trustProxySetting(get('trustProxy')),
     notifyWebhookUrl: webhookUrlSetting(get('notifyWebhookUrl')),
   };

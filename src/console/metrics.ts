@@ -9,12 +9,19 @@
  * increase of each batch since the previous scrape (first scrape: everything retained) and forget a batch
  * once it is gone, without subtracting it. They restart from the retained totals when the console restarts,
  * which Prometheus reads as at most one counter reset.
+ *
+ * Schedules are reported as gauges read from their run history (schedule/store.ts keeps each schedule's latest
+ * runs): when each outcome last happened. A gauge of Redis state cannot miss or double-count a run across
+ * console restarts, and an alert on "a run failed within the last hour" needs nothing more. deploy/ holds the
+ * Grafana dashboard and the Prometheus alerts built on these series; test/integration/monitoring.test.ts checks
+ * that every series they use is exported here.
  */
 import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
-import { FINAL } from '../domain/lifecycle.js';
+import { BATCH_STATUSES, FINAL } from '../domain/lifecycle.js';
+import { decodeScheduleRun, RUN_HISTORY, type RunOutcome, type ScheduleRun } from '../schedule/store.js';
 
 /** Batches read per scrape, newest first (the index holds every retained batch). */
 const MAX_BATCHES_SCANNED = 5000;
@@ -24,11 +31,15 @@ const MAX_BATCHES_SCANNED = 5000;
  */
 export const LATENCY_BUCKETS_S = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
+/** Every outcome a schedule run can have (`satisfies`: a new outcome is a compile error here until it is listed). */
+const SCHEDULE_OUTCOME_SET = { started: true, empty: true, skipped: true, failed: true, 'dry-run': true } satisfies Record<RunOutcome, true>;
+const SCHEDULE_OUTCOMES = Object.keys(SCHEDULE_OUTCOME_SET) as RunOutcome[];
 
 interface Seen {
   readonly final: boolean;
   readonly status: string;
-  readonly counts: Record<(typeof OUTCOMES)[number] | 'rateLimited', number>;
+  /** `attempts`: calls made for the chats that have a result (a 429 is not one of them: it is in `rateLimited`). */
+  readonly counts: Record<(typeof OUTCOMES)[number] | 'rateLimited' | 'attempts', number>;
   /** Redis latency bucket (ms upper bound) → count. */
   readonly latency: Map<number, number>;
 }
@@ -65,35 +76,96 @@ function bucketHistogram(name: string, help: string) {
   return metric;
 }
 
+/** A run history entry, or undefined when it cannot be read: one bad entry must not take /metrics down (`schedule show` reports it). */
+function readableRun(raw: string, where: string): ScheduleRun | undefined {
+  try {
+    return decodeScheduleRun(raw, where);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ConsoleMetrics {
   readonly contentType: string;
   /** Refreshes everything from Redis and renders the exposition text. */
   render(): Promise<string>;
 }
 
-export function makeConsoleMetrics(ctx: Pick<Context, 'redis' | 'keys' | 'batches' | 'queue'>): ConsoleMetrics {
+export function makeConsoleMetrics(ctx: Pick<Context, 'config' | 'redis' | 'keys' | 'batches' | 'queue'>): ConsoleMetrics {
   const registry = new Registry();
-  const chats = new Counter({ name: 'bulk_unassign_chats_total', help: 'Chats with a result, by outcome (all workers).', labelNames: ['outcome'], registers: [registry] });
+  const chats = new Counter({
+    name: 'bulk_unassign_chats_total',
+    help: 'Chats with a result, by outcome (all workers).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   const rateLimited = new Counter({ name: 'bulk_unassign_api_rate_limited_total', help: 'DoubleTick answers with HTTP 429.', registers: [registry] });
+  const apiCalls = new Counter({
+    name: 'bulk_unassign_api_calls_total',
+    help: 'Unassign calls made to DoubleTick: every attempt of the chats that have a result, plus the calls answered 429 (a chat still being retried adds its calls when it gets its result).',
+    registers: [registry],
+  });
+  const rateLimit = new Gauge({
+    name: 'bulk_unassign_rate_limit_per_second',
+    help: 'The configured global rate limit, RATE_LIMIT_MAX per RATE_LIMIT_DURATION_MS, in calls per second as this console reads its settings (0 = no limit).',
+    registers: [registry],
+  });
+  const scheduleLastRun = new Gauge({
+    name: 'bulk_unassign_schedule_last_run_timestamp_seconds',
+    help: "When the latest run of each outcome of a schedule ended (Unix seconds; 0 = none in the schedule's retained run history). run-now runs count.",
+    labelNames: ['schedule', 'outcome'],
+    registers: [registry],
+  });
   const latency = bucketHistogram('bulk_unassign_api_latency_seconds', 'Latency of the last API call of each chat.');
   registry.registerMetric(latency as unknown as Histogram);
-  const queueJobs = new Gauge({ name: 'bulk_unassign_queue_jobs', help: 'Jobs in the queue by state (waiting = wait + prioritized: chats not started yet).', labelNames: ['state'], registers: [registry] });
+  const queueJobs = new Gauge({
+    name: 'bulk_unassign_queue_jobs',
+    help: 'Jobs in the queue by state (waiting = wait + prioritized: chats not started yet).',
+    labelNames: ['state'],
+    registers: [registry],
+  });
   const workers = new Gauge({ name: 'bulk_unassign_workers', help: 'Workers connected to the queue.', registers: [registry] });
   const batches = new Gauge({ name: 'bulk_unassign_batches', help: 'Retained batches by status.', labelNames: ['status'], registers: [registry] });
   for (const outcome of OUTCOMES) chats.inc({ outcome }, 0); // present from the first scrape, even at zero
   rateLimited.inc(0);
+  apiCalls.inc(0);
+  // Settings are read per process: a console started with other RATE_LIMIT_* than the workers shows its own.
+  rateLimit.set(ctx.config.rateLimitMax === 0 ? 0 : (ctx.config.rateLimitMax * 1000) / ctx.config.rateLimitDurationMs);
 
   const seen = new Map<string, Seen>();
 
   const absorb = async (batch: BatchRecord): Promise<Seen> => {
     const before = seen.get(batch.id);
-    const counts = { succeeded: batch.counts.succeeded, failed: batch.counts.failed, cancelled: batch.counts.cancelled, rateLimited: batch.rateLimited };
-    for (const outcome of OUTCOMES) chats.inc({ outcome }, Math.max(0, counts[outcome] - (before?.counts[outcome] ?? 0)));
-    rateLimited.inc(Math.max(0, counts.rateLimited - (before?.counts.rateLimited ?? 0)));
+    const counts = {
+      succeeded: batch.counts.succeeded,
+      failed: batch.counts.failed,
+      cancelled: batch.counts.cancelled,
+      rateLimited: batch.rateLimited,
+      attempts: batch.attempts,
+    };
+    const increase = (name: keyof Seen['counts']): number => Math.max(0, counts[name] - (before?.counts[name] ?? 0));
+    for (const outcome of OUTCOMES) chats.inc({ outcome }, increase(outcome));
+    rateLimited.inc(increase('rateLimited'));
+    apiCalls.inc(increase('attempts') + increase('rateLimited'));
     const raw = await ctx.redis.hgetall(ctx.keys.batch(batch.id).latency);
     const buckets = new Map(Object.entries(raw).map(([ms, n]) => [Number(ms), Number(n)]));
     for (const [ms, n] of buckets) latency.add(ms, Math.max(0, n - (before?.latency.get(ms) ?? 0)));
     return { final: FINAL.has(batch.status), status: batch.status, counts, latency: buckets };
+  };
+
+  /** Few schedules with at most RUN_HISTORY short entries each: cheap enough to read whole on every scrape. */
+  const refreshSchedules = async (): Promise<void> => {
+    const names = await ctx.redis.hkeys(ctx.keys.schedules);
+    scheduleLastRun.reset();
+    for (const name of names) {
+      const latest = new Map<RunOutcome, number>(SCHEDULE_OUTCOMES.map((outcome) => [outcome, 0]));
+      const key = ctx.keys.scheduleRuns(name);
+      for (const [i, raw] of (await ctx.redis.lrange(key, 0, RUN_HISTORY - 1)).entries()) {
+        const run = readableRun(raw, `${key}[${i}]`);
+        if (run) latest.set(run.outcome, Math.max(latest.get(run.outcome) ?? 0, run.endedAt / 1000));
+      }
+      for (const [outcome, at] of latest) scheduleLastRun.set({ schedule: name, outcome }, at);
+    }
   };
 
   const refresh = async (): Promise<void> => {
@@ -114,12 +186,14 @@ export function makeConsoleMetrics(ctx: Pick<Context, 'redis' | 'keys' | 'batche
     }
     for (const id of seen.keys()) if (!current.has(id)) seen.delete(id);
     batches.reset();
-    for (const [status, n] of byStatus) batches.set({ status }, n);
+    // Every status, 0 included: a series that exists at 0 lets an alert or a panel tell "none" from "not scraped".
+    for (const status of BATCH_STATUSES) batches.set({ status }, byStatus.get(status) ?? 0);
     const jobs = await ctx.queue.getJobCounts('wait', 'prioritized', 'delayed', 'active');
     queueJobs.reset();
     queueJobs.set({ state: 'waiting' }, (jobs.wait ?? 0) + (jobs.prioritized ?? 0));
     for (const state of ['delayed', 'active'] as const) queueJobs.set({ state }, jobs[state] ?? 0);
     workers.set(await ctx.queue.getWorkersCount().catch(() => Number.NaN));
+    await refreshSchedules();
   };
 
   // Scrapes are serialised: two at once would both add the same increase.
