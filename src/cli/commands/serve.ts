@@ -39,7 +39,7 @@ export function consoleToken(configured: string | undefined, options: ServeOptio
   }
   if (configured !== undefined) return { token: configured, generated: false };
   if (options.demo) return { token: randomBytes(24).toString('base64url'), generated: true };
-  throw new ConfigError('CONSOLE_TOKEN is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback');
+  throw new ConfigError('CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback');
 }
 
 async function listen(ctx: Context, options: ServeOptions, token: { token: string; generated: boolean }, io: Io): Promise<ConsoleHandle> {
