@@ -314,7 +314,7 @@ describe('bulk-unassign serve (subprocess)', () => {
   it('refuses to start without CONSOLE_TOKEN, and --demo off loopback', async () => {
     const noToken = spawnCli(env, ['serve', '--port', '0']);
     expect((await noToken.exited).code).toBe(2);
-    expect(noToken.output()).toContain('CONSOLE_TOKEN is not set');
+    expect(noToken.output()).toContain('CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set');
     const shortToken = spawnCli(env, ['serve', '--port', '0'], { CONSOLE_TOKEN: 'short' });
     expect((await shortToken.exited).code).toBe(2);
     expect(shortToken.output()).toContain('at least 16 characters');
