@@ -1,5 +1,5 @@
 /**
- * A stand-in DoubleTick server (see /work/shared/doubletick-api.md): DoubleTick has no sandbox, so the demo,
+ * A stand-in DoubleTick server (see docs/doubletick-api.md): DoubleTick has no sandbox, so the demo,
  * the tests and the benchmark talk to this. Plain `node:http` because the benchmark pushes thousands of
  * requests per second through it; deterministic (seeded PRNG, per-number fault counters) so tests can
  * assert exact outcomes. It never logs: request bodies hold customer numbers and headers hold the API key.
@@ -15,7 +15,7 @@ export interface MockApiOptions {
   /** @default '127.0.0.1' */ host?: string;
   /** @default 0 (a free port) */ port?: number;
   /** The only accepted Authorization header value (raw, no "Bearer"). */ apiKey: string;
-  /** Fixed window per server, shared by unassign and GET /chats; over it -> 429. @default null */
+  /** Fixed window per server, shared by unassign, GET /chats and the group listing; over it -> 429. @default null */
   rateLimit?: { max: number; windowMs: number } | null;
   /** Retry-After on 429s. @default 'seconds' (time until the window resets, rounded up) */ retryAfter?: RetryAfterMode;
   /** Added to every 201 unassign answer, in ms. @default 0 */ latencyMs?: number;
@@ -23,8 +23,31 @@ export interface MockApiOptions {
   /** Generate this many chats for GET /chats, deterministically from `faults.seed`. @default 0 */ seedChats?: number;
   /** Chats given explicitly (kept alongside any seeded ones). */ chats?: SeedChat[];
   /** Epoch ms the seeded chats' times count back from; fix it for identical chats. @default Date.now() */ now?: number;
-  /** Answer every API call (unassign and GET /chats) as something other than the API would. @default null */
+  /** Answer every API call (unassign, GET /chats, group listing) as something other than the API would. @default null */
   misroute?: MockMisroute | null;
+  /**
+   * Put `id` and `groupId` on listed chats, as this server once did. The real listing documents neither, so by
+   * default they are left out and a client must find a group chat's groupId by name. @default false
+   */
+  undocumentedChatIds?: boolean;
+  /**
+   * Groups listed by GET /whatsapp/wa-group/list besides those of the chats (every group chat with a groupId has
+   * a group of its name on its WABA number): a second group of the same subject makes a name ambiguous.
+   */
+  groups?: SeedGroup[];
+  /** Groups per page of the group listing (the API documents no page size). @default 20 */ groupPageSize?: number;
+  /**
+   * Make the first N seeded group chats unresolvable by name, alternately: a second group with the same subject
+   * on the same WABA number (ambiguous), then no group listed at all (unknown). @default 0
+   */
+  groupConflicts?: number;
+}
+
+/** One group as GET /whatsapp/wa-group/list shows it, plus the WABA number it belongs to. */
+export interface SeedGroup {
+  groupId: string; subject: string; wabaNumber: string;
+  /** Epoch ms; listed as ISO 8601. Newest first. */ groupCreatedAt: number;
+  description?: string; totalParticipantCount?: number; inviteLink?: string | null; status?: string;
 }
 
 /**
@@ -48,7 +71,10 @@ export interface MockFaults {
   /** Retry-After (seconds) on every 429, storms included, instead of the time until the window resets. */ retryAfterSeconds?: number;
 }
 
-/** One chat as GET /chats shows it (`groupId` only on WA_GROUP chats). */
+/**
+ * One chat of the stand-in's inbox. `id` and `groupId` are its own bookkeeping (the cursor, the unassign key of a
+ * group chat); GET /chats shows them only with `undocumentedChatIds`.
+ */
 export interface SeedChat {
   id: string; chatType: 'INDIVIDUAL' | 'WA_GROUP'; name: string; phoneNumber: string | null; groupId?: string;
   wabaNumber: string | null; assignedUserName: string | null; assignedUserNumber: string | null;
@@ -63,6 +89,7 @@ export interface MockApiStats {
   rateLimited: number;
   /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
   /** GET /chats calls. */ listRequests: number;
+  /** GET /whatsapp/wa-group/list calls. */ groupListRequests: number;
 }
 
 /** A running mock server. */
@@ -75,6 +102,7 @@ export interface MockApi {
   /** Clears stats and counters (re-arming the faults), not the chats' assignment state. */ reset(): void;
   /** Starts (or with null, ends) answering as something other than the API. */ setMisroute(m: MockMisroute | null): void;
   /** Current chats, newest first; a 201 nulls assignedUserName/Number. */ chats(): SeedChat[];
+  /** The groups the group listing serves, newest first. */ groups(): SeedGroup[];
   /** Closes the server and destroys held and keep-alive sockets. */ close(): Promise<void>;
 }
 
@@ -87,6 +115,7 @@ type Fault = 'reset' | 'timeout' | readonly [status: number, body: string] | nul
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
 const MAX_BODY_BYTES = 64 * 1024;
 const PHONE = /^\d{7,15}$/;
 const AGENTS = [['919811111111', 'Asha'], ['919822222222', 'Ravi'], ['919833333333', 'Meera']] as const;
@@ -108,6 +137,7 @@ const BODY_500 = json({ statusCode: 500, message: 'Internal server error' });
 const BODY_201 = json({ success: true });
 const HTML_PAGE = '<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><h1>Sign in to continue</h1></body></html>\n';
 const badRequest = (message: string[]): string => json({ statusCode: 400, message, error: 'Bad Request' });
+const ISO_DATE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
 /** mulberry32: tiny and fast, and the same sequence for a seed on every run. */
 function prng(seed: number): () => number {
@@ -239,7 +269,7 @@ function parseChatQuery(q: URLSearchParams): ChatQuery | string[] {
 const newestFirst = (a: SeedChat, b: SeedChat): number => b.chatUpdatedTime - a.chatUpdatedTime || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
 /** One page of GET /chats. Assumption: the docs name the fields but not the top-level shape `{chats, paginationOptions}`. */
-function pageOf(sorted: SeedChat[], q: ChatQuery): object {
+function pageOf(sorted: SeedChat[], q: ChatQuery, undocumentedChatIds: boolean): object {
   const out: SeedChat[] = [];
   let more = false;
   for (const c of sorted) {
@@ -248,7 +278,7 @@ function pageOf(sorted: SeedChat[], q: ChatQuery): object {
     out.push(c);
   }
   const last = more ? out[out.length - 1] : undefined;
-  const chats = out.map(({ groupId, ...rest }) => (rest.chatType === 'WA_GROUP' ? { ...rest, groupId } : rest));
+  const chats = out.map(({ id, groupId, ...rest }) => (!undocumentedChatIds ? rest : rest.chatType === 'WA_GROUP' ? { id, ...rest, groupId } : { id, ...rest }));
   return { chats, paginationOptions: { hasMoreChats: more, nextChatId: last?.id ?? null, nextChatTimestamp: last?.chatUpdatedTime ?? null } };
 }
 
@@ -277,13 +307,52 @@ function seedChats(n: number, seed: number, now: number): SeedChat[] {
   });
 }
 
+/** Newest first: groupCreatedAt desc, then groupId desc (the cursor's tie-break). */
+const newestGroupFirst = (a: SeedGroup, b: SeedGroup): number => b.groupCreatedAt - a.groupCreatedAt || (a.groupId < b.groupId ? 1 : a.groupId > b.groupId ? -1 : 0);
+
+/**
+ * The groups the listing serves: one per group chat that has a groupId (its name as subject, created 30 days
+ * before its last message), the given ones, and the conflicts asked for.
+ */
+function groupsOf(chats: readonly SeedChat[], seeded: readonly SeedChat[], opts: MockApiOptions): SeedGroup[] {
+  const conflicted = seeded.filter((c) => c.chatType === 'WA_GROUP' && c.groupId).slice(0, opts.groupConflicts ?? 0);
+  const unlisted = new Set(conflicted.filter((_, k) => k % 2 === 1).map((c) => c.groupId));
+  const groups: SeedGroup[] = [];
+  for (const c of chats) {
+    if (c.chatType !== 'WA_GROUP' || !c.groupId || !c.wabaNumber || unlisted.has(c.groupId)) continue;
+    groups.push({ groupId: c.groupId, subject: c.name, wabaNumber: c.wabaNumber, groupCreatedAt: c.chatUpdatedTime - 30 * DAY, totalParticipantCount: 3, inviteLink: null, status: 'ACTIVE', description: '' });
+  }
+  for (const [k, c] of conflicted.entries()) {
+    if (k % 2 === 0) groups.push({ groupId: `${c.groupId!}_twin`, subject: c.name, wabaNumber: c.wabaNumber!, groupCreatedAt: c.chatUpdatedTime - 40 * DAY, totalParticipantCount: 2, inviteLink: null, status: 'ACTIVE', description: '' });
+  }
+  return [...groups, ...(opts.groups ?? []).map((g) => ({ ...g }))].sort(newestGroupFirst);
+}
+
+/** One page of GET /whatsapp/wa-group/list, in the shape its spec gives: `{groups, hasMore, lastGroupId, olderThanTimestamp}`. */
+function groupPageOf(groups: readonly SeedGroup[], waba: string, after: SeedGroup | null, limit: number): object {
+  const out: SeedGroup[] = [];
+  let more = false;
+  for (const g of groups) {
+    if (g.wabaNumber !== waba || (after && newestGroupFirst(g, after) <= 0)) continue;
+    if ((more = out.length === limit)) break;
+    out.push(g);
+  }
+  const last = more ? out[out.length - 1] : undefined;
+  return {
+    groups: out.map(({ wabaNumber: _waba, groupCreatedAt, ...g }) => ({ ...g, groupCreatedAt: new Date(groupCreatedAt).toISOString() })),
+    hasMore: more,
+    lastGroupId: last?.groupId ?? null,
+    olderThanTimestamp: last ? new Date(last.groupCreatedAt).toISOString() : null,
+  };
+}
+
 function keyOfChat(c: SeedChat): string | null {
   if (c.chatType === 'WA_GROUP') return c.groupId ? chatKeyOf({ kind: 'group', groupId: c.groupId }) : null;
   if (!c.phoneNumber || !c.wabaNumber) return null;
   return chatKeyOf({ kind: 'individual', customerPhoneNumber: c.phoneNumber, wabaNumber: c.wabaNumber });
 }
 
-const emptyStats = (): MockApiStats => ({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0 });
+const emptyStats = (): MockApiStats => ({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0, groupListRequests: 0 });
 
 /** The server's state and request handlers; `startMockApi` wraps it in the public `MockApi`. */
 class MockState {
@@ -301,6 +370,9 @@ class MockState {
   private random = prng(1);
   readonly timers = new Set<NodeJS.Timeout>();
   readonly sorted: SeedChat[];
+  readonly groups: SeedGroup[];
+  /** WABA numbers the group listing knows; any other answers 400, as for a number with no integration. */
+  private readonly wabas: Set<string>;
   private readonly byKey = new Map<string, SeedChat>();
 
   constructor(private readonly opts: MockApiOptions) {
@@ -308,7 +380,10 @@ class MockState {
     this.retryAfter = opts.retryAfter ?? 'seconds';
     this.misroute = checkMisroute(opts.misroute);
     const own = (opts.chats ?? []).map((c) => ({ ...c, tagNames: [...c.tagNames] })); // never mutate the caller's objects
-    this.sorted = [...own, ...seedChats(opts.seedChats ?? 0, opts.faults?.seed ?? 1, opts.now ?? Date.now())].sort(newestFirst);
+    const seeded = seedChats(opts.seedChats ?? 0, opts.faults?.seed ?? 1, opts.now ?? Date.now());
+    this.sorted = [...own, ...seeded].sort(newestFirst);
+    this.groups = groupsOf(this.sorted, seeded, opts);
+    this.wabas = new Set([...WABAS, ...this.sorted.flatMap((c) => (c.wabaNumber ? [c.wabaNumber] : [])), ...this.groups.map((g) => g.wabaNumber)]);
     for (const c of this.sorted) this.byKey.set(keyOfChat(c) ?? `id:${c.id}`, c);
     this.setFaults(opts.faults ?? {});
   }
@@ -321,6 +396,7 @@ class MockState {
   readonly routes: Record<string, Route> = {
     'POST /team-member/unassign': (req, res, body) => this.unassign(req, res, body),
     'GET /chats': (req, res) => this.listChats(req, res),
+    'GET /whatsapp/wa-group/list': (req, res) => this.listGroups(req, res),
     'GET /__admin/stats': (_req, res) => send(res, 200, json(this.snapshot())),
     'GET /__admin/chats': (_req, res) => send(res, 200, json(this.sorted)),
     'POST /__admin/faults': (_req, res, body) => this.admin(res, () => this.setFaults(asObject(JSON.parse(body)))),
@@ -380,9 +456,10 @@ class MockState {
     [this.stormLeft, this.okCount, this.random] = [this.faults.storm429 ?? 0, 0, prng(this.faults.seed ?? 1)];
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** The key in `header`: `authorization` for unassign and GET /chats, `x-public-api-key` for the group API (its spec's header). */
+  private authorized(req: IncomingMessage, header: 'authorization' | 'x-public-api-key' = 'authorization'): boolean {
     const revoked = this.faults.revokeKeyAfter !== undefined && this.okCount >= this.faults.revokeKeyAfter;
-    return req.headers.authorization === this.opts.apiKey && !revoked;
+    return req.headers[header] === this.opts.apiKey && !revoked;
   }
 
   /** Counts an unassign answer and sends it (no body: 'reset' / 'timeout', nothing to send). */
@@ -452,7 +529,23 @@ class MockState {
     const waitMs = this.window.take(Date.now());
     if (waitMs > 0) return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
     const q = parseChatQuery(new URL(req.url ?? '/', 'http://mock').searchParams);
-    send(res, Array.isArray(q) ? 400 : 200, Array.isArray(q) ? badRequest(q) : json(pageOf(this.sorted, q)));
+    send(res, Array.isArray(q) ? 400 : 200, Array.isArray(q) ? badRequest(q) : json(pageOf(this.sorted, q, this.opts.undocumentedChatIds === true)));
+  }
+
+  private listGroups(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.groupListRequests++;
+    if (this.misrouted(req, res, false)) return;
+    if (!this.authorized(req, 'x-public-api-key')) return send(res, 401, BODY_401);
+    const waitMs = this.window.take(Date.now());
+    if (waitMs > 0) return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
+    const q = new URL(req.url ?? '/', 'http://mock').searchParams;
+    const waba = q.get('wabaNumber')?.replace(/^\+/, '') ?? '';
+    const [id, ts] = [q.get('lastGroupId'), q.get('olderThanTimestamp')];
+    if (waba === '') return send(res, 400, badRequest(['wabaNumber should not be empty']));
+    if ((id === null) !== (ts === null) || (ts !== null && !ISO_DATE.test(ts))) return send(res, 400, badRequest(['lastGroupId and olderThanTimestamp (ISO 8601) go together']));
+    if (!this.wabas.has(waba)) return send(res, 400, badRequest(['No integration found for the given wabaNumber']));
+    const after = id !== null ? ({ groupId: id, groupCreatedAt: Date.parse(ts!) } as SeedGroup) : null;
+    send(res, 200, json(groupPageOf(this.groups, waba, after, this.opts.groupPageSize ?? 20)));
   }
 
   /** Runs an admin action; bad input is the caller's mistake: 400 with the reason. */
@@ -506,6 +599,7 @@ export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
     setMisroute: (m) => state.setMisroute(m),
     reset: () => state.reset(),
     chats: () => state.sorted.map((c) => ({ ...c, tagNames: [...c.tagNames] })),
+    groups: () => state.groups.map((g) => ({ ...g })),
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of state.timers) clearTimeout(t);

@@ -1,6 +1,7 @@
 /**
  * The DoubleTick HTTP client (got 14). Keep-alive agents, one timeout, no got-level retries (BullMQ owns
- * retries so attempts are counted in one place), the API key only in the `Authorization` header, and no
+ * retries so attempts are counted in one place), the API key only in a header (`Authorization`, or
+ * `x-public-api-key` for the group listing, whose spec names that header instead), and no
  * redirect followed: got would re-send the request body (phone numbers) to whatever the Location names and
  * hand back that origin's answer as if the API had given it. A 3xx is returned as it is, and classify.ts
  * stops the batch on it.
@@ -23,9 +24,7 @@ export interface ApiClientOptions {
 
 /** The body the contract asks for: customerPhoneNumber + wabaNumber, or groupId alone. */
 export function unassignBody(chat: ChatTarget): Record<string, string> {
-  return chat.kind === 'individual'
-    ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber }
-    : { groupId: chat.groupId };
+  return chat.kind === 'individual' ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber } : { groupId: chat.groupId };
 }
 
 /** Query for GET /chats (see doubletick-api.md). */
@@ -39,11 +38,21 @@ export interface ListChatsQuery {
   readonly nextChatTimestamp?: number;
 }
 
+/** Query for GET /whatsapp/wa-group/list (see doubletick-api.md): one WABA number, and the cursor of the previous page. */
+export interface ListGroupsQuery {
+  readonly wabaNumber: string;
+  readonly lastGroupId?: string;
+  /** ISO 8601, as the previous page gave it. */
+  readonly olderThanTimestamp?: string;
+}
+
 export interface DoubleTickApi {
   /** POST /team-member/unassign for one chat. Never throws for HTTP or network failures: returns the outcome. */
   unassign(chat: ChatTarget): Promise<ApiOutcome>;
   /** GET /chats, one page. Same contract as `unassign`. */
   listChats(query: ListChatsQuery): Promise<ApiOutcome>;
+  /** GET /whatsapp/wa-group/list, one page of one WABA number's groups. Same contract as `unassign`. */
+  listGroups(query: ListGroupsQuery): Promise<ApiOutcome>;
   close(): void;
 }
 
@@ -90,6 +99,10 @@ async function send(request: () => Promise<{ statusCode: number; body: string; h
   }
 }
 
+/** Only the parameters that are set, as got's searchParams. */
+const searchParamsOf = (query: object): Record<string, string | number> =>
+  Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
+
 export function makeApiClient(options: ApiClientOptions): DoubleTickApi {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
   const agent = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
@@ -104,10 +117,16 @@ export function makeApiClient(options: ApiClientOptions): DoubleTickApi {
   });
   return {
     unassign: (chat) => send(() => client.post('team-member/unassign', { json: unassignBody(chat) })),
-    listChats: (query) => {
-      const searchParams = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
-      return send(() => client.get('chats', { searchParams }));
-    },
+    listChats: (query) => send(() => client.get('chats', { searchParams: searchParamsOf(query) })),
+    // The group API's spec authenticates with `x-public-api-key`, not `Authorization`: the key goes in that header
+    // alone (undefined drops the client's default), so it is never sent twice.
+    listGroups: (query) =>
+      send(() =>
+        client.get('whatsapp/wa-group/list', {
+          searchParams: searchParamsOf(query),
+          headers: { authorization: undefined, 'x-public-api-key': options.apiKey },
+        }),
+      ),
     close: () => {
       agent.http.destroy();
       agent.https.destroy();

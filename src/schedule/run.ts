@@ -29,7 +29,8 @@ export interface RunDeps extends IngestDeps {
   readonly config: ResolvedConfig;
   readonly logger: Logger;
   readonly schedules: ScheduleStore;
-  readonly api: Pick<DoubleTickApi, 'listChats'>;
+  /** GET /chats, and the group listing that finds a listed group chat's groupId. */
+  readonly api: Pick<DoubleTickApi, 'listChats' | 'listGroups'>;
   /** Waits for an API call slot (pacer.acquire). */
   readonly pace: () => Promise<void>;
   /** Pauses every API caller after a 429. */

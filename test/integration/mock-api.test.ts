@@ -117,6 +117,7 @@ describe('mock-api: POST /team-member/unassign', () => {
         rateLimited: 0,
         maxPerSecond: 4,
         listRequests: 0,
+        groupListRequests: 0,
       });
     }));
 
@@ -304,7 +305,8 @@ describe('mock-api: rate limiting and key faults', () => {
 });
 
 describe('mock-api: GET /chats', () => {
-  const seeded = { seedChats: 400, now: NOW };
+  // These tests follow chats by the stand-in's own ids, which the documented listing does not carry.
+  const seeded = { seedChats: 400, now: NOW, undocumentedChatIds: true };
 
   it('generates the same chats for the same seed, valid numbers, and the documented mix', async () => {
     let a: SeedChat[] = [];
@@ -343,6 +345,14 @@ describe('mock-api: GET /chats', () => {
       for (const c of all.chats) expect('groupId' in c).toBe(c.chatType === 'WA_GROUP');
       expect(api.stats().listRequests).toBe(2);
       expect(api.stats().requests).toBe(0);
+    }));
+
+  it('by default lists chats as documented: no id, no groupId (a group chat is known by its name)', () =>
+    withMock({ seedChats: 100, now: NOW }, async (api) => {
+      const { chats } = (await listChats(api, 'limit=100')).body as Page;
+      expect(chats).toHaveLength(100);
+      for (const c of chats) expect(['id' in c, 'groupId' in c, typeof c.name]).toEqual([false, false, 'string']);
+      expect(chats.map((c) => c.name)).toEqual(api.chats().map((c) => c.name));
     }));
 
   it('pages across equal timestamps without skipping or repeating a chat', () =>
@@ -399,6 +409,57 @@ describe('mock-api: GET /chats', () => {
     }));
 });
 
+describe('mock-api: GET /whatsapp/wa-group/list', () => {
+  interface GroupPage {
+    groups: { groupId: string; subject: string; groupCreatedAt: string; status: string }[];
+    hasMore: boolean;
+    lastGroupId: string | null;
+    olderThanTimestamp: string | null;
+  }
+  const listGroups = (api: MockApi, query: string, headers: Record<string, string> = { 'x-public-api-key': KEY }): Promise<Answer> =>
+    call(api, `/whatsapp/wa-group/list?${query}`, { headers });
+
+  it('lists a WABA number\'s groups (one per group chat, subject = its name) newest first, with the lastGroupId + olderThanTimestamp cursor', () =>
+    withMock({ seedChats: 400, now: NOW, groupPageSize: 4 }, async (api) => {
+      const expected = api.chats().filter((c) => c.chatType === 'WA_GROUP' && c.wabaNumber === WABA);
+      expect(expected.length).toBeGreaterThan(8);
+      const seen: GroupPage['groups'] = [];
+      let cursor = '';
+      let pages = 0;
+      for (;;) {
+        const res = await listGroups(api, `wabaNumber=${WABA}${cursor}`);
+        expect(res.status).toBe(200);
+        const page = res.body as GroupPage;
+        pages += 1;
+        seen.push(...page.groups);
+        if (!page.hasMore) break;
+        expect(page.lastGroupId).toBe(page.groups.at(-1)!.groupId);
+        cursor = `&lastGroupId=${page.lastGroupId}&olderThanTimestamp=${encodeURIComponent(page.olderThanTimestamp!)}`;
+      }
+      expect(pages).toBe(Math.ceil(expected.length / 4));
+      expect(seen.map((g) => [g.groupId, g.subject])).toEqual(expected.map((c) => [c.groupId, c.name]));
+      expect(seen.every((g) => g.status === 'ACTIVE' && !Number.isNaN(Date.parse(g.groupCreatedAt)))).toBe(true);
+      expect(api.stats()).toMatchObject({ groupListRequests: pages, listRequests: 0, requests: 0 });
+    }));
+
+  it('groupConflicts: alternately a second group of the same subject, and a group chat with no group listed', () =>
+    withMock({ seedChats: 400, now: NOW, groupConflicts: 2, groupPageSize: 100 }, async (api) => {
+      const [first, second] = api.chats().filter((c) => c.chatType === 'WA_GROUP').sort((a, b) => a.id.localeCompare(b.id));
+      const subjects = (api.groups()).map((g) => g.subject);
+      expect(subjects.filter((s) => s === first!.name)).toHaveLength(2);
+      expect(subjects.filter((s) => s === second!.name)).toHaveLength(0);
+    }));
+
+  it('wants the key in x-public-api-key (Authorization alone is refused), a wabaNumber with an integration, and a whole cursor', () =>
+    withMock({ seedChats: 20, now: NOW }, async (api) => {
+      expect((await listGroups(api, `wabaNumber=${WABA}`, { authorization: KEY })).status).toBe(401);
+      expect((await listGroups(api, `wabaNumber=${WABA}`, { 'x-public-api-key': 'wrong' })).status).toBe(401);
+      for (const query of ['', 'wabaNumber=919111111111', `wabaNumber=${WABA}&lastGroupId=grp_000001`, `wabaNumber=${WABA}&lastGroupId=g&olderThanTimestamp=yesterday`]) {
+        expect(await listGroups(api, query)).toMatchObject({ status: 400, body: { statusCode: 400, error: 'Bad Request' } });
+      }
+    }));
+});
+
 describe('mock-api: admin endpoints and lifecycle', () => {
   const post = (api: MockApi, path: string, body: unknown): Promise<Answer> =>
     call(api, path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -417,7 +478,7 @@ describe('mock-api: admin endpoints and lifecycle', () => {
       expect(stats.body).toMatchObject({ requests: 3, byStatus: { '422': 1, '201': 1, '429': 1 } });
       expect(await post(api, '/__admin/rate-limit', { rateLimit: null })).toMatchObject({ status: 200 });
       expect(await post(api, '/__admin/reset', {})).toMatchObject({ status: 200 });
-      expect(api.stats()).toEqual({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0 });
+      expect(api.stats()).toEqual({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0, groupListRequests: 0 });
       expect((await unassign(api, phone('919999999999'))).status).toBe(201);
       const chats = await call(api, '/__admin/chats');
       expect(chats).toMatchObject({ status: 200, body: api.chats() });

@@ -1,6 +1,6 @@
 /**
- * The selection rule of a scheduled chat query (chat-rule.ts) and the GET /chats row source's pure parts
- * (chat-query-source.ts): query parameters, the client-side re-check of every filter, page parsing and the
+ * The selection rule of a scheduled chat query (rule.ts) and the GET /chats row source's pure parts
+ * (chat-source.ts): query parameters, the client-side re-check of every filter, page parsing and the
  * chat → row mapping, and the paging/retry loop against a fake `listChats` (an injected interface, no module mocks).
  */
 import { describe, expect, it } from '@jest/globals';
@@ -64,14 +64,21 @@ describe('chatToRow', () => {
       },
     });
   });
-  it('a group chat uses its groupId', () => {
-    const row = chatToRow(chat({ chatType: 'WA_GROUP', phoneNumber: null, groupId: 'grp_000007' }), 1);
+  const groupChat = { ...chat({ chatType: 'WA_GROUP', phoneNumber: null }), name: 'Support Pune' };
+  it('a group chat uses the groupId its name resolved to', () => {
+    const row = chatToRow(groupChat, 1, { kind: 'found', groupId: 'grp_000007' });
     expect(row.kind === 'valid' && row.row.key).toBe('g:grp_000007');
+    expect(row.kind === 'valid' && row.row.cells).toMatchObject({ customerPhoneNumber: '', wabaNumber: '', groupId: 'grp_000007' });
   });
-  it('a chat without a usable number or group id is a rejected row, with the reason', () => {
+  it('a group chat never takes a groupId the listing puts on it (undocumented): without a resolution it is rejected', () => {
+    expect(chatToRow({ ...groupChat, groupId: 'grp_listed' }, 1)).toMatchObject({ kind: 'rejected', row: { column: 'groupId', reason: 'group chat "Support Pune" has no usable groupId' } });
+  });
+  it('a chat without a usable number, or a group chat its name did not resolve, is a rejected row, with the reason', () => {
     expect(chatToRow(chat({ phoneNumber: null }), 1)).toMatchObject({ kind: 'rejected', row: { column: 'customerPhoneNumber', reason: 'listed chat has no usable customer phone number' } });
     expect(chatToRow(chat({ wabaNumber: null }), 1)).toMatchObject({ kind: 'rejected', row: { column: 'wabaNumber' } });
-    expect(chatToRow(chat({ chatType: 'WA_GROUP', id: 'c9', groupId: undefined }), 1)).toMatchObject({ kind: 'rejected', row: { column: 'groupId', reason: 'group chat c9 listed without a usable groupId' } });
+    expect(chatToRow(groupChat, 4, { kind: 'rejected', reason: 'no group named "Support Pune" on WABA 919000000000' })).toMatchObject({
+      kind: 'rejected', row: { line: 4, column: 'groupId', raw: 'Support Pune', reason: 'no group named "Support Pune" on WABA 919000000000' },
+    });
   });
 });
 
@@ -136,7 +143,7 @@ describe('openChatQuerySource (fake listChats)', () => {
     expect(t.queries[1]).toMatchObject({ status: 'done', limit: 100, nextChatTimestamp: 1 });
     expect(t.sleeps).toEqual([10]);
     expect(t.pauses).toEqual([2000]);
-    expect(t.src.stats()).toEqual({ pages: 3, listed: 3, selected: 3 });
+    expect(t.src.stats()).toEqual({ pages: 3, listed: 3, selected: 3, groupListings: 0, groupPages: 0 });
   });
 
   it('gives up after MAX_ATTEMPTS transient failures with a ChatListError', async () => {
@@ -166,6 +173,6 @@ describe('openChatQuerySource (fake listChats)', () => {
   it('yields only chats the rule selects; counts what it listed', async () => {
     const t = source([ok({ chats: [chat({ id: 'x' }), chat({ id: 'y', assignedUserNumber: null }), chat({ id: 'z', isDone: false })], paginationOptions: { hasMoreChats: false } })]);
     expect(await t.read()).toHaveLength(1);
-    expect(t.src.stats()).toEqual({ pages: 1, listed: 3, selected: 1 });
+    expect(t.src.stats()).toEqual({ pages: 1, listed: 3, selected: 1, groupListings: 0, groupPages: 0 });
   });
 });

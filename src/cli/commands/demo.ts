@@ -87,8 +87,10 @@ export async function cmdMockApi(_args: readonly string[], flags: Flags, io: Io)
     rateLimit: rate ? { max: rate, windowMs: 1000 } : null,
     faults: { serverErrorRate: failRate },
     seedChats: flags['seed-chats'] ? Number(flags['seed-chats']) : 200,
+    // Group chats whose name matches two groups or none: what a nightly run must reject rather than guess.
+    groupConflicts: flags['group-conflicts'] ? Number(flags['group-conflicts']) : 0,
   });
-  io.err(`stand-in DoubleTick API on ${api.url} (POST /team-member/unassign, GET /chats, GET /__admin/stats); Ctrl-C stops it`);
+  io.err(`stand-in DoubleTick API on ${api.url} (POST /team-member/unassign, GET /chats, GET /whatsapp/wa-group/list, GET /__admin/stats); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     const stop = (): void => void api.close().then(resolve);
     process.once('SIGINT', stop);
