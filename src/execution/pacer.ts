@@ -4,8 +4,8 @@
  *
  * Why on top of BullMQ's limiter: BullMQ's limiter is a fixed window (at most `max` jobs start per window).
  * Two windows back to back may start `max` jobs at the end of one and `max` at the start of the next — twice
- * the limit within one second — and a server counting its own window answers that with 429. The demo saw
- * exactly that (61 calls in one second at a 45/s limit). With the pacer no sliding window of
+ * the limit within one second — and a server counting its own window answers that with 429. With the pacer no
+ * sliding window of
  * RATE_LIMIT_DURATION_MS holds more than RATE_LIMIT_MAX calls, and the rate is still the full limit because
  * slots are absolute times (timer lateness does not accumulate). BullMQ's limiter stays as the outer cap so
  * workers do not take many more jobs than they can start.
@@ -19,8 +19,8 @@
  * A caller already asleep until a slot it took before the 429 checks the pause when it wakes, and takes a new
  * slot after the pause instead of calling inside it (otherwise every sleeper fires one more 429 at the API).
  * Pauses hold even with pacing off (`max` 0): an API with no known limit can still answer 429, and BullMQ's
- * limiter, which is off then too, would not stop the other workers. Asking Redis before every call cost a fifth
- * of the throughput (bench/), so with pacing off a "not paused" answer is reused for PAUSE_CHECK_MS (see below).
+ * limiter, which is off then too, would not stop the other workers. Asking Redis before every call would add a
+ * round trip to every call, so with pacing off a "not paused" answer is reused for PAUSE_CHECK_MS (see below).
  */
 import { type Keys, pacerLogKey } from '../store/keys.js';
 import { pacerAdmit, pacerPause, pacerPausedFor, pacerReserve, type ScriptedRedis } from '../store/scripts.js';

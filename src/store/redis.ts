@@ -13,7 +13,7 @@ export interface ConnectOptions {
   /**
    * ioredis auto-pipelining: every command issued in one event-loop turn goes out in one write. Only for the
    * connection that carries our own keys (claim / record / pacer / staging): with an instant API those are two
-   * writes per chat, and each unbatched write is a syscall that cost more Node CPU than BullMQ's own work (bench/).
+   * writes per chat, and each unbatched write is a syscall of its own (BENCHMARKS.md has what that costs).
    * Never on a connection BullMQ uses: its users reported lost job data and "not in the active list" errors with it.
    */
   readonly autoPipelining?: boolean;
