@@ -14,11 +14,13 @@ import type { Context } from '../runtime/context.js';
 import { writeReport } from '../report/report.js';
 import { rerunBatch } from '../ops/rerun.js';
 import { makeTimelineCache } from './timeline.js';
-import { ingestUpload } from './upload.js';
-import { batchView } from '../app/views.js';
+import { BATCH_NAME_MAX, ingestUpload } from './upload.js';
+import { completeDryRun } from '../app/dry-run.js';
+import { apiPauseOf, batchView } from '../app/views.js';
+import { pausedUntil } from '../execution/pacer.js';
 import { BATCH_KINDS, BATCH_STATUSES, listBatches } from '../app/batch-list.js';
 import { FAILURE_CLASS_FILTERS, type FailureClassFilter, type FailureFilter, failurePage, revealFailure } from '../app/failures.js';
-import type { BatchStatus } from '../domain/lifecycle.js';
+import { type BatchStatus, Status } from '../domain/lifecycle.js';
 import type { BatchKind } from '../store/batch-store.js';
 import { integerParam, refuseUnsafe } from './query.js';
 
@@ -101,7 +103,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
             offset: integerParam(OFFSET),
             status: { type: 'string', enum: [...BATCH_STATUSES] },
             kind: { type: 'string', enum: [...BATCH_KINDS] },
-            name: { type: 'string', maxLength: 200 },
+            name: { type: 'string', maxLength: BATCH_NAME_MAX },
           },
           additionalProperties: false,
         },
@@ -142,7 +144,9 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
 
   app.get<IdParams>('/api/batches/:id', async (request, reply) => {
     const batch = await find(request.params.id);
-    return batch ? batchView(batch) : notFound(reply, request.params.id);
+    if (!batch) return notFound(reply, request.params.id);
+    // With the global pause, as `status` and the progress stream (events.ts) show it.
+    return { ...batchView(batch), pausedByApiUntil: apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys)) };
   });
 
   app.get<IdParams>('/api/batches/:id/timeline', async (request, reply) => {
@@ -189,13 +193,20 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     });
   }
 
-  app.post<IdParams & { Body: { includePermanent?: boolean; onlyReason?: string } | null }>(
+  app.post<IdParams & { Body: { includePermanent?: boolean; onlyReason?: string; name?: string; dryRun?: boolean } | null }>(
     '/api/batches/:id/rerun',
     {
       schema: {
         body: {
           type: ['object', 'null'],
-          properties: { includePermanent: { type: 'boolean' }, onlyReason: { type: 'string', maxLength: 300 } },
+          properties: {
+            includePermanent: { type: 'boolean' },
+            onlyReason: { type: 'string', maxLength: 300 },
+            // The rerun's own name (the CLI's --name); blank keeps rerunBatch's "<parent name> (rerun)".
+            name: { type: 'string', maxLength: BATCH_NAME_MAX },
+            // The CLI's --dry-run: the child is made and previewed, nothing is enqueued (status dry-run).
+            dryRun: { type: 'boolean' },
+          },
           additionalProperties: false,
         },
       },
@@ -205,7 +216,15 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
       if (!parent) return notFound(reply, request.params.id);
       const body = request.body ?? {};
       const onlyReason = body.onlyReason?.trim();
-      const child = await rerunBatch(ctx, parent.id, { includePermanent: body.includePermanent === true, ...(onlyReason ? { onlyReason } : {}) });
+      const name = body.name?.trim();
+      const child = await rerunBatch(ctx, parent.id, {
+        includePermanent: body.includePermanent === true,
+        ...(onlyReason ? { onlyReason } : {}),
+        ...(name ? { name } : {}),
+        dryRun: body.dryRun === true,
+      });
+      // As an uploaded dry run (upload.ts) and `rerun --dry-run`: its report is written before the page shows it.
+      if (child.status === Status.dryRun) await completeDryRun(ctx, child);
       return reply.code(201).send(batchView(child));
     },
   );

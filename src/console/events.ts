@@ -1,7 +1,8 @@
 /**
  * Live progress of one batch as server-sent events. The batch record in Redis is the single source of truth
  * (workers on any host move its counters), so the stream polls it and sends an event only when it changed:
- * `progress` with the batch view, `end` once the batch reached a terminal status (then the stream closes).
+ * `progress` with the batch view, `infra` with the Redis write problem (or null) when it changes, `end` once
+ * the batch reached a terminal status (then the stream closes).
  * A comment line every HEARTBEAT_MS keeps proxies from closing a quiet stream.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -9,7 +10,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { WATCH_ENDS } from '../domain/lifecycle.js';
 import { probeRedisWrites, watchBatch } from '../app/watch.js';
 import type { Context } from '../runtime/context.js';
-import { type BatchView, batchView } from '../app/views.js';
+import { apiPauseOf, type BatchView, batchView } from '../app/views.js';
+import { pausedUntil } from '../execution/pacer.js';
 import { BATCH_ID } from './batch-routes.js';
 
 const HEARTBEAT_MS = 15_000;
@@ -83,6 +85,7 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
     });
     let last = '';
     let lastProblem: string | undefined;
+    let infraSent = false;
     let lastWrite = Date.now();
     const watching = new AbortController();
     const stop = (): void => {
@@ -105,9 +108,14 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
           break;
         }
         const problem = await redisProblem();
-        if (problem !== lastProblem && !watching.signal.aborted) write(reply, 'infra', { problem: problem ?? null });
+        // Sent on the first read too: a page that reconnects may still show a problem that cleared meanwhile.
+        if ((!infraSent || problem !== lastProblem) && !watching.signal.aborted) {
+          write(reply, 'infra', { problem: problem ?? null });
+          infraSent = true;
+        }
         lastProblem = problem;
-        const view: BatchView = batchView(batch);
+        // The global pause (another batch's 429 may have set it) holds this batch's workers too: `status` says so as well.
+        const view: BatchView = { ...batchView(batch), pausedByApiUntil: apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys)) };
         const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
         if (text !== last) {
           last = text;

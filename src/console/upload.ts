@@ -39,6 +39,9 @@ interface ReceivedFile {
 
 const MAX_NAME_CHARS = 120;
 
+/** Longest batch name the console takes, from the upload form or a rerun; the list's name filter has the same bound. */
+export const BATCH_NAME_MAX = 200;
+
 /** The uploaded file's base name, made safe to use as a file name here. */
 export function safeFileName(raw: string | undefined): string {
   const name = basename(String(raw ?? '').replace(/\\/g, '/'))
@@ -57,7 +60,7 @@ function flag(value: string | undefined): boolean {
 function toFields(raw: ReadonlyMap<string, string>): UploadFields {
   const name = raw.get('name')?.trim();
   const waba = raw.get('waba')?.trim();
-  return { ...(name ? { name: name.slice(0, 200) } : {}), ...(waba ? { waba } : {}), force: flag(raw.get('force')), dryRun: flag(raw.get('dryRun')) };
+  return { ...(name ? { name: name.slice(0, BATCH_NAME_MAX) } : {}), ...(waba ? { waba } : {}), force: flag(raw.get('force')), dryRun: flag(raw.get('dryRun')) };
 }
 
 /**

@@ -314,4 +314,38 @@ describe('console parity: failed chats and the batch list', () => {
     }
     expect(wrong).toEqual([]);
   });
+
+  it('reruns with a name and as a dry run, as `rerun --name --dry-run` does; refuses a name past the upload bound', async () => {
+    const rerun = (body: Json): Promise<{ status: number; body: Batch }> =>
+      con.json<Batch>(`/api/batches/${parent.id}/rerun`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body) });
+    const childrenBefore = (await con.json<Batch>(`/api/batches/${parent.id}`)).body.children;
+
+    // The upload form's bound (200): over it is a 400 and no batch, never a silent cut.
+    for (const body of [{ name: 'n'.repeat(201), dryRun: true }, { name: 'n'.repeat(201) }, { dryRun: 'yes' }]) expect((await rerun(body)).status).toBe(400);
+    expect((await con.json<Batch>(`/api/batches/${parent.id}`)).body.children).toEqual(childrenBefore);
+
+    const dry = await rerun({ includePermanent: true, name: '  checked first  ', dryRun: true });
+    expect(dry.status).toBe(201);
+    expect(dry.body).toMatchObject({ status: 'dry-run', kind: 'rerun', parent: parent.id, name: 'checked first', reportReady: true, done: 0 });
+    expect(dry.body.counts.valid).toBe(FIXTURE.permanent + FIXTURE.transient);
+    // Its report is there at once, as for an uploaded dry run.
+    const summary = await con.json<Json>(`/api/batches/${dry.body.id}/reports/summary.json`);
+    expect(summary.status).toBe(200);
+    expect(summary.body).toMatchObject({ dryRun: true });
+
+    // A blank name keeps the default; a dry run takes no rerun slot, so a second one is made.
+    const unnamed = await rerun({ name: '   ', dryRun: true });
+    expect(unnamed.status).toBe(201);
+    expect(unnamed.body).toMatchObject({ status: 'dry-run', name: `${parent.name as string} (rerun)`, counts: { valid: FIXTURE.transient } });
+
+    // The CLI, same options: the same selection.
+    const cli = spawnCli(env, ['rerun', parent.id, '--include-permanent', '--dry-run', '--name', 'by cli', '--json']);
+    expect((await cli.exited).code).toBe(0);
+    // output() is stdout then stderr: the --json document is the first lines from "{" to the closing "}".
+    const lines = cli.output().split('\n');
+    const start = lines.indexOf('{');
+    const byCli = JSON.parse(lines.slice(start, lines.indexOf('}', start) + 1).join('\n')) as { batchId: string; counts: Record<string, number> };
+    expect(byCli.counts).toEqual(dry.body.counts);
+    expect((await con.json<Batch>(`/api/batches/${byCli.batchId}`)).body).toMatchObject({ name: 'by cli', status: 'dry-run' });
+  });
 });

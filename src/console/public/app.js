@@ -353,7 +353,9 @@
       } catch (error) {
         return showError(errorBox, error);
       }
-      if (window.confirm(`Rerun ${count} failed chat(s) of this batch as a new batch?`)) act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}) });
+      const options = rerunOptions('rerun-name', 'rerun-dry');
+      const what = options.dryRun ? 'Dry-run a rerun of' : 'Rerun';
+      if (window.confirm(`${what} ${count} failed chat(s) of this batch as a new batch?`)) act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}), ...options });
     });
     $('b-failures').href = `#/batches/${encodeURIComponent(id)}/failures`;
     const remember = update;
@@ -377,6 +379,12 @@
     };
   }
 
+  /** The rerun form's name and dry-run fields as the rerun API's body takes them (`rerun --name`, `--dry-run`). */
+  function rerunOptions(nameId, dryId) {
+    const name = $(nameId).value.trim();
+    return { ...(name ? { name } : {}), dryRun: $(dryId).checked };
+  }
+
   function countCard(label, value) {
     const card = node('div', null, 'count');
     card.append(node('div', value, 'value'), node('div', label, 'label'));
@@ -394,7 +402,9 @@
     $('b-id').textContent = b.id;
     $('b-source').textContent = b.source;
     $('b-created').textContent = when(b.createdAt);
-    $('b-reason').textContent = b.reason || '';
+    // The API's 429 pause is not a status (the batch still runs): shown beside the reason while it holds.
+    const apiPause = b.pausedByApiUntil ? `Paused by the API until ${new Date(b.pausedByApiUntil).toTimeString().slice(0, 8)}` : '';
+    $('b-reason').textContent = [b.reason, apiPause].filter(Boolean).join(' · ');
 
     const links = $('b-links');
     links.replaceChildren();
@@ -524,9 +534,10 @@
     });
     $('fl-rerun').addEventListener('click', async () => {
       if (!page || !page.rerun) return;
-      if (!window.confirm(`Rerun these ${page.total} failed chat(s) as a new batch?`)) return;
+      const options = rerunOptions('fl-rerun-name', 'fl-rerun-dry');
+      if (!window.confirm(`${options.dryRun ? 'Dry-run a rerun of' : 'Rerun'} these ${page.total} failed chat(s) as a new batch?`)) return;
       try {
-        const child = await postJson(`${base}/rerun`, page.rerun);
+        const child = await postJson(`${base}/rerun`, { ...page.rerun, ...options });
         window.location.hash = `#/batches/${encodeURIComponent(child.id)}`;
       } catch (error) {
         showError(errorBox, error);
