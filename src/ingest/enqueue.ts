@@ -8,10 +8,10 @@ import pLimit from 'p-limit';
 
 import type { BatchRecord, BatchStore, NewBatch } from '../store/batch-store.js';
 import type { IngestRow } from './csv-source.js';
-import { DuplicateUploadError, NoValidRowsError } from '../domain/errors.js';
+import { BatchStateError, DuplicateUploadError, NoValidRowsError } from '../domain/errors.js';
 import type { Keys } from '../store/keys.js';
 import { JOB_UNASSIGN, type JobPolicy, type QueueJobData, unassignJobOptions } from '../store/queue.js';
-import { type ScriptedRedis, type StagedRow, stageRows } from '../store/scripts.js';
+import { claimSource, releaseClaim, type ScriptedRedis, type StagedRow, stageRows } from '../store/scripts.js';
 import type { RejectedRow } from '../domain/chat.js';
 import { decodeRejectedRow } from '../store/codecs.js';
 
@@ -120,16 +120,39 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
   return tally;
 }
 
-async function checkDuplicateContent(deps: IngestDeps, sha256: string, opts: IngestOptions): Promise<void> {
-  if (opts.force || opts.dryRun || opts.duplicateWindowHours === 0 || sha256 === '') return;
-  const earlier = await deps.redis.get(deps.keys.sourceHash(sha256));
-  if (earlier && (await deps.batches.get(earlier))) {
-    throw new DuplicateUploadError(
-      earlier,
-      `this file's content was already run as batch ${earlier} within the last ${opts.duplicateWindowHours} h ` +
-        '(DUPLICATE_WINDOW_HOURS); pass --force to run it again',
-    );
+/**
+ * How often one claim may find the content held by a batch that is gone and try to take it over. Each retry
+ * means another upload of the same content claimed it meanwhile; a few in a row is not a race but a loop.
+ */
+const MAX_CLAIM_TAKEOVERS = 5;
+
+function duplicateOf(earlier: string, opts: IngestOptions): DuplicateUploadError {
+  return new DuplicateUploadError(
+    earlier,
+    `this file's content was already run as batch ${earlier} within the last ${opts.duplicateWindowHours} h ` +
+      '(DUPLICATE_WINDOW_HOURS); pass --force to run it again',
+  );
+}
+
+/**
+ * The duplicate-upload guard, as one atomic claim: the content hash's key is set to this batch unless another
+ * batch that still exists holds it (claimSource). Checking first and setting later would let uploads of the same
+ * file that arrive together all pass the check. Returns the claimed key (release it if the ingest fails), or
+ * undefined when the guard does not apply (--force, dry run, DUPLICATE_WINDOW_HOURS=0, a source without a file).
+ */
+async function claimContent(deps: IngestDeps, batchId: string, sha256: string, opts: IngestOptions): Promise<string | undefined> {
+  if (opts.force || opts.dryRun || opts.duplicateWindowHours === 0 || sha256 === '') return undefined;
+  const key = deps.keys.sourceHash(sha256);
+  let gone = '';
+  for (let attempt = 0; attempt < MAX_CLAIM_TAKEOVERS; attempt += 1) {
+    const reply = await claimSource(deps.redis, key, { batchId, ttlSeconds: Math.ceil(opts.duplicateWindowHours * 3600), goneHolder: gone });
+    if (reply.claimed) return key;
+    // Its record expired or was removed (a failed ingest): the content may run again, and this batch takes it over.
+    const holder = await deps.batches.get(reply.holder);
+    if (holder?.id === reply.holder) throw duplicateOf(reply.holder, opts);
+    gone = reply.holder;
   }
+  throw duplicateOf(gone, opts);
 }
 
 function noValidRowsMessage(tally: Tally, firstRejected: RejectedRow[]): string {
@@ -166,40 +189,49 @@ export async function enqueueStaged(deps: IngestDeps, batchId: string, onChunk?:
 }
 
 /**
- * Creates a batch from a row source. On any error while reading (broken file, duplicate content, no valid
- * rows) the batch is deleted again: nothing is left enqueued or staged.
+ * Creates a batch from a row source. On any error until the batch starts (broken file, duplicate content, no
+ * valid rows, Redis failing) the batch is deleted again and its claim on the content released: nothing is left
+ * enqueued or staged, and the same content may be uploaded again at once.
  */
 export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOptions): Promise<BatchRecord> {
   const batch = await deps.batches.create({ ...opts.batch, dryRun: opts.dryRun ?? false });
   const k = deps.keys.batch(batch.id);
   const progress = (t: Tally, phase: IngestProgress['phase']): void => opts.onProgress?.({ phase, ...t });
   let tally: Tally;
+  let sha256: string;
+  let claimed: string | undefined;
   try {
     tally = await stage(deps, batch.id, source, (t) => progress(t, 'reading'));
-    await checkDuplicateContent(deps, source.sha256(), opts);
+    sha256 = source.sha256();
+    claimed = await claimContent(deps, batch.id, sha256, opts);
     if (tally.valid === 0) {
       const first = (await deps.redis.lrange(k.rejected, 0, 2)).map((s, i) => decodeRejectedRow(s, `${k.rejected}[${i}]`));
       throw new NoValidRowsError(noValidRowsMessage(tally, first));
     }
+    await deps.batches.update(batch.id, {
+      sha256,
+      header: JSON.stringify(source.header),
+      rows: tally.rows,
+      valid: tally.valid,
+      rejected: tally.rejected,
+      duplicates: tally.duplicates,
+      startedAt: Date.now(),
+    });
+    // A compare-and-set like every move: only an `ingesting` batch starts. It refuses only when the record
+    // vanished meanwhile, and then nothing may be enqueued for it.
+    if ((await deps.batches.apply(batch.id, opts.dryRun ? 'preview' : 'start')) === undefined) {
+      throw new BatchStateError(`batch ${batch.id} was removed while its source was read: nothing was enqueued`);
+    }
   } catch (error) {
     await deps.batches.remove(batch.id);
+    if (claimed !== undefined) await releaseClaim(deps.redis, claimed, batch.id);
     throw error;
   }
-  const sha256 = source.sha256();
-  await deps.batches.update(batch.id, {
-    sha256,
-    header: JSON.stringify(source.header),
-    rows: tally.rows,
-    valid: tally.valid,
-    rejected: tally.rejected,
-    duplicates: tally.duplicates,
-    startedAt: Date.now(),
-  });
-  await deps.batches.apply(batch.id, opts.dryRun ? 'preview' : 'start');
   // A dry run keeps its staged order (the preview reads samples from it); retention expires it like any batch.
   if (opts.dryRun) return deps.batches.require(batch.id);
-  if (sha256 !== '' && opts.duplicateWindowHours > 0) {
-    await deps.redis.set(deps.keys.sourceHash(sha256), batch.id, 'EX', opts.duplicateWindowHours * 3600);
+  // --force ran the content regardless of the guard: from now on the guard names this batch.
+  if (opts.force && sha256 !== '' && opts.duplicateWindowHours > 0) {
+    await deps.redis.set(deps.keys.sourceHash(sha256), batch.id, 'EX', Math.ceil(opts.duplicateWindowHours * 3600));
   }
   await enqueueStaged(deps, batch.id, (enqueued) => progress({ ...tally, enqueued }, 'enqueueing'));
   return deps.batches.require(batch.id);

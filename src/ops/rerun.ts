@@ -50,6 +50,7 @@ function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
       `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, or \`bulk-unassign cancel ${parent.id}\` first`,
     );
   }
+  // An early, friendly answer only: the rule itself is enforced atomically when the child is created (see rerunBatch).
   const active = children.find((c) => ACTIVE.has(c.status));
   if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
 }
@@ -74,7 +75,13 @@ function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
   };
 }
 
-/** Creates (and unless dry-run enqueues) the rerun batch. */
+/**
+ * Creates (and unless dry-run enqueues) the rerun batch. One rerun at a time per parent: creating the child
+ * claims the parent's rerun slot in the same atomic step (batch store `create` with `parent`, the createChild
+ * step), so of two reruns started together (two operators, a double click) exactly one is created and the other
+ * gets a BatchStateError naming it. The slot is free again once that child is final, or gone because its ingest
+ * failed (removing it gives the slot back).
+ */
 export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOptions = {}): Promise<BatchRecord> {
   const parent = await ctx.batches.require(parentId);
   const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);

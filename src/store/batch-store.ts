@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { BatchStateError } from '../domain/errors.js';
 import { type BatchKind, type BatchRecord, COUNT_FIELDS, decodeBatchHash } from './codecs.js';
 import { allBatchKeys, type Keys } from './keys.js';
-import { type ScriptedRedis, transitionStatus } from './scripts.js';
-import { type BatchStatus, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
+import { appendNote, createChild, releaseClaim, type ScriptedRedis, transitionStatus } from './scripts.js';
+import { ACTIVE, type BatchStatus, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
 // The record's shape and decoder live with the other stored values (codecs.ts); importers keep this path.
 export type { BatchCounts, BatchKind, BatchRecord } from './codecs.js';
@@ -16,6 +16,11 @@ export interface NewBatch {
   readonly name?: string;
   readonly kind: BatchKind;
   readonly source: string;
+  /**
+   * The batch this one reruns. Creating it claims the parent's rerun slot in the same atomic step (createChild):
+   * refused with a BatchStateError while the parent's previous rerun is not final, so two reruns of one parent
+   * can never both be created.
+   */
   readonly parent?: string;
   readonly dryRun?: boolean;
   readonly notes?: readonly string[];
@@ -39,14 +44,24 @@ export interface BatchStore {
    * transition's own.
    */
   apply(batchId: string, transition: TransitionName, reason?: string): Promise<BatchStatus | undefined>;
+  /** Appends a note (atomically: concurrent notes all stay). A missing batch is a BatchStateError. */
   addNote(batchId: string, note: string): Promise<void>;
   /** Batch ids newest first. Ids whose record expired are dropped from the index on the way. */
   list(limit?: number): Promise<BatchRecord[]>;
   /** Sets the retention TTL on every key of a finished batch. */
   expire(batchId: string, ttlSeconds: number): Promise<void>;
-  /** Deletes a batch completely (a failed ingest leaves nothing behind). */
+  /**
+   * Deletes a batch completely (a failed ingest leaves nothing behind). A rerun is also taken off its parent's
+   * children, and gives back the parent's rerun slot if it still holds it.
+   */
   remove(batchId: string): Promise<void>;
 }
+
+/**
+ * How often one create may find the parent's rerun slot held by a rerun that is over and try to replace it. Each
+ * retry means another rerun replaced it meanwhile; more than a few in a row is not a race but a loop.
+ */
+const MAX_SLOT_TAKEOVERS = 5;
 
 export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
   const store: BatchStore = {
@@ -60,21 +75,31 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
         createdAt: now,
         status: Status.ingesting,
         dryRun: batch.dryRun ? 1 : 0,
-        notes: JSON.stringify(batch.notes ?? []),
         ...Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])),
         done: 0,
         attempts: 0,
         rateLimited: 0,
       };
-      if (batch.parent) fields.parent = batch.parent;
-      await redis.multi().hset(keys.batch(id).batch, fields).zadd(keys.batchIndex, now, id).exec();
-      if (batch.parent) await appendChild(redis, keys, batch.parent, id);
+      const notes = batch.notes ?? [];
+      const k = keys.batch(id);
+      if (batch.parent) {
+        fields.parent = batch.parent;
+        await createRerun(batch.parent, { childId: id, createdAt: now, fields, notes });
+      } else {
+        const tx = redis.multi().hset(k.batch, fields);
+        if (notes.length > 0) tx.rpush(k.notes, ...notes);
+        await tx.zadd(keys.batchIndex, now, id).exec();
+      }
       return (await store.get(id)) as BatchRecord;
     },
     get: async (batchId) => {
-      const key = keys.batch(batchId).batch;
-      const h = await redis.hgetall(key);
-      return Object.keys(h).length === 0 ? undefined : decodeBatchHash(h, key);
+      const k = keys.batch(batchId);
+      // One transaction: the record and its lists as of one moment.
+      const replies = (await redis.multi().hgetall(k.batch).lrange(k.children, 0, -1).lrange(k.notes, 0, -1).exec()) ?? [];
+      const error = replies.find(([e]) => e)?.[0];
+      if (error) throw error;
+      const [h, children, notes] = replies.map(([, value]) => value) as [Record<string, string>, string[], string[]];
+      return Object.keys(h).length === 0 ? undefined : decodeBatchHash(h, k.batch, { children, notes });
     },
     require: async (batchId) => {
       const batch = await store.get(batchId);
@@ -89,8 +114,7 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
       return transitionStatus(redis, keys.batch(batchId).batch, { to, reason, from });
     },
     addNote: async (batchId, note) => {
-      const batch = await store.require(batchId);
-      await store.update(batchId, { notes: JSON.stringify([...batch.notes, note]) });
+      if (!(await appendNote(redis, keys.batch(batchId), note))) await store.require(batchId);
     },
     list: async (limit = 50) => {
       const ids = await redis.zrevrange(keys.batchIndex, 0, limit - 1);
@@ -108,14 +132,33 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
       await pipeline.exec();
     },
     remove: async (batchId) => {
-      await redis.multi().del(...allBatchKeys(keys.batch(batchId))).zrem(keys.batchIndex, batchId).exec();
+      const parent = await redis.hget(keys.batch(batchId).batch, 'parent');
+      const tx = redis.multi().del(...allBatchKeys(keys.batch(batchId))).zrem(keys.batchIndex, batchId);
+      if (parent) tx.lrem(keys.batch(parent).children, 0, batchId);
+      await tx.exec();
+      if (parent) await releaseClaim(redis, keys.batch(parent).rerun, batchId);
     },
   };
-  return store;
-}
 
-async function appendChild(redis: ScriptedRedis, keys: Keys, parentId: string, childId: string): Promise<void> {
-  const key = keys.batch(parentId).batch;
-  const current = await redis.hget(key, 'children');
-  await redis.hset(key, 'children', current ? `${current},${childId}` : childId);
+  /**
+   * Creates a rerun and claims its parent's rerun slot in one step. The slot names the parent's latest rerun;
+   * when that one is final (or its record is gone), it may be replaced — by exactly one of any reruns that
+   * try at once, since each names the rerun it found over and the step replaces only that one.
+   */
+  async function createRerun(parentId: string, child: { childId: string; createdAt: number; fields: Record<string, string | number>; notes: readonly string[] }): Promise<void> {
+    let previous = '';
+    for (let attempt = 0; attempt < MAX_SLOT_TAKEOVERS; attempt += 1) {
+      const reply = await createChild(redis, { child: keys.batch(child.childId), parent: keys.batch(parentId), batchIndex: keys.batchIndex }, { ...child, previous });
+      if (reply.claimed) return;
+      const holder = await store.get(reply.holder);
+      // A record without its id is a partial hash re-created by a late write after expiry: gone, not running.
+      if (holder?.id === reply.holder && ACTIVE.has(holder.status)) {
+        throw new BatchStateError(`batch ${parentId} already has a rerun in progress: ${holder.id} (${holder.status})`);
+      }
+      previous = reply.holder;
+    }
+    throw new BatchStateError(`batch ${parentId}: other reruns kept replacing its latest rerun while this one was being created; try again`);
+  }
+
+  return store;
 }

@@ -211,12 +211,21 @@ function hashJsonStrings(h: Hash, name: string, key: string): string[] {
   return text ? stringArray(parseJson(text, hashField(key, name)), hashField(key, name)) : [];
 }
 
+/** A batch's lists that belong to its record: keys.ts `BatchKeys.children` and `BatchKeys.notes`, in order. */
+export interface BatchLists {
+  readonly children?: readonly string[];
+  readonly notes?: readonly string[];
+}
+
 /**
- * Decodes a batch hash (HGETALL of keys.ts `BatchKeys.batch`). A field that is absent reads as its zero value,
- * as it always has: a hash can be partial (a late HINCRBY on an expired batch re-creates it with one field).
- * A field that is present must be what this build writes.
+ * Decodes a batch hash (HGETALL of keys.ts `BatchKeys.batch`) and its lists. A field that is absent reads as its
+ * zero value, as it always has: a hash can be partial (a late HINCRBY on an expired batch re-creates it with one
+ * field). A field that is present must be what this build writes.
+ *
+ * Children and notes live in lists, so that concurrent appends never overwrite each other. Batches written
+ * before that keep them in the hash (`children` comma-separated, `notes` a JSON array): those come first.
  */
-export function decodeBatchHash(h: Hash, key: string): BatchRecord {
+export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): BatchRecord {
   // fromEntries, not assignment: a failure reason may be any text, `__proto__` included.
   const reasons = Object.fromEntries(
     Object.keys(h)
@@ -254,7 +263,7 @@ export function decodeBatchHash(h: Hash, key: string): BatchRecord {
     status: isBatchStatus(status) ? status : mismatch(hashField(key, 'status'), 'a batch status', status),
     reason: field(h, 'reason') ?? '',
     ...(parent ? { parent } : {}),
-    children: children ? children.split(',') : [],
+    children: [...(children ? children.split(',') : []), ...(lists.children ?? [])],
     dryRun: dryRun === '1',
     header: hashJsonStrings(h, 'header', key),
     counts,
@@ -264,7 +273,7 @@ export function decodeBatchHash(h: Hash, key: string): BatchRecord {
     ...(apiPauseUntil === undefined ? {} : { apiPauseUntil }),
     ...(rateLimitedSince === undefined ? {} : { rateLimitedSince }),
     reasons,
-    notes: hashJsonStrings(h, 'notes', key),
+    notes: [...hashJsonStrings(h, 'notes', key), ...(lists.notes ?? [])],
   };
 }
 

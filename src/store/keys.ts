@@ -27,6 +27,15 @@ export interface BatchKeys {
    * its result's `attempts` is this count, and recording the result deletes the field.
    */
   readonly calls: string;
+  /** LIST: ids of the batch's reruns, oldest first (appended by the createChild step; batch-store.ts). */
+  readonly children: string;
+  /** LIST: the batch's notes, oldest first (RPUSH, so concurrent notes never overwrite each other). */
+  readonly notes: string;
+  /**
+   * STRING: id of the batch's latest rerun, claimed atomically with creating it (createChild step): a rerun may
+   * only start while that one is final or gone, so two operators can never rerun the same chats at once.
+   */
+  readonly rerun: string;
 }
 
 export interface Keys {
@@ -90,6 +99,9 @@ export function makeKeys(queuePrefix: string): Keys {
         parked: `${base}:parked`,
         latency: `${base}:latency`,
         calls: `${base}:calls`,
+        children: `${base}:children`,
+        notes: `${base}:notes`,
+        rerun: `${base}:rerun`,
       };
     },
   };

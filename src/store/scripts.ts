@@ -28,6 +28,10 @@ export const SCRIPT_KEYS = {
   pacerPause: 1,
   pacerPausedFor: 1,
   pacerAdmit: 1,
+  claimSource: 1,
+  releaseClaim: 1,
+  createChild: 6,
+  appendNote: 2,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPT_KEYS;
@@ -52,6 +56,10 @@ export interface ScriptCommands {
   pacerAdmit(log: string, windowUs: string, max: string, member: string): Promise<number>;
   pacerPausedFor(pacer: string): Promise<number>;
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
+  claimSource(source: string, batchId: string, ttlSeconds: string, goneHolder: string): Promise<string>;
+  releaseClaim(claim: string, owner: string): Promise<number>;
+  createChild(child: string, childNotes: string, batchIndex: string, parent: string, parentChildren: string, parentRerun: string, ...args: string[]): Promise<string>;
+  appendNote(notes: string, batch: string, note: string): Promise<number>;
 }
 
 /** A connection with our scripts: a single Redis, or a Redis Cluster (REDIS_CLUSTER; every key shares one slot). */
@@ -255,4 +263,63 @@ export interface AdmitCall {
 /** pacerAdmit-1: 0 when the call may go now (and is logged), else µs until the log's oldest call leaves the window. */
 export async function pacerAdmit(redis: ScriptedRedis, logKey: string, call: AdmitCall): Promise<number> {
   return count('pacerAdmit', await redis.pacerAdmit(logKey, String(call.windowUs), String(call.max), call.member));
+}
+
+/** A claim's answer: ours, or held by another batch (its id). */
+export type ClaimReply = { readonly claimed: true } | { readonly claimed: false; readonly holder: string };
+
+function claimReply(script: ScriptName, reply: unknown): ClaimReply {
+  if (reply === '') return { claimed: true };
+  return typeof reply === 'string' ? { claimed: false, holder: reply } : unexpected(script, reply);
+}
+
+export interface SourceClaim {
+  readonly batchId: string;
+  readonly ttlSeconds: number;
+  /** A holder the caller found gone (no batch record), which this call may replace; '' for none. */
+  readonly goneHolder: string;
+}
+
+/** claimSource-1: claims a content hash for a batch unless another batch (not `goneHolder`) holds it. */
+export async function claimSource(redis: ScriptedRedis, sourceKey: string, c: SourceClaim): Promise<ClaimReply> {
+  return claimReply('claimSource', await redis.claimSource(sourceKey, c.batchId, String(c.ttlSeconds), c.goneHolder));
+}
+
+/** releaseClaim-1: deletes a claim only if it still names `owner`. True if it did. */
+export async function releaseClaim(redis: ScriptedRedis, claimKey: string, owner: string): Promise<boolean> {
+  const reply: unknown = await redis.releaseClaim(claimKey, owner);
+  if (reply === 1) return true;
+  if (reply === 0) return false;
+  return unexpected('releaseClaim', reply);
+}
+
+export interface ChildCreation {
+  readonly childId: string;
+  readonly createdAt: number;
+  /** The parent's previous rerun, found final or gone by the caller, which this call may replace; '' for none. */
+  readonly previous: string;
+  /** The child's batch hash. */
+  readonly fields: Readonly<Record<string, string | number>>;
+  readonly notes: readonly string[];
+}
+
+/**
+ * createChild-6: creates a rerun batch and claims its parent's rerun slot in one step. Not claimed: another rerun
+ * (not `previous`) holds the slot, and nothing was written.
+ */
+export async function createChild(redis: ScriptedRedis, keys: { readonly child: BatchKeys; readonly parent: BatchKeys; readonly batchIndex: string }, c: ChildCreation): Promise<ClaimReply> {
+  const pairs = Object.entries(c.fields).flatMap(([field, value]) => [field, String(value)]);
+  const reply: unknown = await redis.createChild(
+    keys.child.batch, keys.child.notes, keys.batchIndex, keys.parent.batch, keys.parent.children, keys.parent.rerun,
+    c.childId, String(c.createdAt), c.previous, String(pairs.length / 2), ...pairs, ...c.notes,
+  );
+  return claimReply('createChild', reply);
+}
+
+/** appendNote-2: appends a note to a batch. False when the batch has no record. */
+export async function appendNote(redis: ScriptedRedis, keys: Pick<BatchKeys, 'notes' | 'batch'>, note: string): Promise<boolean> {
+  const reply: unknown = await redis.appendNote(keys.notes, keys.batch, note);
+  if (reply === 1) return true;
+  if (reply === 0) return false;
+  return unexpected('appendNote', reply);
 }

@@ -62,6 +62,13 @@ describe('decodeBatchHash', () => {
     expect(decodeBatchHash(FULL, KEY)).toEqual(expected);
   });
 
+  it('reads children and notes from their lists, after those of a batch written before the lists (hash fields)', () => {
+    const { children: _c, notes: _n, ...current } = FULL;
+    expect(decodeBatchHash(current, KEY, { children: ['c1', 'c2'], notes: ['a note', 'n2'] })).toMatchObject({ children: ['c1', 'c2'], notes: ['a note', 'n2'] });
+    expect(decodeBatchHash(FULL, KEY, { children: ['c3'], notes: ['n2'] })).toMatchObject({ children: ['c1', 'c2', 'c3'], notes: ['a note', 'n2'] });
+    expect(decodeBatchHash(current, KEY)).toMatchObject({ children: [], notes: [] });
+  });
+
   it('reads absent fields as their zero values (a late HINCRBY can leave a partial hash)', () => {
     const batch = decodeBatchHash({ rateLimited: '1' }, KEY);
     expect(batch).toMatchObject({ id: '', kind: 'csv', status: 'ingesting', header: [], notes: [], children: [], dryRun: false, rateLimited: 1, reasons: {} });

@@ -15,7 +15,10 @@ import { luaLifecyclePrelude } from '../../src/domain/lifecycle.js';
 import { makeKeys } from '../../src/store/keys.js';
 import { LIFECYCLE_INCLUDE, loadScript, loadScripts, luaDir } from '../../src/store/script-loader.js';
 import {
+  appendNote,
   claimChat,
+  claimSource,
+  createChild,
   defineScripts,
   ownedLock,
   pacerAdmit,
@@ -23,6 +26,7 @@ import {
   pacerReserve,
   rateLimited,
   recordResult,
+  releaseClaim,
   SCRIPT_KEYS,
   SCRIPTS,
   type ScriptedRedis,
@@ -165,7 +169,31 @@ describe('typed script calls', () => {
     expect(await rateLimited(fakeConnection({ rateLimited: [0, 3000] }).redis, k, run)).toEqual({ since: undefined, pauseUntil: 3000 });
   });
 
+  it('claims, releases, creates a rerun and appends a note with the documented keys, arguments and replies', async () => {
+    const parent = makeKeys('bu').batch('p1');
+    const { redis, sent } = fakeConnection({ claimSource: '', releaseClaim: 1, createChild: 'c0', appendNote: 1 });
+    expect(await claimSource(redis, '{bu}:source:abc', { batchId: 'b1', ttlSeconds: 86_400, goneHolder: 'b0' })).toEqual({ claimed: true });
+    expect(await releaseClaim(redis, '{bu}:source:abc', 'b1')).toBe(true);
+    const child = { childId: 'b1', createdAt: 5, previous: '', fields: { id: 'b1', parent: 'p1', dryRun: 0 }, notes: ['n1', 'n2'] };
+    expect(await createChild(redis, { child: k, parent, batchIndex: '{bu}:batches' }, child)).toEqual({ claimed: false, holder: 'c0' });
+    expect(await appendNote(redis, k, 'a note')).toBe(true);
+    expect(sent).toEqual([
+      { name: 'claimSource', args: ['{bu}:source:abc', 'b1', '86400', 'b0'] },
+      { name: 'releaseClaim', args: ['{bu}:source:abc', 'b1'] },
+      { name: 'createChild', args: [k.batch, k.notes, '{bu}:batches', parent.batch, parent.children, parent.rerun, 'b1', '5', '', '3', 'id', 'b1', 'parent', 'p1', 'dryRun', '0', 'n1', 'n2'] },
+      { name: 'appendNote', args: [k.notes, k.batch, 'a note'] },
+    ]);
+    expect(await claimSource(fakeConnection({ claimSource: 'b0' }).redis, 's', { batchId: 'b1', ttlSeconds: 1, goneHolder: '' })).toEqual({ claimed: false, holder: 'b0' });
+    expect(await releaseClaim(fakeConnection({ releaseClaim: 0 }).redis, 's', 'b1')).toBe(false);
+    expect(await createChild(fakeConnection({ createChild: '' }).redis, { child: k, parent, batchIndex: 'i' }, child)).toEqual({ claimed: true });
+    expect(await appendNote(fakeConnection({ appendNote: 0 }).redis, k, 'x')).toBe(false);
+  });
+
   const BAD: readonly [string, () => Promise<unknown>][] = [
+    ['claimSource', () => claimSource(fakeConnection({ claimSource: 1 }).redis, 's', { batchId: 'b1', ttlSeconds: 1, goneHolder: '' })],
+    ['releaseClaim', () => releaseClaim(fakeConnection({ releaseClaim: 'OK' }).redis, 's', 'b1')],
+    ['createChild', () => createChild(fakeConnection({ createChild: null }).redis, { child: k, parent: k, batchIndex: 'i' }, { childId: 'c', createdAt: 1, previous: '', fields: {}, notes: [] })],
+    ['appendNote', () => appendNote(fakeConnection({ appendNote: 2 }).redis, k, 'x')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: 'maybe' }).redis, k, 'g:a')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: '__proto__' }).redis, k, 'g:a')],
     ['recordResult', () => recordResult(fakeConnection({ recordResult: 2 }).redis, k, { chatKey: 'g:a', record: 'x', counter: 'failed', attempts: 1, now: 1 })],
