@@ -99,6 +99,7 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
     write.then(() => inFlight.delete(write), () => undefined); // a failure surfaces through the race / allSettled below
     if (inFlight.size >= STAGE_WRITES_IN_FLIGHT) await Promise.race(inFlight);
   };
+  let readFailure: { readonly error: unknown } | undefined;
   try {
     for await (const item of source.rows()) {
       tally.rows += 1;
@@ -111,12 +112,14 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
       if (valid.length >= CHUNK_SIZE || rejected.length >= CHUNK_SIZE) await flush();
     }
     await flush();
-  } finally {
-    // Never leave writes running behind a failure: the caller deletes the batch next, and must come after them.
-    const settled = await Promise.allSettled(inFlight);
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+  } catch (error) {
+    readFailure = { error };
   }
+  // Never leave writes running behind a failure: the caller deletes the batch next, and must come after them.
+  const settled = await Promise.allSettled(inFlight);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  if (readFailure) throw readFailure.error;
   return tally;
 }
 
