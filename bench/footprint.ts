@@ -23,7 +23,16 @@ export async function benchFootprint(redis: BenchRedis, api: MockApi, csv: Messy
   let run: FootprintRun;
   let server: ServerView;
   try {
-    run = await runSide<FootprintRun>('work-ours', { redisUrl: redis.url, prefix, apiUrl: api.url, csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0, measureMemory: true });
+    run = await runSide<FootprintRun>('work-ours', {
+      redisUrl: redis.url,
+      prefix,
+      apiUrl: api.url,
+      csv: csv.file,
+      keysFile: csv.keysFile,
+      concurrency: SIZES.concurrency,
+      rateLimitMax: 0,
+      measureMemory: true,
+    });
     server = serverView(api);
   } finally {
     await redis.clean(prefix);

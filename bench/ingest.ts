@@ -48,7 +48,9 @@ export async function benchIngest(redis: BenchRedis, csv: MessyCsv, log: (s: str
       ratio: oursRate / rawRate,
       target: '≥ 0.80 × raw addBulk',
       pass: exact && oursRate / rawRate >= 0.8,
-      note: exact ? `read+stage ${(ours.stageMs / 1000).toFixed(1)} s, enqueue ${((ours.ms - ours.stageMs) / 1000).toFixed(1)} s` : `COUNTS WRONG: ${JSON.stringify({ got, jobs: ours.jobs, rawJobs: raw.jobs, expected })}`,
+      note: exact
+        ? `read+stage ${(ours.stageMs / 1000).toFixed(1)} s, enqueue ${((ours.ms - ours.stageMs) / 1000).toFixed(1)} s`
+        : `COUNTS WRONG: ${JSON.stringify({ got, jobs: ours.jobs, rawJobs: raw.jobs, expected })}`,
     },
     {
       scenario: 'ingest peak RSS',

@@ -24,12 +24,18 @@ function wabaOf(n: number): string {
 /** The ways people write one number (all normalise to the same digits). */
 function styled(phone: string, style: number): string {
   switch (style % 6) {
-    case 0: return phone;
-    case 1: return `+${phone}`;
-    case 2: return `"+${phone.slice(0, 2)} ${phone.slice(2, 7)} ${phone.slice(7)}"`;
-    case 3: return `00${phone.slice(0, 2)}-${phone.slice(2, 7)}-${phone.slice(7)}`;
-    case 4: return `"(+${phone.slice(0, 2)}) ${phone.slice(2, 7)}.${phone.slice(7)}"`;
-    default: return `+${phone.slice(0, 2)}-${phone.slice(2)}`;
+    case 0:
+      return phone;
+    case 1:
+      return `+${phone}`;
+    case 2:
+      return `"+${phone.slice(0, 2)} ${phone.slice(2, 7)} ${phone.slice(7)}"`;
+    case 3:
+      return `00${phone.slice(0, 2)}-${phone.slice(2, 7)}-${phone.slice(7)}`;
+    case 4:
+      return `"(+${phone.slice(0, 2)}) ${phone.slice(2, 7)}.${phone.slice(7)}"`;
+    default:
+      return `+${phone.slice(0, 2)}-${phone.slice(2)}`;
   }
 }
 
@@ -64,7 +70,7 @@ export async function writeMessyCsv(file: string, keysFile: string, rows: number
     const note = i % 1000 === 500 ? '"called twice,\r\nno answer"' : `row ${i}`;
     if (i % 200 === 199) {
       rejected += 1;
-      csv += `${BAD_PHONES[(i / 200) % BAD_PHONES.length | 0]},${WABAS[0]},${name},${note}\r\n`;
+      csv += `${BAD_PHONES[((i / 200) % BAD_PHONES.length) | 0]},${WABAS[0]},${name},${note}\r\n`;
     } else if (i >= 1000 && i % 100 === 37) {
       duplicates += 1;
       const n = (i * 31) % valid; // an earlier chat, written differently

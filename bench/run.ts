@@ -35,7 +35,9 @@ const TABLE_START = '<!-- bench:table:start -->';
 const TABLE_END = '<!-- bench:table:end -->';
 
 function selected(): Scenario[] {
-  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = process.env.BENCH_ONLY?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!only) return [...SCENARIOS];
   const unknown = only.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
   if (unknown.length) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}`);
@@ -87,7 +89,9 @@ async function main(): Promise<number> {
   const details: Record<string, unknown> = {};
   try {
     redis = await openBenchRedis();
-    log(`bench${QUICK ? ' (BENCH_QUICK)' : ''}: ${scenarios.join(', ')}; Redis ${redis.isPrivate ? 'private' : 'REDIS_URL'} ${redis.url}; stand-in API ${api.url}`);
+    log(
+      `bench${QUICK ? ' (BENCH_QUICK)' : ''}: ${scenarios.join(', ')}; Redis ${redis.isPrivate ? 'private' : 'REDIS_URL'} ${redis.url}; stand-in API ${api.url}`,
+    );
     const run: Record<Scenario, () => Promise<{ rows: ResultRow[]; detail: object }>> = {
       ingest: async () => benchIngest(redis as BenchRedis, await csv('ingest', SIZES.ingestRows), log),
       throughput: async () => {
@@ -97,7 +101,15 @@ async function main(): Promise<number> {
       },
       rate: async () => benchRate(redis as BenchRedis, api, await csv('rate', SIZES.rateChats), log),
       scale: async () =>
-        benchScale(redis as BenchRedis, api, slowApi, await csv('scale', SIZES.scaleRows), await csv('latency', SIZES.latencyRows), await csv('rate', SIZES.rateChats), log),
+        benchScale(
+          redis as BenchRedis,
+          api,
+          slowApi,
+          await csv('scale', SIZES.scaleRows),
+          await csv('latency', SIZES.latencyRows),
+          await csv('rate', SIZES.rateChats),
+          log,
+        ),
       footprint: async () => benchFootprint(redis as BenchRedis, api, await csv('footprint', SIZES.footprintChats), log),
     };
     for (const scenario of scenarios) {

@@ -24,7 +24,11 @@ const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 /** Starts `bulk-unassign worker` with the environment an operator would set; resolves once it says it started. */
 function startWorkerProcess(env: Record<string, string>, cwd: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'worker'], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'worker'], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     deprioritise(child.pid);
     let err = '';
     const onData = (d: Buffer): void => {
@@ -81,11 +85,21 @@ export async function runWithProcesses(redis: BenchRedis, api: MockApi, csv: Mes
     for (let i = 0; i < processes; i += 1) workers.push(await startWorkerProcess(env, dir));
     const started = Date.now();
     await ctx.queue.resume();
-    const done = await waitUntil(async () => {
-      const b = await ctx.batches.require(batch.id);
-      return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
-    }, 10 * 60_000, `batch ${batch.id} with ${processes} worker processes`);
-    return { ms: (done.finishedAt ?? Date.now()) - started, chats: done.counts.valid, succeeded: done.counts.succeeded, status: done.status, server: serverView(api) };
+    const done = await waitUntil(
+      async () => {
+        const b = await ctx.batches.require(batch.id);
+        return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
+      },
+      10 * 60_000,
+      `batch ${batch.id} with ${processes} worker processes`,
+    );
+    return {
+      ms: (done.finishedAt ?? Date.now()) - started,
+      chats: done.counts.valid,
+      succeeded: done.counts.succeeded,
+      status: done.status,
+      server: serverView(api),
+    };
   } finally {
     await Promise.all(workers.map(stopWorkerProcess));
     await ctx.close();
@@ -128,7 +142,15 @@ async function scaleSeries(redis: BenchRedis, api: MockApi, csv: MessyCsv, label
  * same cores), the same against a server answering in SIZES.apiLatencyMs (latency-bound, like the real API: more
  * processes, more calls in flight), and 4 processes under the global limit.
  */
-export async function benchScale(redis: BenchRedis, api: MockApi, slowApi: MockApi, csv: MessyCsv, slowCsv: MessyCsv, rateCsv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
+export async function benchScale(
+  redis: BenchRedis,
+  api: MockApi,
+  slowApi: MockApi,
+  csv: MessyCsv,
+  slowCsv: MessyCsv,
+  rateCsv: MessyCsv,
+  log: (s: string) => void,
+): Promise<{ rows: ResultRow[]; detail: object }> {
   const runs = await scaleSeries(redis, api, csv, '', log);
   const slowLabel = `, API answering in ${SIZES.apiLatencyMs} ms`;
   const slowRuns = await scaleSeries(redis, slowApi, slowCsv, slowLabel, log);

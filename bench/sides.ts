@@ -100,7 +100,10 @@ async function addBulkRaw(queue: Queue, batchId: string, keysFile: string): Prom
 
 async function ingestOurs(p: IngestParams): Promise<object> {
   const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }] = await Promise.all([
-    import('../src/runtime/context.js'), import('../src/ingest/csv-source.js'), import('../src/ingest/enqueue.js'), import('../src/config/logger.js'),
+    import('../src/runtime/context.js'),
+    import('../src/ingest/csv-source.js'),
+    import('../src/ingest/enqueue.js'),
+    import('../src/config/logger.js'),
   ]);
   const ctx = makeContext(benchConfig(p.redisUrl, p.prefix, 'http://127.0.0.1:9'), silentLogger());
   try {
@@ -165,7 +168,12 @@ async function usedMemory(redis: Redis): Promise<number> {
 
 async function workOurs(p: WorkParams): Promise<object> {
   const [{ makeContext }, { openCsvSource }, { ingest }, { silentLogger }, { startWorker }, { jobTable }] = await Promise.all([
-    import('../src/runtime/context.js'), import('../src/ingest/csv-source.js'), import('../src/ingest/enqueue.js'), import('../src/config/logger.js'), import('../src/execution/worker.js'), import('../jobs/index.js'),
+    import('../src/runtime/context.js'),
+    import('../src/ingest/csv-source.js'),
+    import('../src/ingest/enqueue.js'),
+    import('../src/config/logger.js'),
+    import('../src/execution/worker.js'),
+    import('../jobs/index.js'),
   ]);
   const reportsDir = mkdtempSync(join(tmpdir(), 'bulk-unassign-bench-'));
   const config = benchConfig(p.redisUrl, p.prefix, p.apiUrl, { workerConcurrency: p.concurrency, rateLimitMax: p.rateLimitMax ?? 0, reportsDir });
@@ -179,15 +187,28 @@ async function workOurs(p: WorkParams): Promise<object> {
     const started = Date.now();
     const cpu = process.cpuUsage();
     const running = startWorker(ctx, jobTable);
-    const done = await waitUntil(async () => {
-      const b = await ctx.batches.require(batch.id);
-      return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
-    }, 15 * 60_000, `batch ${batch.id}`);
+    const done = await waitUntil(
+      async () => {
+        const b = await ctx.batches.require(batch.id);
+        return b.status === 'finished' || b.status === 'stopped' || b.status === 'cancelled' ? b : undefined;
+      },
+      15 * 60_000,
+      `batch ${batch.id}`,
+    );
     const cpuMs = cpuMsSince(cpu);
     await running.close();
     const ms = (done.finishedAt ?? Date.now()) - started;
     const memory = p.measureMemory ? { before: memoryBefore, after: await usedMemory(probe), ...(await memoryUsage(probe, p.prefix, batch.id)) } : undefined;
-    return { ms, cpuMsPerChat: cpuMs / done.counts.valid, status: done.status, counts: done.counts, attempts: done.attempts, rateLimited: done.rateLimited, memory, peakRssMb: peakRssMb() };
+    return {
+      ms,
+      cpuMsPerChat: cpuMs / done.counts.valid,
+      status: done.status,
+      counts: done.counts,
+      attempts: done.attempts,
+      rateLimited: done.rateLimited,
+      memory,
+      peakRssMb: peakRssMb(),
+    };
   } finally {
     await ctx.close();
     probe.disconnect();

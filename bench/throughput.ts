@@ -63,10 +63,19 @@ function fastest<T extends { run: { ms: number } }>(runs: T[]): T {
   return runs.reduce((best, r) => (r.run.ms < best.run.ms ? r : best));
 }
 
-export async function benchThroughput(redis: BenchRedis, api: MockApi, csv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
+export async function benchThroughput(
+  redis: BenchRedis,
+  api: MockApi,
+  csv: MessyCsv,
+  log: (s: string) => void,
+): Promise<{ rows: ResultRow[]; detail: object }> {
   api.setRateLimit(null);
   const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
-  const runs = { ours: [] as { run: OursRun; server: ServerView }[], bare: [] as { run: BareRun; server: ServerView }[], plimit: [] as { run: BareRun; server: ServerView }[] };
+  const runs = {
+    ours: [] as { run: OursRun; server: ServerView }[],
+    bare: [] as { run: BareRun; server: ServerView }[],
+    plimit: [] as { run: BareRun; server: ServerView }[],
+  };
   // Interleaved rounds, best of each side: one noisy moment on a shared machine cannot decide the ratio.
   for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
     log(`throughput round ${round}/${SIZES.throughputRounds}: ours (${csv.valid} chats, concurrency ${SIZES.concurrency}), bare BullMQ worker, p-limit loop…`);
@@ -91,7 +100,11 @@ export async function benchThroughput(redis: BenchRedis, api: MockApi, csv: Mess
       ratio: oursRate / rate(bare.run.ms),
       target: '≥ 0.90 × bare BullMQ worker',
       pass: wrong === undefined && bareOk && oursRate / rate(bare.run.ms) >= 0.9,
-      note: wrong ?? (bareOk ? `worker CPU per chat: ours ${ours.run.cpuMsPerChat?.toFixed(2)} ms, bare ${bare.run.cpuMsPerChat?.toFixed(2)} ms` : 'bare worker did not finish every chat'),
+      note:
+        wrong ??
+        (bareOk
+          ? `worker CPU per chat: ours ${ours.run.cpuMsPerChat?.toFixed(2)} ms, bare ${bare.run.cpuMsPerChat?.toFixed(2)} ms`
+          : 'bare worker did not finish every chat'),
     },
     {
       scenario: 'throughput vs p-limit loop (no queue, no Redis)',
@@ -111,7 +124,12 @@ export async function benchThroughput(redis: BenchRedis, api: MockApi, csv: Mess
  * The same comparison against a server that takes SIZES.apiLatencyMs to answer, as the real API does: what the
  * two extra Redis round trips per chat (claim, record) cost once the HTTP call is not free. For reference.
  */
-export async function benchThroughputWithLatency(redis: BenchRedis, slowApi: MockApi, csv: MessyCsv, log: (s: string) => void): Promise<{ rows: ResultRow[]; detail: object }> {
+export async function benchThroughputWithLatency(
+  redis: BenchRedis,
+  slowApi: MockApi,
+  csv: MessyCsv,
+  log: (s: string) => void,
+): Promise<{ rows: ResultRow[]; detail: object }> {
   slowApi.setRateLimit(null);
   const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
   log(`throughput with ${SIZES.apiLatencyMs} ms API latency: ours, bare BullMQ worker (${csv.valid} chats)…`);
@@ -149,7 +167,13 @@ export async function benchRate(redis: BenchRedis, api: MockApi, csv: MessyCsv, 
 }
 
 /** The three checks of a rate-limited run: achieved rate, no 429, busiest second within the limit. */
-export function rateRows(label: string, run: { ms: number; status?: string; counts?: { succeeded: number } }, server: ServerView, chats: number, limit: number): ResultRow[] {
+export function rateRows(
+  label: string,
+  run: { ms: number; status?: string; counts?: { succeeded: number } },
+  server: ServerView,
+  chats: number,
+  limit: number,
+): ResultRow[] {
   const achieved = chats / (run.ms / 1000);
   const exact = server.distinct === chats && server.twice === 0 && (run.counts?.succeeded ?? chats) === chats;
   return [

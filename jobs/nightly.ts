@@ -44,7 +44,12 @@ export function makeNightlyProcessor(deps: NightlyDeps): (job: Job<ScheduleJobDa
     // The waiting run goes first: a newer tick must not take the sources (inbox files) it waited for.
     const waiter = definition.overlap === 'wait' ? await otherWaiter(deps, name, jobId) : undefined;
     if (waiter) {
-      await recordSkip(deps, request, { blockedBy: `the run for ${localTime(waiter.tick, definition.tz)} is waiting to start`, blockingBatchIds: [] }, '--overlap wait');
+      await recordSkip(
+        deps,
+        request,
+        { blockedBy: `the run for ${localTime(waiter.tick, definition.tz)} is waiting to start`, blockingBatchIds: [] },
+        '--overlap wait',
+      );
       return 'skipped';
     }
 

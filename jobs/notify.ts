@@ -27,7 +27,10 @@ export function makeNotifyProcessor(deps: NotifyDeps): (job: Job<NotifyJobData>)
       await postSummary(deps.url, job.data.summary, deps.timeoutMs);
     } catch (error) {
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      deps.logger[last ? 'error' : 'warn']({ batchId, attempt: job.attemptsMade + 1, target: webhookTarget(deps.url), err: (error as Error).message }, last ? 'webhook failed: giving up' : 'webhook failed: will retry');
+      deps.logger[last ? 'error' : 'warn'](
+        { batchId, attempt: job.attemptsMade + 1, target: webhookTarget(deps.url), err: (error as Error).message },
+        last ? 'webhook failed: giving up' : 'webhook failed: will retry',
+      );
       throw error;
     }
     deps.logger.info({ batchId, target: webhookTarget(deps.url) }, 'webhook delivered');

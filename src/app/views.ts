@@ -21,7 +21,9 @@ export interface BatchView extends BatchRecord {
 }
 
 export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
-  const actions = (Object.keys(OPERATOR_ACTIONS) as BatchAction[]).filter((a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0));
+  const actions = (Object.keys(OPERATOR_ACTIONS) as BatchAction[]).filter(
+    (a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0),
+  );
   return {
     ...batch,
     pending: Math.max(0, batch.counts.valid - batch.done),
@@ -64,7 +66,9 @@ export function describeBatch(batch: BatchRecord): string {
     `  rows ${c.rows} = valid ${c.valid} + rejected ${c.rejected} + duplicates ${c.duplicates}`,
     `  valid ${c.valid}: succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}, pending ${Math.max(0, c.valid - batch.done)}`,
   ];
-  const top = Object.entries(batch.reasons).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const top = Object.entries(batch.reasons)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5);
   if (top.length > 0) lines.push('  top failure reasons:', ...top.map(([r, n]) => `    ${String(n).padStart(6)}  ${r}`));
   if (batch.parent) lines.push(`  rerun of ${batch.parent}`);
   if (batch.children.length) lines.push(`  reruns: ${batch.children.join(', ')}`);

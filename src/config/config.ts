@@ -282,9 +282,7 @@ function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string
     throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to be a URL, got ${describe(value)}`);
   }
   if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(
-      `Expected \`${key}\` (${ENV_NAMES[key]}) to use ${protocols.join(' or ')}, got ${describe(value)}`,
-    );
+    throw new ConfigError(`Expected \`${key}\` (${ENV_NAMES[key]}) to use ${protocols.join(' or ')}, got ${describe(value)}`);
   }
   return value.replace(/\/+$/, '');
 }
@@ -292,9 +290,7 @@ function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string
 function stringSetting(key: 'queuePrefix' | 'reportsDir' | 'logLevel', raw: unknown): string {
   const value = settingText(raw ?? DEFAULTS[key]).trim();
   if (key === 'queuePrefix' && !/^[A-Za-z0-9_.-]{1,64}$/.test(value)) {
-    throw new ConfigError(
-      `Expected \`queuePrefix\` (QUEUE_PREFIX) to be 1-64 letters, digits, '_', '.' or '-', got ${describe(value)}`,
-    );
+    throw new ConfigError(`Expected \`queuePrefix\` (QUEUE_PREFIX) to be 1-64 letters, digits, '_', '.' or '-', got ${describe(value)}`);
   }
   if (key === 'logLevel' && !LOG_LEVELS.includes(value)) {
     throw new ConfigError(`Expected \`logLevel\` (LOG_LEVEL) to be one of ${LOG_LEVELS.join(', ')}, got ${describe(value)}`);
@@ -457,7 +453,10 @@ function trustProxySetting(raw: unknown): TrustProxy {
     if (hops > MAX_PROXY_HOPS) throw fail();
     return hops === 0 ? false : hops;
   }
-  const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const list = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
   if (list.length === 0 || !list.every(proxyAddressValid)) throw fail();
   return list;
 }

@@ -109,7 +109,10 @@ function sendLoginPage(reply: FastifyReply, status: number, message: string): Fa
   // The login page has no script at all; its inline style is the only thing it needs.
   return reply
     .code(status)
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .header(
+      'content-security-policy',
+      "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
     .type('text/html; charset=utf-8')
     .send(loginPage(message));
 }
@@ -138,13 +141,15 @@ export function registerAuth(app: FastifyInstance, auth: ConsoleAuth, options: A
   const throttle = options.throttle ?? makeFailureThrottle();
   const tooManyTries = (reply: FastifyReply, waitMs: number): FastifyReply => {
     const seconds = retryAfterSeconds(waitMs);
-    return sendLoginPage(reply.header('retry-after', String(seconds)), 429, `That is not the console token, and there were too many wrong ones from your address: wait ${seconds} s before the next try.`);
+    return sendLoginPage(
+      reply.header('retry-after', String(seconds)),
+      429,
+      `That is not the console token, and there were too many wrong ones from your address: wait ${seconds} s before the next try.`,
+    );
   };
   // Secure when the browser speaks https to us or, with TRUST_PROXY, to the proxy in front (X-Forwarded-Proto).
   const logIn = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
-    reply
-      .header('set-cookie', cookieHeader(auth.newSession(), SESSION_TTL_MS / 1000, request.protocol === 'https'))
-      .redirect('/', 303);
+    reply.header('set-cookie', cookieHeader(auth.newSession(), SESSION_TTL_MS / 1000, request.protocol === 'https')).redirect('/', 303);
 
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
@@ -190,7 +195,5 @@ export function registerAuth(app: FastifyInstance, auth: ConsoleAuth, options: A
     return sendLoginPage(reply, 401, 'That is not the console token.');
   });
 
-  app.post('/logout', async (request, reply) =>
-    reply.header('set-cookie', cookieHeader('', 0, request.protocol === 'https')).redirect('/login', 303),
-  );
+  app.post('/logout', async (request, reply) => reply.header('set-cookie', cookieHeader('', 0, request.protocol === 'https')).redirect('/login', 303));
 }

@@ -118,14 +118,18 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     },
   );
 
-  app.get<IdParams & { Querystring: FailureQuery }>('/api/batches/:id/failures', { schema: { querystring: failureQuerySchema(false) } }, async (request, reply) => {
-    const { offset = 0, limit = 50 } = request.query;
-    const refused = refuseUnsafe(reply, { offset: { value: offset, bounds: OFFSET }, limit: { value: limit, bounds: FAILURE_LIMIT } });
-    if (refused) return refused;
-    const batch = await find(request.params.id);
-    if (!batch) return notFound(reply, request.params.id);
-    return failurePage(ctx, batch.id, failureFilterOf(request.query), offset, limit);
-  });
+  app.get<IdParams & { Querystring: FailureQuery }>(
+    '/api/batches/:id/failures',
+    { schema: { querystring: failureQuerySchema(false) } },
+    async (request, reply) => {
+      const { offset = 0, limit = 50 } = request.query;
+      const refused = refuseUnsafe(reply, { offset: { value: offset, bounds: OFFSET }, limit: { value: limit, bounds: FAILURE_LIMIT } });
+      if (refused) return refused;
+      const batch = await find(request.params.id);
+      if (!batch) return notFound(reply, request.params.id);
+      return failurePage(ctx, batch.id, failureFilterOf(request.query), offset, limit);
+    },
+  );
 
   app.get<IdParams & { Querystring: FailureQuery & { line: number } }>(
     '/api/batches/:id/failures/reveal',

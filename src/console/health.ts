@@ -36,6 +36,9 @@ export async function checkHealth(ctx: Pick<Context, 'config' | 'queue'>): Promi
 export function registerHealth(app: FastifyInstance, ctx: Context): void {
   app.get('/healthz', async (_request, reply) => {
     const health = await checkHealth(ctx);
-    return reply.code(health.ok ? 200 : 503).header('cache-control', 'no-store').send(health);
+    return reply
+      .code(health.ok ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .send(health);
   });
 }

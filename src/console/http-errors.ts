@@ -53,7 +53,11 @@ export function httpError(error: unknown): { status: number; body: ErrorBody } {
 export function registerErrorHandling(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler(async (error, request, reply) => {
     const { status, body } = httpError(error);
-    if (status >= 500) logger.error({ err: error instanceof Error ? error.stack : String(error), method: request.method, route: request.routeOptions.url }, 'console request failed');
+    if (status >= 500)
+      logger.error(
+        { err: error instanceof Error ? error.stack : String(error), method: request.method, route: request.routeOptions.url },
+        'console request failed',
+      );
     // A route may have set a download's headers before it failed (a report stream that errors before its first
     // byte): the answer is now this JSON error, not the file, and Fastify only serialises objects sent as JSON.
     reply.removeHeader('content-disposition');

@@ -59,7 +59,12 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
   registerAuth(app, makeConsoleAuth(options.token), { tokenInUrl: options.tokenInUrl === true });
   registerHealth(app, ctx);
   const metrics = makeConsoleMetrics(ctx);
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).header('cache-control', 'no-store').send(await metrics.render()));
+  app.get('/metrics', async (_request, reply) =>
+    reply
+      .type(metrics.contentType)
+      .header('cache-control', 'no-store')
+      .send(await metrics.render()),
+  );
   registerPage(app);
   registerBatchRoutes(app, ctx);
   registerScheduleRoutes(app, ctx);

@@ -60,7 +60,12 @@ function flag(value: string | undefined): boolean {
 function toFields(raw: ReadonlyMap<string, string>): UploadFields {
   const name = raw.get('name')?.trim();
   const waba = raw.get('waba')?.trim();
-  return { ...(name ? { name: name.slice(0, BATCH_NAME_MAX) } : {}), ...(waba ? { waba } : {}), force: flag(raw.get('force')), dryRun: flag(raw.get('dryRun')) };
+  return {
+    ...(name ? { name: name.slice(0, BATCH_NAME_MAX) } : {}),
+    ...(waba ? { waba } : {}),
+    force: flag(raw.get('force')),
+    dryRun: flag(raw.get('dryRun')),
+  };
 }
 
 /**
@@ -70,7 +75,9 @@ function toFields(raw: ReadonlyMap<string, string>): UploadFields {
 function requireBoundary(contentType: string | undefined): void {
   const boundary = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '');
   if (!boundary) {
-    throw new UsageError('the upload has no multipart boundary: send the CSV as multipart/form-data (Content-Type: multipart/form-data; boundary=…), as a browser form or curl -F does');
+    throw new UsageError(
+      'the upload has no multipart boundary: send the CSV as multipart/form-data (Content-Type: multipart/form-data; boundary=…), as a browser form or curl -F does',
+    );
   }
 }
 
@@ -119,9 +126,13 @@ function relocate(error: InputError, tempPath: string, name: string): InputError
   const { line, column } = error.location;
   const where = [error.location.file, line, column].filter((p) => p !== undefined).join(':');
   const message = error.message.startsWith(`${where}: `) ? error.message.slice(where.length + 2) : error.message;
-  return new InputError({ file: name, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) }, message.replaceAll(tempPath, name), {
-    cause: error,
-  });
+  return new InputError(
+    { file: name, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) },
+    message.replaceAll(tempPath, name),
+    {
+      cause: error,
+    },
+  );
 }
 
 /** Receives a CSV upload and makes a batch of it (enqueued, or a dry run with its report written). */

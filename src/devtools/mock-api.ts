@@ -45,9 +45,14 @@ export interface MockApiOptions {
 
 /** One group as GET /whatsapp/wa-group/list shows it, plus the WABA number it belongs to. */
 export interface SeedGroup {
-  groupId: string; subject: string; wabaNumber: string;
+  groupId: string;
+  subject: string;
+  wabaNumber: string;
   /** Epoch ms; listed as ISO 8601. Newest first. */ groupCreatedAt: number;
-  description?: string; totalParticipantCount?: number; inviteLink?: string | null; status?: string;
+  description?: string;
+  totalParticipantCount?: number;
+  inviteLink?: string | null;
+  status?: string;
 }
 
 /**
@@ -76,9 +81,19 @@ export interface MockFaults {
  * group chat); GET /chats shows them only with `undocumentedChatIds`.
  */
 export interface SeedChat {
-  id: string; chatType: 'INDIVIDUAL' | 'WA_GROUP'; name: string; phoneNumber: string | null; groupId?: string;
-  wabaNumber: string | null; assignedUserName: string | null; assignedUserNumber: string | null;
-  isDone: boolean; unreadCount: number; chatUpdatedTime: number; lastMessageTime: number; tagNames: string[];
+  id: string;
+  chatType: 'INDIVIDUAL' | 'WA_GROUP';
+  name: string;
+  phoneNumber: string | null;
+  groupId?: string;
+  wabaNumber: string | null;
+  assignedUserName: string | null;
+  assignedUserNumber: string | null;
+  isDone: boolean;
+  unreadCount: number;
+  chatUpdatedTime: number;
+  lastMessageTime: number;
+  tagNames: string[];
 }
 
 /** What the server saw. All but `listRequests` count unassign requests only. */
@@ -118,13 +133,22 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const MAX_BODY_BYTES = 64 * 1024;
 const PHONE = /^\d{7,15}$/;
-const AGENTS = [['919811111111', 'Asha'], ['919822222222', 'Ravi'], ['919833333333', 'Meera']] as const;
+const AGENTS = [
+  ['919811111111', 'Asha'],
+  ['919822222222', 'Ravi'],
+  ['919833333333', 'Meera'],
+] as const;
 const WABAS = ['919000000000', '919000000001'] as const;
 const TAGS = ['vip', 'sales', 'support'] as const;
 const RETRY_AFTER_MODES: readonly string[] = ['none', 'seconds', 'http-date'];
 const STATUS_FILTERS: Record<string, ((c: SeedChat) => boolean) | null> = {
-  all: null, waiting_for_response: null, open_cart: null, // not modelled by the mock: no filter
-  done: (c) => c.isDone, open: (c) => !c.isDone, unresolved: (c) => !c.isDone, unread: (c) => c.unreadCount > 0,
+  all: null,
+  waiting_for_response: null,
+  open_cart: null, // not modelled by the mock: no filter
+  done: (c) => c.isDone,
+  open: (c) => !c.isDone,
+  unresolved: (c) => !c.isDone,
+  unread: (c) => c.unreadCount > 0,
 };
 const json = (value: unknown): string => JSON.stringify(value);
 const BODY_401 = json({ message: 'Invalid public api key', error: 'Unauthorized', statusCode: 401 });
@@ -242,7 +266,11 @@ interface ChatQuery {
   filters: ((c: SeedChat) => boolean)[];
   after: SeedChat | null; // only chatUpdatedTime and id are set: the cursor
 }
-const csv = (v: string | null): string[] | null => v?.split(',').map((s) => s.trim().replace(/^\+/, '')).filter(Boolean) ?? null;
+const csv = (v: string | null): string[] | null =>
+  v
+    ?.split(',')
+    .map((s) => s.trim().replace(/^\+/, ''))
+    .filter(Boolean) ?? null;
 
 function parseChatQuery(q: URLSearchParams): ChatQuery | string[] {
   const errors: string[] = [];
@@ -278,7 +306,9 @@ function pageOf(sorted: SeedChat[], q: ChatQuery, undocumentedChatIds: boolean):
     out.push(c);
   }
   const last = more ? out[out.length - 1] : undefined;
-  const chats = out.map(({ id, groupId, ...rest }) => (!undocumentedChatIds ? rest : rest.chatType === 'WA_GROUP' ? { id, ...rest, groupId } : { id, ...rest }));
+  const chats = out.map(({ id, groupId, ...rest }) =>
+    !undocumentedChatIds ? rest : rest.chatType === 'WA_GROUP' ? { id, ...rest, groupId } : { id, ...rest },
+  );
   return { chats, paginationOptions: { hasMoreChats: more, nextChatId: last?.id ?? null, nextChatTimestamp: last?.chatUpdatedTime ?? null } };
 }
 
@@ -295,20 +325,27 @@ function seedChats(n: number, seed: number, now: number): SeedChat[] {
     const isDone = rnd() < 0.5;
     const time = now - (i % 7 === 0 ? i - 1 : i) * stepMs; // every 7th shares its predecessor's time
     return {
-      id: `chat_${num}`, chatType: group ? 'WA_GROUP' : 'INDIVIDUAL', name: group ? `Group ${num}` : `Customer ${num}`,
+      id: `chat_${num}`,
+      chatType: group ? 'WA_GROUP' : 'INDIVIDUAL',
+      name: group ? `Group ${num}` : `Customer ${num}`,
       // 7919 is coprime with 1e8, so the 8 digits differ for every i: no two chats share a key
       phoneNumber: group ? null : `9198${String((offset + i * 7919) % 1e8).padStart(8, '0')}`,
       ...(group ? { groupId: `grp_${num}` } : {}),
       wabaNumber: WABAS[Math.floor(rnd() * WABAS.length)]!,
-      assignedUserName: agent?.[1] ?? null, assignedUserNumber: agent?.[0] ?? null,
-      isDone, unreadCount: isDone ? 0 : Math.floor(rnd() * 4), chatUpdatedTime: time, lastMessageTime: time,
+      assignedUserName: agent?.[1] ?? null,
+      assignedUserNumber: agent?.[0] ?? null,
+      isDone,
+      unreadCount: isDone ? 0 : Math.floor(rnd() * 4),
+      chatUpdatedTime: time,
+      lastMessageTime: time,
       tagNames: TAGS.filter(() => rnd() < 1 / 3),
     };
   });
 }
 
 /** Newest first: groupCreatedAt desc, then groupId desc (the cursor's tie-break). */
-const newestGroupFirst = (a: SeedGroup, b: SeedGroup): number => b.groupCreatedAt - a.groupCreatedAt || (a.groupId < b.groupId ? 1 : a.groupId > b.groupId ? -1 : 0);
+const newestGroupFirst = (a: SeedGroup, b: SeedGroup): number =>
+  b.groupCreatedAt - a.groupCreatedAt || (a.groupId < b.groupId ? 1 : a.groupId > b.groupId ? -1 : 0);
 
 /**
  * The groups the listing serves: one per group chat that has a groupId (its name as subject, created 30 days
@@ -320,10 +357,29 @@ function groupsOf(chats: readonly SeedChat[], seeded: readonly SeedChat[], opts:
   const groups: SeedGroup[] = [];
   for (const c of chats) {
     if (c.chatType !== 'WA_GROUP' || !c.groupId || !c.wabaNumber || unlisted.has(c.groupId)) continue;
-    groups.push({ groupId: c.groupId, subject: c.name, wabaNumber: c.wabaNumber, groupCreatedAt: c.chatUpdatedTime - 30 * DAY, totalParticipantCount: 3, inviteLink: null, status: 'ACTIVE', description: '' });
+    groups.push({
+      groupId: c.groupId,
+      subject: c.name,
+      wabaNumber: c.wabaNumber,
+      groupCreatedAt: c.chatUpdatedTime - 30 * DAY,
+      totalParticipantCount: 3,
+      inviteLink: null,
+      status: 'ACTIVE',
+      description: '',
+    });
   }
   for (const [k, c] of conflicted.entries()) {
-    if (k % 2 === 0) groups.push({ groupId: `${c.groupId!}_twin`, subject: c.name, wabaNumber: c.wabaNumber!, groupCreatedAt: c.chatUpdatedTime - 40 * DAY, totalParticipantCount: 2, inviteLink: null, status: 'ACTIVE', description: '' });
+    if (k % 2 === 0)
+      groups.push({
+        groupId: `${c.groupId!}_twin`,
+        subject: c.name,
+        wabaNumber: c.wabaNumber!,
+        groupCreatedAt: c.chatUpdatedTime - 40 * DAY,
+        totalParticipantCount: 2,
+        inviteLink: null,
+        status: 'ACTIVE',
+        description: '',
+      });
   }
   return [...groups, ...(opts.groups ?? []).map((g) => ({ ...g }))].sort(newestGroupFirst);
 }
@@ -542,7 +598,8 @@ class MockState {
     const waba = q.get('wabaNumber')?.replace(/^\+/, '') ?? '';
     const [id, ts] = [q.get('lastGroupId'), q.get('olderThanTimestamp')];
     if (waba === '') return send(res, 400, badRequest(['wabaNumber should not be empty']));
-    if ((id === null) !== (ts === null) || (ts !== null && !ISO_DATE.test(ts))) return send(res, 400, badRequest(['lastGroupId and olderThanTimestamp (ISO 8601) go together']));
+    if ((id === null) !== (ts === null) || (ts !== null && !ISO_DATE.test(ts)))
+      return send(res, 400, badRequest(['lastGroupId and olderThanTimestamp (ISO 8601) go together']));
     if (!this.wabas.has(waba)) return send(res, 400, badRequest(['No integration found for the given wabaNumber']));
     const after = id !== null ? ({ groupId: id, groupCreatedAt: Date.parse(ts!) } as SeedGroup) : null;
     send(res, 200, json(groupPageOf(this.groups, waba, after, this.opts.groupPageSize ?? 20)));

@@ -73,8 +73,25 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   const start = async (): Promise<void> => {
     child = spawn(
       binary,
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec',
-        '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'no', ...(options.args ?? [])],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'everysec',
+        '--save',
+        '',
+        '--maxmemory-policy',
+        'noeviction',
+        '--protected-mode',
+        'no',
+        ...(options.args ?? []),
+      ],
       { stdio: 'ignore', detached: false },
     );
     child.unref();

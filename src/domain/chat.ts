@@ -18,8 +18,7 @@
 
 /** A chat to unassign: exactly one of a customer phone (with its business number) or a group id. */
 export type ChatTarget =
-  | { readonly kind: 'individual'; readonly customerPhoneNumber: string; readonly wabaNumber: string }
-  | { readonly kind: 'group'; readonly groupId: string };
+  { readonly kind: 'individual'; readonly customerPhoneNumber: string; readonly wabaNumber: string } | { readonly kind: 'group'; readonly groupId: string };
 
 /** One valid input row, normalised. */
 export interface ChatRow {

@@ -92,7 +92,22 @@ export class EnvironmentError extends BulkUnassignError {
 }
 
 /** errno codes that say the file system or process limits refused, not that the program is wrong. */
-const ENVIRONMENT_ERRNO: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EISDIR', 'ENOENT', 'EEXIST', 'EIO', 'ELOOP', 'ENAMETOOLONG']);
+const ENVIRONMENT_ERRNO: ReadonlySet<string> = new Set([
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'ENOSPC',
+  'EDQUOT',
+  'EMFILE',
+  'ENFILE',
+  'ENOTDIR',
+  'EISDIR',
+  'ENOENT',
+  'EEXIST',
+  'EIO',
+  'ELOOP',
+  'ENAMETOOLONG',
+]);
 
 /** The error as an EnvironmentError naming the path and errno code, or undefined if it is not one. */
 export function asEnvironmentError(error: unknown): EnvironmentError | undefined {

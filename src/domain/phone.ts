@@ -11,12 +11,7 @@
  * We check "possible" (length for the country) rather than "valid" (assigned ranges): new number ranges
  * appear faster than metadata updates, and the API answers 4xx for a number it does not know anyway.
  */
-import {
-  type CountryCode,
-  isSupportedCountry,
-  parsePhoneNumberFromString,
-  validatePhoneNumberLength,
-} from 'libphonenumber-js';
+import { type CountryCode, isSupportedCountry, parsePhoneNumberFromString, validatePhoneNumberLength } from 'libphonenumber-js';
 
 export type PhoneResult = { readonly ok: true; readonly digits: string } | { readonly ok: false; readonly reason: string };
 

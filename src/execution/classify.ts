@@ -86,7 +86,8 @@ export function parseRetryAfter(header: string | undefined, now: number): number
   let ms: number;
   if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Math.round(Number(trimmed) * 1000);
   else if (IMF_OR_RFC850_DATE.test(trimmed)) ms = Date.parse(trimmed) - now;
-  else if (ASCTIME_DATE.test(trimmed)) ms = Date.parse(`${trimmed} GMT`) - now; // asctime is GMT, V8 would read it as local time
+  else if (ASCTIME_DATE.test(trimmed))
+    ms = Date.parse(`${trimmed} GMT`) - now; // asctime is GMT, V8 would read it as local time
   else return undefined;
   if (!Number.isFinite(ms) || ms <= 0) return undefined;
   return Math.min(ms, MAX_RETRY_AFTER_MS);

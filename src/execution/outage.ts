@@ -12,7 +12,18 @@ import type { Logger } from '../config/logger.js';
 /** Reply prefixes of Redis errors that say "not now", never "this request is wrong". */
 const OUTAGE_REPLIES = ['OOM', 'READONLY', 'LOADING', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'BUSY', 'NOREPLICAS', 'MISCONF'];
 /** Connection-level errors (ioredis and Node). */
-const OUTAGE_MESSAGES = ['Connection is closed', "Stream isn't writeable", 'Reached the max retries per request limit', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'];
+const OUTAGE_MESSAGES = [
+  'Connection is closed',
+  "Stream isn't writeable",
+  'Reached the max retries per request limit',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+];
 
 /** Whether an error means Redis is (for now) unable to serve us, rather than a bug or a bad request. */
 export function isRedisOutage(error: unknown): boolean {
@@ -60,7 +71,10 @@ export async function untilRedisServes<T>(what: string, step: () => Promise<T>, 
       if (firstAt === 0) firstAt = now;
       if (now - reportedAt >= (options.reportEveryMs ?? 30_000)) {
         reportedAt = now;
-        options.logger.error({ step: what, waitingMs: now - firstAt, err: toError(error).message }, `${describeOutage(error)}; waiting (no chat attempt is spent)`);
+        options.logger.error(
+          { step: what, waitingMs: now - firstAt, err: toError(error).message },
+          `${describeOutage(error)}; waiting (no chat attempt is spent)`,
+        );
       }
       options.onOutage?.(toError(error));
       await sleep(delay);

@@ -47,7 +47,14 @@ async function cancelJobless(ctx: Ctx, batchId: string): Promise<number> {
   for await (const chatKeys of unfinishedChats(ctx, batchId)) {
     const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
     for (const chatKey of chatKeys.filter((_, i) => states[i] === 'unknown')) {
-      const outcome = await ctx.results.record(batchId, chatKey, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: Date.now(), latencyMs: 0, reason: 'batch cancelled' });
+      const outcome = await ctx.results.record(batchId, chatKey, {
+        state: 'cancelled',
+        httpStatus: 0,
+        attempts: 0,
+        finishedAt: Date.now(),
+        latencyMs: 0,
+        reason: 'batch cancelled',
+      });
       if (outcome !== 'duplicate') cancelled += 1;
       if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
     }

@@ -34,7 +34,9 @@ export async function requeueMissing(ctx: QueueCtx, batchId: string): Promise<{ 
     const missing = chatKeys.filter((_, i) => states[i] === 'unknown');
     running.push(...chatKeys.filter((_, i) => states[i] === 'active'));
     if (missing.length > 0) {
-      await ctx.queue.addBulk(missing.map((c, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k: c }, opts: unassignJobOptions(batchId, c, added + j, ctx.policy) })));
+      await ctx.queue.addBulk(
+        missing.map((c, j) => ({ name: JOB_UNASSIGN, data: { b: batchId, k: c }, opts: unassignJobOptions(batchId, c, added + j, ctx.policy) })),
+      );
       added += missing.length;
     }
     const queued = chatKeys.filter((_, i) => states[i] !== 'active');

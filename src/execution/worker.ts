@@ -105,7 +105,12 @@ export async function sweepBatches(ctx: Context, memory: SweepMemory, stuckAfter
 
 export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions = {}): RunningWorker {
   const { config, logger } = ctx;
-  const api = makeApiClient({ baseUrl: config.baseUrl, apiKey: requireApiKey(config), requestTimeoutMs: config.requestTimeoutMs, maxSockets: config.workerConcurrency * 2 });
+  const api = makeApiClient({
+    baseUrl: config.baseUrl,
+    apiKey: requireApiKey(config),
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxSockets: config.workerConcurrency * 2,
+  });
   const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
   const rateLimit = async (ms: number): Promise<void> => {
     await pacer.pause(ms);
@@ -150,7 +155,15 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
     if (job?.name === JOB_NIGHTLY) logger.error({ jobId: job.id, err: error.message }, 'scheduled run failed (its sources stay for the next tick)');
     if (!job || job.name !== JOB_UNASSIGN || job.finishedOn === undefined) return;
     const data = job.data as UnassignJobData;
-    const result = { state: 'failed', httpStatus: 0, attempts: job.attemptsMade, finishedAt: Date.now(), latencyMs: 0, failureClass: 'transient', reason: `internal error: ${error.message}` } as const;
+    const result = {
+      state: 'failed',
+      httpStatus: 0,
+      attempts: job.attemptsMade,
+      finishedAt: Date.now(),
+      latencyMs: 0,
+      failureClass: 'transient',
+      reason: `internal error: ${error.message}`,
+    } as const;
     // Held until Redis takes it (an outage is waited out); if this process ends first, the reconciler gives the
     // chat its job back.
     void untilRedisServes('record a failed job', () => ctx.results.record(data.b, data.k, result), { logger, signal: closing.signal })
@@ -160,7 +173,9 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
   const memory: SweepMemory = new Map();
   const runSweep = (): void =>
-    void sweepBatches(ctx, memory, 2 * sweepIntervalMs).catch((error: unknown) => logger.warn({ err: toError(error).message }, 'sweep failed: trying again next interval'));
+    void sweepBatches(ctx, memory, 2 * sweepIntervalMs).catch((error: unknown) =>
+      logger.warn({ err: toError(error).message }, 'sweep failed: trying again next interval'),
+    );
   const sweep = setInterval(runSweep, sweepIntervalMs);
   sweep.unref();
   runSweep();

@@ -8,13 +8,23 @@ export type Role = 'phone' | 'waba' | 'group';
 
 const ALIASES: Record<Role, readonly string[]> = {
   phone: [
-    'customerPhoneNumber', 'customerPhone', 'customerNumber', 'customerMobile', 'phone', 'phoneNumber', 'phoneNo',
-    'mobile', 'mobileNumber', 'mobileNo', 'msisdn', 'whatsapp', 'whatsappNumber', 'contactNumber', 'number',
+    'customerPhoneNumber',
+    'customerPhone',
+    'customerNumber',
+    'customerMobile',
+    'phone',
+    'phoneNumber',
+    'phoneNo',
+    'mobile',
+    'mobileNumber',
+    'mobileNo',
+    'msisdn',
+    'whatsapp',
+    'whatsappNumber',
+    'contactNumber',
+    'number',
   ],
-  waba: [
-    'wabaNumber', 'waba', 'wabaPhone', 'wabaPhoneNumber', 'businessNumber', 'businessPhone', 'businessPhoneNumber',
-    'integrationNumber',
-  ],
+  waba: ['wabaNumber', 'waba', 'wabaPhone', 'wabaPhoneNumber', 'businessNumber', 'businessPhone', 'businessPhoneNumber', 'integrationNumber'],
   group: ['groupId', 'group', 'waGroupId', 'whatsappGroupId', 'groupChatId'],
 };
 

@@ -33,7 +33,10 @@ export interface CsvSource {
 }
 
 function describeHeader(header: readonly string[]): string {
-  const shown = header.slice(0, 8).map((h) => JSON.stringify(h)).join(', ');
+  const shown = header
+    .slice(0, 8)
+    .map((h) => JSON.stringify(h))
+    .join(', ');
   return header.length > 8 ? `${shown}, … (${header.length} columns)` : shown;
 }
 
@@ -56,10 +59,7 @@ function resolveColumns(file: string, line: number, header: readonly string[], o
     );
   }
   if (map.phone !== undefined && map.waba === undefined && opts.defaultWaba === undefined) {
-    throw new InputError(
-      { file, line },
-      `no business number column (${aliasesOf('waba').slice(0, 3).join(', ')} …): add one or pass --waba <number>`,
-    );
+    throw new InputError({ file, line }, `no business number column (${aliasesOf('waba').slice(0, 3).join(', ')} …): add one or pass --waba <number>`);
   }
   return map;
 }

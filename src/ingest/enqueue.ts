@@ -96,7 +96,10 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
       onChunk(tally);
     });
     inFlight.add(write);
-    write.then(() => inFlight.delete(write), () => undefined); // a failure surfaces through the race / allSettled below
+    write.then(
+      () => inFlight.delete(write),
+      () => undefined,
+    ); // a failure surfaces through the race / allSettled below
     if (inFlight.size >= STAGE_WRITES_IN_FLIGHT) await Promise.race(inFlight);
   };
   let readFailure: { readonly error: unknown } | undefined;

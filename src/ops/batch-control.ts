@@ -64,7 +64,7 @@ export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
   if (previous === undefined) await refuse(ctx, batchId, 'resume');
   const first = await requeueMissing(ctx, batchId);
   let running = first.running;
-  for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline;) {
     await sleep(50);
     const states = await Promise.all(running.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
     running = running.filter((_, i) => states[i] === 'active');
@@ -88,7 +88,14 @@ export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
     for (const chatKey of chatKeys) {
       const removed = (await ctx.queue.remove(jobIdFor(batchId, chatKey))) === 1;
       if (!removed && !parked.has(chatKey)) continue; // running now: it finishes on its own
-      const outcome = await ctx.results.record(batchId, chatKey, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: Date.now(), latencyMs: 0, reason: 'batch cancelled' });
+      const outcome = await ctx.results.record(batchId, chatKey, {
+        state: 'cancelled',
+        httpStatus: 0,
+        attempts: 0,
+        finishedAt: Date.now(),
+        latencyMs: 0,
+        reason: 'batch cancelled',
+      });
       if (outcome !== 'duplicate') cancelled += 1;
       if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
     }

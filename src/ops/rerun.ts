@@ -58,9 +58,10 @@ function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
 /** Why a rerun would be empty, with the flag that would change it. */
 function nothingToRerun(parent: BatchRecord, opts: RerunOptions): string {
   const failed = parent.counts.failed;
-  const why = failed === 0
-    ? 'it has no failed chats'
-    : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
+  const why =
+    failed === 0
+      ? 'it has no failed chats'
+      : `none of its ${failed} failed chat(s) match${opts.includePermanent ? '' : ' (permanent failures are left out: add --include-permanent)'}${opts.onlyReason ? ` --only-reason ${JSON.stringify(opts.onlyReason)}` : ''}`;
   return `nothing to rerun in batch ${parent.id}: ${why}`;
 }
 
@@ -70,7 +71,8 @@ function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
     header,
     sha256: () => '',
     async *rows(): AsyncIterable<IngestRow> {
-      for await (const f of failures.inFileOrder()) yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
+      for await (const f of failures.inFileOrder())
+        yield { kind: 'valid', row: { line: f.input.line, chat: chatFromKey(f.key), key: f.key, cells: f.input.cells } };
     },
   };
 }
@@ -92,7 +94,12 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
   let child: BatchRecord;
   try {
     if (failures.selected === 0) throw new NoValidRowsError(nothingToRerun(parent, opts));
-    const filters = [opts.includePermanent ? 'including permanent failures' : 'fixable failures only', opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : ''].filter(Boolean).join(', ');
+    const filters = [
+      opts.includePermanent ? 'including permanent failures' : 'fixable failures only',
+      opts.onlyReason ? `reason contains ${JSON.stringify(opts.onlyReason)}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
     child = await ingest(ctx, rowsOf(failures, parent.header), {
       batch: {
         kind: 'rerun',

@@ -86,7 +86,10 @@ export function escapeMarkdownText(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-const cell = (text: string): string => escapeMarkdownText(text).replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
+const cell = (text: string): string =>
+  escapeMarkdownText(text)
+    .replace(/\|/g, '\\|')
+    .replace(/[\r\n]+/g, ' ');
 
 /** failed.csv, line by line; tallies each failure's class into `byClass` on the way. */
 async function* failedCsv(batch: BatchRecord, failures: AsyncIterable<Failure>, byClass: Record<string, number>): AsyncIterable<string> {
@@ -119,7 +122,12 @@ export async function latencyPercentiles(redis: ScriptedRedis, keys: Keys, batch
   return { p50: percentileOf(histogram, 50), p95: percentileOf(histogram, 95), p99: percentileOf(histogram, 99) };
 }
 
-export function summarise(batch: BatchRecord, failuresByClass: Readonly<Record<string, number>>, latencyMs: ReportSummary['latencyMs'], files: Record<string, string>): ReportSummary {
+export function summarise(
+  batch: BatchRecord,
+  failuresByClass: Readonly<Record<string, number>>,
+  latencyMs: ReportSummary['latencyMs'],
+  files: Record<string, string>,
+): ReportSummary {
   const terminalCalls = batch.counts.succeeded + batch.counts.failed;
   return {
     batchId: batch.id,
@@ -178,10 +186,19 @@ export function renderMarkdown(s: ReportSummary): string {
 }
 
 /** Writes the four report files for a batch into `<reportsDir>/<batchId>/` and returns the summary. */
-export async function writeReport(deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore }, batch: BatchRecord, reportsDir: string): Promise<ReportSummary> {
+export async function writeReport(
+  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore },
+  batch: BatchRecord,
+  reportsDir: string,
+): Promise<ReportSummary> {
   const dir = join(reportsDir, batch.id);
   await mkdir(dir, { recursive: true });
-  const files = { summaryJson: join(dir, 'summary.json'), summaryMd: join(dir, 'summary.md'), failedCsv: join(dir, 'failed.csv'), rejectedCsv: join(dir, 'rejected.csv') };
+  const files = {
+    summaryJson: join(dir, 'summary.json'),
+    summaryMd: join(dir, 'summary.md'),
+    failedCsv: join(dir, 'failed.csv'),
+    rejectedCsv: join(dir, 'rejected.csv'),
+  };
   const failuresByClass: Record<string, number> = {};
   const failures = await indexFailures(deps, batch.id);
   try {

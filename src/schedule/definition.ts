@@ -44,7 +44,8 @@ export interface DefinitionContext {
 const got = (value: string): string => `got \`${value}\``;
 
 export function checkScheduleName(name: string): string {
-  if (!NAME.test(name)) throw new UsageError(`Expected the schedule name to be 1-40 letters, digits, '_' or '-' (starting with a letter or digit), ${got(name)}`);
+  if (!NAME.test(name))
+    throw new UsageError(`Expected the schedule name to be 1-40 letters, digits, '_' or '-' (starting with a letter or digit), ${got(name)}`);
   return name;
 }
 
@@ -52,13 +53,17 @@ function cronOf(raw: string | undefined): string {
   if (raw === undefined) throw new UsageError('`schedule set` needs --cron, e.g. --cron "0 2 * * *" (02:00 every day in --tz)');
   const cron = raw.trim().replace(/\s+/g, ' ');
   const fields = cron.split(' ').length;
-  if (fields !== 5 && fields !== 6) throw new UsageError(`Expected \`--cron\` to have 5 fields (minute hour day month weekday), or 6 with seconds first, ${got(raw)}`);
+  if (fields !== 5 && fields !== 6)
+    throw new UsageError(`Expected \`--cron\` to have 5 fields (minute hour day month weekday), or 6 with seconds first, ${got(raw)}`);
   return cron;
 }
 
 function phoneList(flag: string, raw: string | undefined, country: string | undefined): string[] | undefined {
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UsageError(`Expected \`--${flag}\` to be a phone number (or a comma-separated list), ${got(raw)}`);
   return items.map((item) => {
     const phone = normalisePhone(item, country && isCountryCode(country) ? country : undefined);
@@ -70,7 +75,8 @@ function phoneList(flag: string, raw: string | undefined, country: string | unde
 function ruleOf(input: ScheduleInput, country: string | undefined): ChatRule {
   const rule: { -readonly [K in keyof ChatRule]: ChatRule[K] } = {};
   if (input.chatStatus !== undefined) {
-    if (!(CHAT_STATUSES as readonly string[]).includes(input.chatStatus)) throw new UsageError(`Expected \`--chat-status\` to be one of ${CHAT_STATUSES.join(', ')}, ${got(input.chatStatus)}`);
+    if (!(CHAT_STATUSES as readonly string[]).includes(input.chatStatus))
+      throw new UsageError(`Expected \`--chat-status\` to be one of ${CHAT_STATUSES.join(', ')}, ${got(input.chatStatus)}`);
     rule.chatStatus = input.chatStatus as ChatStatus;
   }
   if (input.idleHours !== undefined) {
@@ -81,7 +87,10 @@ function ruleOf(input: ScheduleInput, country: string | undefined): ChatRule {
     rule.idleHours = hours;
   }
   if (input.tag !== undefined) {
-    const tags = input.tag.split(',').map((t) => t.trim()).filter(Boolean);
+    const tags = input.tag
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
     if (tags.length === 0) throw new UsageError(`Expected \`--tag\` to be a tag name or a comma-separated list, ${got(input.tag)}`);
     rule.tags = tags;
   }
@@ -111,7 +120,8 @@ export function buildDefinition(name: string, input: ScheduleInput, ctx: Definit
   let inbox: ScheduleDefinition['inbox'];
   if (input.inbox !== undefined) {
     if (input.inbox.trim() === '') throw new UsageError('Expected `--inbox` to be a folder path, got an empty string');
-    if (rule.wabaNumbers && rule.wabaNumbers.length > 1 && !wantsQuery) throw new UsageError('`--waba` for an inbox is the one business number of files without a wabaNumber column: give one');
+    if (rule.wabaNumbers && rule.wabaNumbers.length > 1 && !wantsQuery)
+      throw new UsageError('`--waba` for an inbox is the one business number of files without a wabaNumber column: give one');
     const dir = isAbsolute(input.inbox) ? input.inbox : resolve(ctx.cwd, input.inbox);
     inbox = { dir, ...(rule.wabaNumbers?.length === 1 ? { defaultWaba: rule.wabaNumbers[0] as string } : {}) };
   }

@@ -55,7 +55,10 @@ export async function moveInto(file: string, targetDir: string, now = new Date()
   await mkdir(targetDir, { recursive: true });
   const name = basename(file);
   let target = join(targetDir, name);
-  const taken = await stat(target).then(() => true, () => false);
+  const taken = await stat(target).then(
+    () => true,
+    () => false,
+  );
   if (taken) {
     const ext = extname(name);
     target = join(targetDir, `${name.slice(0, name.length - ext.length)}.${now.toISOString().replace(/[-:.]/g, '')}${ext}`);

@@ -57,7 +57,16 @@ export type RunResult =
   | { readonly kind: 'done'; readonly run: ScheduleRun; readonly batches: readonly BatchRecord[]; readonly inbox: readonly InboxFileResult[] };
 
 function partsIn(tick: number, tz: string): Record<string, string> {
-  const format = new Intl.DateTimeFormat('en-GB', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  const format = new Intl.DateTimeFormat('en-GB', {
+    timeZone: tz,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  });
   return Object.fromEntries(format.formatToParts(new Date(tick)).map((p) => [p.type, p.value]));
 }
 
@@ -104,7 +113,10 @@ export async function busyReason(deps: Pick<RunDeps, 'schedules' | 'batches' | '
 async function withRunLock<T>(deps: RunDeps, name: string, owner: string, work: () => Promise<T>): Promise<T | undefined> {
   const key = deps.keys.scheduleLock(name);
   if (!(await ownedLock(deps.redis, key, { action: 'acquire', owner, ttlMs: RUN_LOCK_TTL_MS }))) return undefined;
-  const keepAlive = setInterval(() => void ownedLock(deps.redis, key, { action: 'extend', owner, ttlMs: RUN_LOCK_TTL_MS }).catch(() => undefined), RUN_LOCK_TTL_MS / 4);
+  const keepAlive = setInterval(
+    () => void ownedLock(deps.redis, key, { action: 'extend', owner, ttlMs: RUN_LOCK_TTL_MS }).catch(() => undefined),
+    RUN_LOCK_TTL_MS / 4,
+  );
   keepAlive.unref();
   try {
     return await work();
@@ -124,7 +136,15 @@ interface SourcesOutcome {
 async function readQuery(deps: RunDeps, req: RunRequest, notes: string[], out: SourcesOutcome): Promise<void> {
   const { definition: def } = req;
   if (!def.query) return;
-  const source = openChatQuerySource({ api: deps.api, rule: def.query, now: req.tick, pace: deps.pace, rateLimit: deps.rateLimit, maxAttempts: deps.policy.maxAttempts, backoffDelayMs: deps.policy.backoffDelayMs });
+  const source = openChatQuerySource({
+    api: deps.api,
+    rule: def.query,
+    now: req.tick,
+    pace: deps.pace,
+    rateLimit: deps.rateLimit,
+    maxAttempts: deps.policy.maxAttempts,
+    backoffDelayMs: deps.policy.backoffDelayMs,
+  });
   const listed = (): string => {
     const s = source.stats();
     return `${s.selected} of ${s.listed} listed chat(s) selected (${s.pages} page(s))`;
@@ -194,7 +214,15 @@ export async function runSchedule(deps: RunDeps, req: RunRequest): Promise<RunRe
   const startedAt = Date.now();
   const finish = async (sources: SourcesOutcome): Promise<RunResult> => {
     const outcome = req.dryRun ? 'dry-run' : sources.batches.length > 0 ? 'started' : sources.failed ? 'failed' : 'empty';
-    const run: ScheduleRun = { tick: req.tick, manual: req.manual ?? false, startedAt, endedAt: Date.now(), outcome, batchIds: sources.batches.map((b) => b.id), message: sources.messages.join('; ') };
+    const run: ScheduleRun = {
+      tick: req.tick,
+      manual: req.manual ?? false,
+      startedAt,
+      endedAt: Date.now(),
+      outcome,
+      batchIds: sources.batches.map((b) => b.id),
+      message: sources.messages.join('; '),
+    };
     // A schedule removed while this run read its sources leaves no state behind (its batches run on regardless).
     if (!req.dryRun && (await deps.schedules.get(def.name))) {
       await deps.schedules.setLastBatchIds(def.name, run.batchIds);
@@ -242,13 +270,28 @@ export async function wakeWaitingRuns(deps: Pick<RunDeps, 'schedules' | 'queue'>
 }
 
 /** Logs a skipped run and says so in the report of every batch it skipped for. */
-export async function recordSkip(deps: Pick<RunDeps, 'schedules' | 'batches' | 'logger'>, req: RunRequest, blocked: { blockedBy: string; blockingBatchIds: readonly string[] }, why = '--overlap skip'): Promise<ScheduleRun> {
+export async function recordSkip(
+  deps: Pick<RunDeps, 'schedules' | 'batches' | 'logger'>,
+  req: RunRequest,
+  blocked: { blockedBy: string; blockingBatchIds: readonly string[] },
+  why = '--overlap skip',
+): Promise<ScheduleRun> {
   const { definition: def } = req;
   const now = Date.now();
-  const run: ScheduleRun = { tick: req.tick, manual: req.manual ?? false, startedAt: now, endedAt: now, outcome: 'skipped', batchIds: [], message: `skipped: ${blocked.blockedBy} (${why})` };
+  const run: ScheduleRun = {
+    tick: req.tick,
+    manual: req.manual ?? false,
+    startedAt: now,
+    endedAt: now,
+    outcome: 'skipped',
+    batchIds: [],
+    message: `skipped: ${blocked.blockedBy} (${why})`,
+  };
   await deps.schedules.addRun(def.name, run);
   for (const id of blocked.blockingBatchIds) {
-    await deps.batches.addNote(id, `scheduled run of "${def.name}" for ${localTime(req.tick, def.tz)} skipped: this batch was still running (${why})`).catch(() => undefined);
+    await deps.batches
+      .addNote(id, `scheduled run of "${def.name}" for ${localTime(req.tick, def.tz)} skipped: this batch was still running (${why})`)
+      .catch(() => undefined);
   }
   deps.logger.warn({ schedule: def.name, tick: new Date(req.tick).toISOString() }, `scheduled run ${run.message}`);
   return run;

@@ -197,7 +197,11 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
     save: async (definition) => {
       const data: ScheduleJobData = { s: definition.name };
       // Scheduler first: if BullMQ refuses the pattern, no definition is left behind without a scheduler.
-      await queue.upsertJobScheduler(schedulerIdFor(definition.name), { pattern: definition.cron, tz: definition.tz }, { name: JOB_NIGHTLY, data, opts: TEMPLATE_OPTS });
+      await queue.upsertJobScheduler(
+        schedulerIdFor(definition.name),
+        { pattern: definition.cron, tz: definition.tz },
+        { name: JOB_NIGHTLY, data, opts: TEMPLATE_OPTS },
+      );
       await redis.hset(keys.schedules, definition.name, JSON.stringify(definition));
     },
     remove: async (name) => {
@@ -239,11 +243,16 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
     allWaiting: async () => {
       const all = await redis.hgetall(keys.scheduleState);
       const out = new Map<string, WaitingRun>();
-      for (const [field, raw] of Object.entries(all)) if (field.startsWith('waiting:')) out.set(field.slice(8), decodeWaitingRun(raw, hashField(keys.scheduleState, field)));
+      for (const [field, raw] of Object.entries(all))
+        if (field.startsWith('waiting:')) out.set(field.slice(8), decodeWaitingRun(raw, hashField(keys.scheduleState, field)));
       return out;
     },
     addRun: async (name, run) => {
-      await redis.multi().lpush(keys.scheduleRuns(name), JSON.stringify(run)).ltrim(keys.scheduleRuns(name), 0, RUN_HISTORY - 1).exec();
+      await redis
+        .multi()
+        .lpush(keys.scheduleRuns(name), JSON.stringify(run))
+        .ltrim(keys.scheduleRuns(name), 0, RUN_HISTORY - 1)
+        .exec();
     },
     runs: async (name, limit = RUN_HISTORY) => {
       const key = keys.scheduleRuns(name);

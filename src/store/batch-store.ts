@@ -133,7 +133,10 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
     },
     remove: async (batchId) => {
       const parent = await redis.hget(keys.batch(batchId).batch, 'parent');
-      const tx = redis.multi().del(...allBatchKeys(keys.batch(batchId))).zrem(keys.batchIndex, batchId);
+      const tx = redis
+        .multi()
+        .del(...allBatchKeys(keys.batch(batchId)))
+        .zrem(keys.batchIndex, batchId);
       if (parent) tx.lrem(keys.batch(parent).children, 0, batchId);
       await tx.exec();
       if (parent) await releaseClaim(redis, keys.batch(parent).rerun, batchId);
@@ -145,10 +148,17 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
    * when that one is final (or its record is gone), it may be replaced — by exactly one of any reruns that
    * try at once, since each names the rerun it found over and the step replaces only that one.
    */
-  async function createRerun(parentId: string, child: { childId: string; createdAt: number; fields: Record<string, string | number>; notes: readonly string[] }): Promise<void> {
+  async function createRerun(
+    parentId: string,
+    child: { childId: string; createdAt: number; fields: Record<string, string | number>; notes: readonly string[] },
+  ): Promise<void> {
     let previous = '';
     for (let attempt = 0; attempt < MAX_SLOT_TAKEOVERS; attempt += 1) {
-      const reply = await createChild(redis, { child: keys.batch(child.childId), parent: keys.batch(parentId), batchIndex: keys.batchIndex }, { ...child, previous });
+      const reply = await createChild(
+        redis,
+        { child: keys.batch(child.childId), parent: keys.batch(parentId), batchIndex: keys.batchIndex },
+        { ...child, previous },
+      );
       if (reply.claimed) return;
       const holder = await store.get(reply.holder);
       // A record without its id is a partial hash re-created by a late write after expiry: gone, not running.

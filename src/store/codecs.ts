@@ -302,8 +302,10 @@ export function decodeResult(text: string, where = 'a result record'): ChatResul
   if (rest.length === 0) mismatch(where, 'a result record of 7 |-separated parts', text);
   const state = code !== undefined && Object.hasOwn(CODE_STATE, code) ? CODE_STATE[code] : undefined;
   if (state === undefined) mismatch(`${where} (state)`, 'S, F or C', code);
-  const integer = (part: string | undefined, name: string): number => (part !== undefined && INTEGER_TEXT.test(part) ? Number(part) : mismatch(`${where} (${name})`, 'an integer', part));
-  const number = (part: string | undefined, name: string): number => (part !== undefined && NUMBER_TEXT.test(part) ? Number(part) : mismatch(`${where} (${name})`, 'a number', part));
+  const integer = (part: string | undefined, name: string): number =>
+    part !== undefined && INTEGER_TEXT.test(part) ? Number(part) : mismatch(`${where} (${name})`, 'an integer', part);
+  const number = (part: string | undefined, name: string): number =>
+    part !== undefined && NUMBER_TEXT.test(part) ? Number(part) : mismatch(`${where} (${name})`, 'a number', part);
   let failureClass: FailureClass | undefined;
   if (cls) {
     if (!isFailureClass(cls)) mismatch(`${where} (failure class)`, 'permanent, transient or nothing', cls);

@@ -61,7 +61,11 @@ async function fill(deps: IndexDeps, batchId: string, order: string, select: (r:
     if (page.length === 0) return;
     const inputs = await deps.redis.hmget(chats, ...page);
     const scored = page.flatMap((key, i) => [storedChat(chats, key, inputs[i]).line, key]);
-    await deps.redis.multi().zadd(order, ...scored).pexpire(order, INDEX_TTL_MS).exec();
+    await deps.redis
+      .multi()
+      .zadd(order, ...scored)
+      .pexpire(order, INDEX_TTL_MS)
+      .exec();
     page = [];
   };
   for await (const [key, result] of deps.results.scan(batchId)) {

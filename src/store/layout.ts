@@ -27,7 +27,9 @@ export async function checkDataLayout(redis: Redis | Cluster, keys: Pick<Keys, '
     if (stored === null) continue;
     if (stored === ours) return;
     if (!VERSION_TEXT.test(stored)) {
-      throw new DataLayoutError(`${keys.layout} holds ${JSON.stringify(stored.slice(0, 40))}, not a bulk-unassign data layout version: this build understands v${ours}`);
+      throw new DataLayoutError(
+        `${keys.layout} holds ${JSON.stringify(stored.slice(0, 40))}, not a bulk-unassign data layout version: this build understands v${ours}`,
+      );
     }
     const advice = Number(stored) > DATA_LAYOUT_VERSION ? 'upgrade bulk-unassign to a build that understands it' : 'its data must be migrated first';
     throw new DataLayoutError(

@@ -112,7 +112,11 @@ export function makeQueue(connection: ScriptedRedis, keys: Keys): Queue<QueueJob
 
 /** Enqueues the report job of a batch (idempotent: fixed job id). Finalize jobs have no priority, so they run before any chat. */
 export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: string): Promise<void> {
-  await queue.add(JOB_FINALIZE, { b: batchId }, { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, ...jobRetryOptions(RETRY_POLICIES.finalize) });
+  await queue.add(
+    JOB_FINALIZE,
+    { b: batchId },
+    { jobId: finalizeJobId(batchId), removeOnComplete: true, removeOnFail: 100, ...jobRetryOptions(RETRY_POLICIES.finalize) },
+  );
 }
 
 /**
@@ -121,5 +125,9 @@ export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: strin
  * Retried per RETRY_POLICIES.notify (12 attempts, 17-34 min in all) before the notification is given up.
  */
 export async function enqueueNotify(queue: Queue<QueueJobData>, summary: NotifySummary): Promise<void> {
-  await queue.add(JOB_NOTIFY, { summary }, { jobId: `${summary.batchId}-notify`, ...jobRetryOptions(RETRY_POLICIES.notify), removeOnComplete: true, removeOnFail: 100 });
+  await queue.add(
+    JOB_NOTIFY,
+    { summary },
+    { jobId: `${summary.batchId}-notify`, ...jobRetryOptions(RETRY_POLICIES.notify), removeOnComplete: true, removeOnFail: 100 },
+  );
 }

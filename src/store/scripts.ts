@@ -40,15 +40,7 @@ export type ScriptName = keyof typeof SCRIPT_KEYS;
 export interface ScriptCommands {
   stageRows(chats: string, order: string, ...args: string[]): Promise<number[]>;
   claimChat(batch: string, results: string, parked: string, chatKey: string): Promise<string>;
-  recordResult(
-    batch: string,
-    results: string,
-    chats: string,
-    latency: string,
-    parked: string,
-    calls: string,
-    ...args: string[]
-  ): Promise<number>;
+  recordResult(batch: string, results: string, chats: string, latency: string, parked: string, calls: string, ...args: string[]): Promise<number>;
   rateLimited(batch: string, calls: string, ...args: string[]): Promise<unknown>;
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
   pacerReserve(pacer: string, intervalUs: string): Promise<number>;
@@ -58,7 +50,15 @@ export interface ScriptCommands {
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
   claimSource(source: string, batchId: string, ttlSeconds: string, goneHolder: string): Promise<string>;
   releaseClaim(claim: string, owner: string): Promise<number>;
-  createChild(child: string, childNotes: string, batchIndex: string, parent: string, parentChildren: string, parentRerun: string, ...args: string[]): Promise<string>;
+  createChild(
+    child: string,
+    childNotes: string,
+    batchIndex: string,
+    parent: string,
+    parentChildren: string,
+    parentRerun: string,
+    ...args: string[]
+  ): Promise<string>;
   appendNote(notes: string, batch: string, note: string): Promise<number>;
 }
 
@@ -166,8 +166,19 @@ export type RecordOutcome = 'recorded' | 'duplicate' | 'last';
  */
 export async function recordResult(redis: ScriptedRedis, keys: BatchKeys, r: ResultRecording): Promise<RecordOutcome> {
   const reply: unknown = await redis.recordResult(
-    keys.batch, keys.results, keys.chats, keys.latency, keys.parked, keys.calls,
-    r.chatKey, r.record, r.counter, String(r.attempts), r.latencyBucket === undefined ? '' : String(r.latencyBucket), r.failureReason ?? '', String(r.now),
+    keys.batch,
+    keys.results,
+    keys.chats,
+    keys.latency,
+    keys.parked,
+    keys.calls,
+    r.chatKey,
+    r.record,
+    r.counter,
+    String(r.attempts),
+    r.latencyBucket === undefined ? '' : String(r.latencyBucket),
+    r.failureReason ?? '',
+    String(r.now),
   );
   if (reply === -1) return 'duplicate';
   if (reply === 0) return 'recorded';
@@ -199,8 +210,14 @@ export interface RateLimitRun {
 /** rateLimited-2: counts a 429, takes its call back from the chat's call count, and keeps the batch's run of 429s. */
 export async function rateLimited(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'calls'>, c: RateLimitedCall): Promise<RateLimitRun> {
   const reply: unknown = await redis.rateLimited(
-    keys.batch, keys.calls,
-    c.chatKey, String(c.now), String(Math.ceil(c.pauseMs)), String(Math.ceil(c.maxRunMs)), String(Math.ceil(c.gapMs)), c.runningStatus,
+    keys.batch,
+    keys.calls,
+    c.chatKey,
+    String(c.now),
+    String(Math.ceil(c.pauseMs)),
+    String(Math.ceil(c.maxRunMs)),
+    String(Math.ceil(c.gapMs)),
+    c.runningStatus,
   );
   if (!Array.isArray(reply) || reply.length !== 2) return unexpected('rateLimited', reply);
   const [since, pauseUntil] = reply.map((n: unknown) => count('rateLimited', n)) as [number, number];
@@ -307,11 +324,25 @@ export interface ChildCreation {
  * createChild-6: creates a rerun batch and claims its parent's rerun slot in one step. Not claimed: another rerun
  * (not `previous`) holds the slot, and nothing was written.
  */
-export async function createChild(redis: ScriptedRedis, keys: { readonly child: BatchKeys; readonly parent: BatchKeys; readonly batchIndex: string }, c: ChildCreation): Promise<ClaimReply> {
+export async function createChild(
+  redis: ScriptedRedis,
+  keys: { readonly child: BatchKeys; readonly parent: BatchKeys; readonly batchIndex: string },
+  c: ChildCreation,
+): Promise<ClaimReply> {
   const pairs = Object.entries(c.fields).flatMap(([field, value]) => [field, String(value)]);
   const reply: unknown = await redis.createChild(
-    keys.child.batch, keys.child.notes, keys.batchIndex, keys.parent.batch, keys.parent.children, keys.parent.rerun,
-    c.childId, String(c.createdAt), c.previous, String(pairs.length / 2), ...pairs, ...c.notes,
+    keys.child.batch,
+    keys.child.notes,
+    keys.batchIndex,
+    keys.parent.batch,
+    keys.parent.children,
+    keys.parent.rerun,
+    c.childId,
+    String(c.createdAt),
+    c.previous,
+    String(pairs.length / 2),
+    ...pairs,
+    ...c.notes,
   );
   return claimReply('createChild', reply);
 }

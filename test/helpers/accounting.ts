@@ -66,7 +66,10 @@ export async function expectExactAccounting(env: TestEnv, batchId: string, chatK
   expect(batch.done).toBe(chatKeys.length);
 
   const stats = env.api.stats();
-  const succeeded = [...results].filter(([, r]) => r.state === 'succeeded').map(([k]) => k).sort();
+  const succeeded = [...results]
+    .filter(([, r]) => r.state === 'succeeded')
+    .map(([k]) => k)
+    .sort();
   expect(Object.keys(stats.unassigned).sort()).toEqual(succeeded);
   const total201 = Object.values(stats.unassigned).reduce((a, b) => a + b, 0);
   expect(stats.byStatus['201'] ?? 0).toBe(total201);

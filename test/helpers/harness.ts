@@ -101,7 +101,13 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
       return file;
     },
     async ingestCsv(file, o = {}) {
-      const source = await openCsvSource({ file, maxFileBytes: 64 * 1024 * 1024, maxRecordBytes: 1024 * 1024, maxColumns: 1000, ...(o.waba ? { defaultWaba: o.waba } : {}) });
+      const source = await openCsvSource({
+        file,
+        maxFileBytes: 64 * 1024 * 1024,
+        maxRecordBytes: 1024 * 1024,
+        maxColumns: 1000,
+        ...(o.waba ? { defaultWaba: o.waba } : {}),
+      });
       return ingest(ctx, source, { batch: { kind: 'csv', source: file }, duplicateWindowHours: 0, ...o });
     },
     worker() {
@@ -116,7 +122,11 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
           last = await ctx.batches.require(batchId);
           return statuses.includes(last.status) && last;
         },
-        { timeoutMs, intervalMs: 100, message: () => `batch ${batchId} to be ${statuses.join(' or ')} (still ${last?.status}, done ${last?.done}/${last?.counts.valid})` },
+        {
+          timeoutMs,
+          intervalMs: 100,
+          message: () => `batch ${batchId} to be ${statuses.join(' or ')} (still ${last?.status}, done ${last?.done}/${last?.counts.valid})`,
+        },
       );
     },
     async cleanup() {

@@ -91,10 +91,14 @@ export function spawnCli(env: TestEnv, args: readonly string[], extraEnv: Readon
         const check = (): void => {
           if (spawned.output().includes(text)) done();
         };
-        const timer = setTimeout(() => done(new Error(`no "${text}" from \`${args.join(' ')}\` after ${timeoutMs} ms; output:\n${spawned.output()}`)), timeoutMs);
+        const timer = setTimeout(
+          () => done(new Error(`no "${text}" from \`${args.join(' ')}\` after ${timeoutMs} ms; output:\n${spawned.output()}`)),
+          timeoutMs,
+        );
         listeners.add(check);
         void exited.then((s) => {
-          if (listeners.has(check)) done(new Error(`\`${args.join(' ')}\` exited (${s.code ?? s.signal}) before printing "${text}"; output:\n${spawned.output()}`));
+          if (listeners.has(check))
+            done(new Error(`\`${args.join(' ')}\` exited (${s.code ?? s.signal}) before printing "${text}"; output:\n${spawned.output()}`));
         });
         check();
       }),

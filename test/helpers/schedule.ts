@@ -46,11 +46,21 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, wh
 }
 
 /** Waits until the schedule has logged at least `n` runs that satisfy `filter`; returns all runs, oldest first. */
-export async function waitForRuns(store: ScheduleStore, name: string, n: number, filter: (r: ScheduleRun) => boolean = () => true, timeoutMs = 30_000): Promise<ScheduleRun[]> {
-  return waitFor(async () => {
-    const runs = (await store.runs(name)).reverse();
-    return runs.filter(filter).length >= n ? runs : undefined;
-  }, `${n} run(s) of schedule ${name}`, timeoutMs);
+export async function waitForRuns(
+  store: ScheduleStore,
+  name: string,
+  n: number,
+  filter: (r: ScheduleRun) => boolean = () => true,
+  timeoutMs = 30_000,
+): Promise<ScheduleRun[]> {
+  return waitFor(
+    async () => {
+      const runs = (await store.runs(name)).reverse();
+      return runs.filter(filter).length >= n ? runs : undefined;
+    },
+    `${n} run(s) of schedule ${name}`,
+    timeoutMs,
+  );
 }
 
 /**
@@ -58,8 +68,12 @@ export async function waitForRuns(store: ScheduleStore, name: string, n: number,
  * `nightly` job: remove the schedule first, or wait for `notify` jobs only.
  */
 export async function waitForScheduleJobsDrained(ctx: Context, names: readonly string[] = [JOB_NIGHTLY, JOB_NOTIFY], timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => {
-    const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized']);
-    return jobs.every((j) => j === undefined || !names.includes(j.name));
-  }, `${names.join('/')} jobs to drain`, timeoutMs);
+  await waitFor(
+    async () => {
+      const jobs = await ctx.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized']);
+      return jobs.every((j) => j === undefined || !names.includes(j.name));
+    },
+    `${names.join('/')} jobs to drain`,
+    timeoutMs,
+  );
 }

@@ -33,7 +33,10 @@ function chatSource(chats: readonly ChatTarget[]): RowSource {
     sha256: () => '',
     async *rows() {
       for (const [i, chat] of chats.entries()) {
-        const cells = chat.kind === 'individual' ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber, groupId: '' } : { customerPhoneNumber: '', wabaNumber: '', groupId: chat.groupId };
+        const cells =
+          chat.kind === 'individual'
+            ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber, groupId: '' }
+            : { customerPhoneNumber: '', wabaNumber: '', groupId: chat.groupId };
         yield { kind: 'valid' as const, row: { line: i + 2, chat, key: chatKeyOf(chat), cells } };
       }
     },
@@ -68,7 +71,12 @@ describe('API faults: transient ones recover within MAX_ATTEMPTS, permanent ones
       },
       config: { maxAttempts: 3, requestTimeoutMs: 300 },
     });
-    const chats = [...p.map(individual), ...badRequest.map(individual), { kind: 'group', groupId: 'grp_ok' } as const, { kind: 'group', groupId: 'grp_gone' } as const];
+    const chats = [
+      ...p.map(individual),
+      ...badRequest.map(individual),
+      { kind: 'group', groupId: 'grp_ok' } as const,
+      { kind: 'group', groupId: 'grp_gone' } as const,
+    ];
     const done = await run(env, chats, 2);
 
     const permanent = rejected.length + notFound.length + badRequest.length; // 10 + 6 + 2
@@ -94,12 +102,48 @@ describe('API faults: transient ones recover within MAX_ATTEMPTS, permanent ones
     expect(await result(individual(p[15] as string))).toMatchObject({ state: 'succeeded', httpStatus: 201, attempts: 3 });
     expect(await result(individual(p[31] as string))).toMatchObject({ state: 'succeeded', attempts: 2 });
     expect(await result(individual(p[41] as string))).toMatchObject({ state: 'succeeded', attempts: 3 });
-    expect(await result(individual(p[20] as string))).toMatchObject({ state: 'failed', failureClass: 'transient', httpStatus: 503, attempts: 3, reason: 'HTTP 503: Service Unavailable' });
-    expect(await result(individual(p[33] as string))).toMatchObject({ state: 'failed', failureClass: 'transient', httpStatus: 0, attempts: 3, reason: 'timed out (ETIMEDOUT)' });
-    expect(await result(individual(p[43] as string))).toMatchObject({ state: 'failed', failureClass: 'transient', httpStatus: 0, attempts: 3, reason: 'connection reset (ECONNRESET)' });
-    expect(await result(individual(p[50] as string))).toMatchObject({ state: 'failed', failureClass: 'permanent', httpStatus: 422, attempts: 1, reason: 'HTTP 422: User is not a member of the team' });
-    expect(await result({ kind: 'group', groupId: 'grp_gone' })).toMatchObject({ state: 'failed', failureClass: 'permanent', httpStatus: 404, attempts: 1, reason: 'HTTP 404: Chat not found' });
-    expect(await result(individual('12345'))).toMatchObject({ state: 'failed', failureClass: 'permanent', httpStatus: 400, attempts: 1, reason: 'HTTP 400: customerPhoneNumber must be 7 to 15 digits' });
+    expect(await result(individual(p[20] as string))).toMatchObject({
+      state: 'failed',
+      failureClass: 'transient',
+      httpStatus: 503,
+      attempts: 3,
+      reason: 'HTTP 503: Service Unavailable',
+    });
+    expect(await result(individual(p[33] as string))).toMatchObject({
+      state: 'failed',
+      failureClass: 'transient',
+      httpStatus: 0,
+      attempts: 3,
+      reason: 'timed out (ETIMEDOUT)',
+    });
+    expect(await result(individual(p[43] as string))).toMatchObject({
+      state: 'failed',
+      failureClass: 'transient',
+      httpStatus: 0,
+      attempts: 3,
+      reason: 'connection reset (ECONNRESET)',
+    });
+    expect(await result(individual(p[50] as string))).toMatchObject({
+      state: 'failed',
+      failureClass: 'permanent',
+      httpStatus: 422,
+      attempts: 1,
+      reason: 'HTTP 422: User is not a member of the team',
+    });
+    expect(await result({ kind: 'group', groupId: 'grp_gone' })).toMatchObject({
+      state: 'failed',
+      failureClass: 'permanent',
+      httpStatus: 404,
+      attempts: 1,
+      reason: 'HTTP 404: Chat not found',
+    });
+    expect(await result(individual('12345'))).toMatchObject({
+      state: 'failed',
+      failureClass: 'permanent',
+      httpStatus: 400,
+      attempts: 1,
+      reason: 'HTTP 400: customerPhoneNumber must be 7 to 15 digits',
+    });
 
     const summary = JSON.parse(readFileSync(join(env.config.reportsDir, done.id, 'summary.json'), 'utf8'));
     expect(summary.failuresByClass).toEqual({ permanent, transient: exhausted });
@@ -112,7 +156,9 @@ describe('API faults: transient ones recover within MAX_ATTEMPTS, permanent ones
       { reason: 'timed out (ETIMEDOUT)', count: 1 },
     ]);
     expect(summary.attempts).toEqual({ total: stats.requests, retries: stats.requests - 204 });
-    const failedCsv = readFileSync(join(env.config.reportsDir, done.id, 'failed.csv'), 'utf8').trim().split('\r\n');
+    const failedCsv = readFileSync(join(env.config.reportsDir, done.id, 'failed.csv'), 'utf8')
+      .trim()
+      .split('\r\n');
     expect(failedCsv).toHaveLength(1 + permanent + exhausted);
     expect(failedCsv).toContain(`${p[50]},${WABA},,422,HTTP 422: User is not a member of the team`);
     expect(failedCsv).toContain(',,grp_gone,404,HTTP 404: Chat not found');

@@ -59,7 +59,10 @@ function file(name: string, text: string): string {
   return path;
 }
 
-const good = (n: number, start: number): string => `phone\n${phones(n, start).map((p) => `+${p}`).join('\n')}\n`;
+const good = (n: number, start: number): string =>
+  `phone\n${phones(n, start)
+    .map((p) => `+${p}`)
+    .join('\n')}\n`;
 
 beforeAll(async () => {
   api = await startMockApi({ apiKey: TEST_KEY, faults: { rejectNumbers: phones(1, 500) } });
@@ -162,7 +165,19 @@ describe('bulk-unassign CLI', () => {
     const id = /batch (\S+) /.exec(run.stdout)?.[1] as string;
     expect((await cli(['resume', id])).code).toBe(0);
     // A `worker` process picks the resumed chats up; `status` follows it.
-    const worker = spawn(process.execPath, [CLI, 'worker'], { cwd: dir, env: { ...process.env, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, DOUBLETICK_API_KEY: TEST_KEY, DOUBLETICK_BASE_URL: api.url, REPORTS_DIR: join(dir, 'reports'), RATE_LIMIT_MAX: '0' }, stdio: 'ignore' });
+    const worker = spawn(process.execPath, [CLI, 'worker'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        REDIS_URL: redisUrl(),
+        QUEUE_PREFIX: prefix,
+        DOUBLETICK_API_KEY: TEST_KEY,
+        DOUBLETICK_BASE_URL: api.url,
+        REPORTS_DIR: join(dir, 'reports'),
+        RATE_LIMIT_MAX: '0',
+      },
+      stdio: 'ignore',
+    });
     const exited = new Promise<number | null>((r) => worker.on('exit', (code) => r(code)));
     try {
       type StatusJson = { status: string; counts: { succeeded: number; failed: number } };

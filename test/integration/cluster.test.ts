@@ -62,12 +62,16 @@ afterEach(async () => {
     expect(Object.values(stats.unassigned).every((n) => n === 1)).toBe(true);
     const accounting = await expectExactAccounting(env, batch.id, chatKeys);
     expect(accounting.extra201s).toBe(0);
-    const summary = JSON.parse(readFileSync(join(env.config.reportsDir, batch.id, 'summary.json'), 'utf8')) as { counts: { succeeded: number; failed: number } };
+    const summary = JSON.parse(readFileSync(join(env.config.reportsDir, batch.id, 'summary.json'), 'utf8')) as {
+      counts: { succeeded: number; failed: number };
+    };
     expect(summary.counts).toMatchObject({ succeeded: 294, failed: 6 });
 
     // The hash tag at work: the batch record, the results and BullMQ's queue meta hash to one slot.
     const k = env.ctx.keys.batch(batch.id);
-    const slots = await Promise.all([k.batch, k.results, `${env.ctx.keys.bullPrefix}:unassign:meta`].map((key) => env!.ctx.redis.call('CLUSTER', 'KEYSLOT', key)));
+    const slots = await Promise.all(
+      [k.batch, k.results, `${env.ctx.keys.bullPrefix}:unassign:meta`].map((key) => env!.ctx.redis.call('CLUSTER', 'KEYSLOT', key)),
+    );
     expect(new Set(slots).size).toBe(1);
 
     first.kill('SIGTERM');

@@ -38,7 +38,14 @@ describe('console API: access control', () => {
   });
 
   it('answers 401 without the token on every route but /healthz and /login', async () => {
-    for (const path of ['/api/batches', '/metrics', '/admin/queues', '/admin/queues/api/queues', '/assets/app.js', '/api/batches/20260101-000000-abcdef/events']) {
+    for (const path of [
+      '/api/batches',
+      '/metrics',
+      '/admin/queues',
+      '/admin/queues/api/queues',
+      '/assets/app.js',
+      '/api/batches/20260101-000000-abcdef/events',
+    ]) {
       const response = await con.request(path, { auth: false });
       expect({ path, status: response.status }).toEqual({ path, status: 401 });
     }
@@ -76,7 +83,11 @@ describe('console API: access control', () => {
       expect(text).not.toContain(env.config.apiKey as string);
     }
     // A cookie-authenticated change from another origin is refused.
-    const cross = await con.request('/api/batches/20260101-000000-abcdef/pause', { auth: false, method: 'POST', headers: { cookie: session, origin: 'http://evil.example' } });
+    const cross = await con.request('/api/batches/20260101-000000-abcdef/pause', {
+      auth: false,
+      method: 'POST',
+      headers: { cookie: session, origin: 'http://evil.example' },
+    });
     expect(cross.status).toBe(403);
     // A forged or expired session is not a session.
     const forged = await con.request('/api/batches', { auth: false, headers: { cookie: `bu_console=${Date.now() + 60_000}.AAAA` } });
@@ -145,7 +156,9 @@ describe('console API: upload, live progress, report, rerun, metrics', () => {
   it('lists the batch and serves its timeline', async () => {
     const list = await con.json<{ batches: Batch[] }>('/api/batches');
     expect(list.body.batches.map((b) => b.id)).toEqual([batchId]);
-    const timeline = await con.json<{ bucketMs: number; points: { succeeded: number; failed: number; cancelled: number }[] }>(`/api/batches/${batchId}/timeline`);
+    const timeline = await con.json<{ bucketMs: number; points: { succeeded: number; failed: number; cancelled: number }[] }>(
+      `/api/batches/${batchId}/timeline`,
+    );
     const sum = (k: 'succeeded' | 'failed' | 'cancelled'): number => timeline.body.points.reduce((s, p) => s + p[k], 0);
     expect([sum('succeeded'), sum('failed'), sum('cancelled')]).toEqual([16, 4, 0]);
     expect(timeline.body.points.length).toBeLessThanOrEqual(120);
@@ -220,10 +233,18 @@ describe('console API: bad uploads', () => {
   });
 
   it('answers 400 with file, line and column for a broken CSV, and creates nothing', async () => {
-    const text = `phone,waba\n${phones(5).map((p) => `${p},${WABA}`).join('\n')}\n"919812345678,${WABA}\n919812345679,${WABA}\n`;
+    const text = `phone,waba\n${phones(5)
+      .map((p) => `${p},${WABA}`)
+      .join('\n')}\n"919812345678,${WABA}\n919812345679,${WABA}\n`;
     const { status, body } = await con.upload(text, 'broken.csv');
     expect(status).toBe(400);
-    expect(body).toEqual({ error: 'ERR_CSV_INVALID', file: 'broken.csv', line: 7, column: 1, message: expect.stringMatching(/^broken\.csv:7:1: a quoted cell is never closed/) });
+    expect(body).toEqual({
+      error: 'ERR_CSV_INVALID',
+      file: 'broken.csv',
+      line: 7,
+      column: 1,
+      message: expect.stringMatching(/^broken\.csv:7:1: a quoted cell is never closed/),
+    });
     expect(JSON.stringify(body)).not.toContain('bulk-unassign-upload-'); // no temp path leaks
     expect((await con.json<{ batches: unknown[] }>('/api/batches')).body.batches).toEqual([]);
   });
@@ -236,13 +257,26 @@ describe('console API: bad uploads', () => {
     const big = `phone,waba\n${`${phones(1)[0]},${WABA}\n`.repeat(Math.ceil((1.2 * 1024 * 1024) / 26))}`;
     const tooBig = await con.upload(big, 'big.csv');
     expect(tooBig).toMatchObject({ status: 413, body: { error: 'ERR_CSV_INVALID' } });
-    const none = await con.json('/api/batches', { method: 'POST', body: (() => { const f = new FormData(); f.append('name', 'x'); return f; })() });
+    const none = await con.json('/api/batches', {
+      method: 'POST',
+      body: (() => {
+        const f = new FormData();
+        f.append('name', 'x');
+        return f;
+      })(),
+    });
     expect(none.status).toBe(400);
     expect((await con.json<{ batches: unknown[] }>('/api/batches')).body.batches).toEqual([]);
   });
 
   it('a dry run writes its report and enqueues nothing', async () => {
-    const { status, body } = await con.upload(`phone,waba\n${phones(3).map((p) => `${p},${WABA}`).join('\n')}\n`, 'dry.csv', { dryRun: 'true' });
+    const { status, body } = await con.upload(
+      `phone,waba\n${phones(3)
+        .map((p) => `${p},${WABA}`)
+        .join('\n')}\n`,
+      'dry.csv',
+      { dryRun: 'true' },
+    );
     expect(status).toBe(201);
     expect(body).toMatchObject({ status: 'dry-run', counts: { valid: 3 }, reportReady: true });
     expect(await env.ctx.queue.getJobCounts('wait', 'prioritized')).toEqual({ wait: 0, prioritized: 0 });
@@ -269,10 +303,16 @@ describe('console API: pause, resume, cancel', () => {
   });
 
   it('pauses, resumes and cancels a running batch; counts add up against the server log', async () => {
-    const csv = `phone,waba\n${phones(40).map((p) => `${p},${WABA}`).join('\n')}\n`;
+    const csv = `phone,waba\n${phones(40)
+      .map((p) => `${p},${WABA}`)
+      .join('\n')}\n`;
     const { body } = await con.upload(csv, 'slow.csv');
     const id = String(body.id);
-    await eventually(async () => (await con.json<Batch>(`/api/batches/${id}`)).body.done >= 1, { timeoutMs: 20_000, intervalMs: 100, message: `batch ${id} to make progress` });
+    await eventually(async () => (await con.json<Batch>(`/api/batches/${id}`)).body.done >= 1, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      message: `batch ${id} to make progress`,
+    });
     const paused = await con.json<Json & { batch: Batch; chats: number }>(`/api/batches/${id}/pause`, { method: 'POST' });
     expect(paused.status).toBe(200);
     expect(paused.body.batch.status).toBe('paused');

@@ -23,7 +23,9 @@ const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
   const bar = '!'.repeat(100);
-  console.warn(`\n${bar}\n!! console-browser.test.ts SKIPPED: no chromium at ${CHROMIUM}.\n!! Install it (apt-get install -y chromium) or set CHROMIUM_PATH; the web console was NOT tested in a browser.\n${bar}\n`);
+  console.warn(
+    `\n${bar}\n!! console-browser.test.ts SKIPPED: no chromium at ${CHROMIUM}.\n!! Install it (apt-get install -y chromium) or set CHROMIUM_PATH; the web console was NOT tested in a browser.\n${bar}\n`,
+  );
 }
 const browserIt = hasChromium ? it : it.skip;
 
@@ -90,9 +92,18 @@ describe('web console in a browser', () => {
     expect(await page.textContent('#b-name')).toBe('<b>fixture</b> <img src=x onerror=alert(1)>');
     expect(await page.locator('#b-name b, #b-name img, #view img').count()).toBe(0);
     const cards = async (): Promise<Record<string, string>> =>
-      page.$$eval('#b-counts .count', (els) => Object.fromEntries(els.map((e) => [e.querySelector('.label')?.textContent ?? '', e.querySelector('.value')?.textContent ?? ''])));
+      page.$$eval('#b-counts .count', (els) =>
+        Object.fromEntries(els.map((e) => [e.querySelector('.label')?.textContent ?? '', e.querySelector('.value')?.textContent ?? ''])),
+      );
     const failed = FIXTURE.permanent + FIXTURE.transient;
-    expect(await cards()).toMatchObject({ rows: String(FIXTURE.rows), 'valid chats': '20', 'rejected rows': '1', succeeded: String(20 - failed), failed: String(failed), pending: '0' });
+    expect(await cards()).toMatchObject({
+      rows: String(FIXTURE.rows),
+      'valid chats': '20',
+      'rejected rows': '1',
+      succeeded: String(20 - failed),
+      failed: String(failed),
+      pending: '0',
+    });
     expect(Object.keys(env.api.stats().unassigned)).toHaveLength(20 - failed);
     const reasons = await page.$$eval('#b-reasons tr', (rows) => rows.map((r) => r.textContent ?? ''));
     expect(reasons).toHaveLength(2);
@@ -103,7 +114,9 @@ describe('web console in a browser', () => {
     // failed.csv, downloaded the way a user clicks it.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-failed')]);
     expect(download.suggestedFilename()).toBe(`${parentId}-failed.csv`);
-    const failedCsv = readFileSync((await download.path()) as string, 'utf8').trim().split('\r\n');
+    const failedCsv = readFileSync((await download.path()) as string, 'utf8')
+      .trim()
+      .split('\r\n');
     expect(failedCsv[0]).toBe('customerPhoneNumber,wabaNumber,note,status,error');
     expect(failedCsv.slice(1).map((line) => line.split(',')[0])).toEqual(["'+91 98123 40003", "'+91 98123 40005", "'+91 98123 40009", "'+91 98123 40011"]);
 
@@ -118,7 +131,11 @@ describe('web console in a browser', () => {
     await eventually(async () => confirms.length === 1, { timeoutMs: 10_000, intervalMs: 50, message: 'the rerun to ask first' });
     expect(confirms[0]).toBe(`Rerun ${FIXTURE.transient} failed chat(s) of this batch as a new batch?`);
     // Polled from here: waitForFunction would eval in the page, which the console's CSP rightly forbids.
-    await eventually(async () => (await page.textContent('#b-id')) !== parentId, { timeoutMs: 30_000, intervalMs: 100, message: 'the rerun batch page to open' });
+    await eventually(async () => (await page.textContent('#b-id')) !== parentId, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'the rerun batch page to open',
+    });
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
     expect(await page.textContent('#b-links')).toContain(parentId);
     expect(await cards()).toMatchObject({ 'valid chats': String(FIXTURE.transient), succeeded: String(FIXTURE.transient), failed: '0' });
@@ -164,11 +181,19 @@ describe('web console in a browser', () => {
     await page.selectOption('#f-kind', 'rerun');
     await page.focus('#f-name');
     await page.keyboard.press('Enter');
-    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 1, { timeoutMs: 10_000, intervalMs: 100, message: 'the list to show the one rerun' });
+    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 1, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the list to show the one rerun',
+    });
     expect(await page.textContent('#batch-rows')).toContain(`rerun of ${parentId}`);
     await page.selectOption('#f-kind', '');
     await page.click('#batch-filter button[type=submit]');
-    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 2, { timeoutMs: 10_000, intervalMs: 100, message: 'the list to show both batches' });
+    await eventually(async () => (await page.$$eval('#batch-rows tr', (rows) => rows.length)) === 2, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the list to show both batches',
+    });
     await shoot('batches');
 
     // A schedule: the form, its preview (the dry run), save, run now.
@@ -203,7 +228,11 @@ describe('web console in a browser', () => {
     await page.waitForSelector('#sch-status:not([hidden]) a');
     expect(confirms.at(-1)).toContain('Run schedule vip now? It reads:\nchats  GET /chats tags=vip');
     const batchId = (await page.textContent('#sch-status a')) as string;
-    await eventually(async () => (await env.ctx.batches.get(batchId))?.status === 'finished', { timeoutMs: 30_000, intervalMs: 100, message: 'the scheduled batch to finish' });
+    await eventually(async () => (await env.ctx.batches.get(batchId))?.status === 'finished', {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'the scheduled batch to finish',
+    });
     expect((await env.ctx.batches.get(batchId))?.counts.succeeded).toBe(vip.length);
     await page.reload();
     await page.waitForSelector(`#sch-rows tr[data-schedule="vip"] .runs a`);
@@ -216,18 +245,35 @@ describe('web console in a browser', () => {
     expect(await page.textContent('#fl-count')).toBe(`${FIXTURE.permanent + FIXTURE.transient} failed chat(s) match this filter.`);
     expect(await page.textContent('#fl-rows')).not.toContain(fixturePhone(3));
     await page.click('#fl-rows tr:first-child button');
-    await eventually(async () => ((await page.textContent('#fl-rows tr:first-child td.chat')) ?? '').includes(fixturePhone(3)), { timeoutMs: 10_000, intervalMs: 100, message: 'the number to be revealed' });
+    await eventually(async () => ((await page.textContent('#fl-rows tr:first-child td.chat')) ?? '').includes(fixturePhone(3)), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the number to be revealed',
+    });
     await page.fill('#fl-reason', '422');
     await page.selectOption('#fl-class', 'all');
     await page.click('#fl-filter button[type=submit]');
-    await eventually(async () => (await page.textContent('#fl-rerun')) === `Rerun these ${FIXTURE.permanent}`, { timeoutMs: 10_000, intervalMs: 100, message: 'the rerun button to count the filter' });
+    await eventually(async () => (await page.textContent('#fl-rerun')) === `Rerun these ${FIXTURE.permanent}`, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the rerun button to count the filter',
+    });
     expect(await page.$$eval('#fl-rows tr', (rows) => rows.length)).toBe(FIXTURE.permanent);
     await shoot('failures');
     await page.click('#fl-rerun');
-    await eventually(async () => /^#\/batches\/[0-9-a-f]+$/.test(new URL(page.url()).hash) && !page.url().includes(parentId), { timeoutMs: 10_000, intervalMs: 100, message: 'the rerun batch page to open' });
+    await eventually(async () => /^#\/batches\/[0-9-a-f]+$/.test(new URL(page.url()).hash) && !page.url().includes(parentId), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the rerun batch page to open',
+    });
     expect(confirms.at(-1)).toBe(`Rerun these ${FIXTURE.permanent} failed chat(s) as a new batch?`);
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
-    expect(await page.$$eval('#b-counts .count', (els) => els.find((e) => e.querySelector('.label')?.textContent === 'valid chats')?.querySelector('.value')?.textContent)).toBe(String(FIXTURE.permanent));
+    expect(
+      await page.$$eval(
+        '#b-counts .count',
+        (els) => els.find((e) => e.querySelector('.label')?.textContent === 'valid chats')?.querySelector('.value')?.textContent,
+      ),
+    ).toBe(String(FIXTURE.permanent));
 
     // A 360 px phone: no page scrolls sideways (wide tables scroll inside their own box).
     await page.setViewportSize({ width: 360, height: 780 });

@@ -100,7 +100,9 @@ describe('graceful shutdown', () => {
     // The server completed the abandoned calls too, so those chats were unassigned twice: one per job in flight.
     expect(stalled.times).toHaveLength(CONCURRENCY);
     expect(extra201s).toBeLessThanOrEqual(CONCURRENCY);
-    console.log(`graceful-shutdown (forced): exit 130, ${stalled.times.length} jobs re-run, first ${(stalled.times[0] ?? 0) - startedAt} ms after the next worker started, extra 201s ${extra201s}`);
+    console.log(
+      `graceful-shutdown (forced): exit 130, ${stalled.times.length} jobs re-run, first ${(stalled.times[0] ?? 0) - startedAt} ms after the next worker started, extra 201s ${extra201s}`,
+    );
   }, 60_000);
 
   it('run interrupted with SIGINT exits 3 and leaves the batch for a worker; counts exact', async () => {

@@ -42,7 +42,9 @@ describe('Redis memory after a batch', () => {
     env = await makeTestEnv({ api: { faults: { rejectNumbers: rejected } }, config: { rateLimitMax: 0, workerConcurrency: 16 } });
     const prefix = env.config.queuePrefix;
     const before = await usedMemory(env);
-    const batch = await env.ingestCsv(env.csv('big.csv', `phone,waba,notes\n${numbers.map((n, i) => `+${n},${WABA},customer ${i}`).join('\n')}\nnot a phone,${WABA},x\n`));
+    const batch = await env.ingestCsv(
+      env.csv('big.csv', `phone,waba,notes\n${numbers.map((n, i) => `+${n},${WABA},customer ${i}`).join('\n')}\nnot a phone,${WABA},x\n`),
+    );
     env.worker();
     env.worker();
     const done = await env.waitFor(batch.id, ['finished'], 45_000);

@@ -48,8 +48,7 @@ interface Page {
   paginationOptions: { hasMoreChats: boolean; nextChatId: string | null; nextChatTimestamp: number | null };
 }
 
-const listChats = (api: MockApi, query: string, auth: string = KEY): Promise<Answer> =>
-  call(api, `/chats?${query}`, { headers: { authorization: auth } });
+const listChats = (api: MockApi, query: string, auth: string = KEY): Promise<Answer> => call(api, `/chats?${query}`, { headers: { authorization: auth } });
 
 /** Follows the cursor to the end; returns every chat in the order received. */
 async function allPages(api: MockApi, query: string): Promise<{ chats: SeedChat[]; pages: number }> {
@@ -102,7 +101,8 @@ describe('mock-api: POST /team-member/unassign', () => {
       expect((b.message as unknown[]).length).toBeGreaterThan(0);
       expect((b.message as unknown[]).every((m) => typeof m === 'string')).toBe(true);
       expect(api.stats().byStatus).toEqual({ '400': 1 });
-    }));
+    }),
+  );
 
   it('answers 201 {success:true}, counts per chat key, and unknown chats succeed too', () =>
     withMock({}, async (api) => {
@@ -133,16 +133,23 @@ describe('mock-api: POST /team-member/unassign', () => {
       const after = new Map(api.chats().map((c) => [c.id, c]));
       expect(after.get(person.id)).toMatchObject({ assignedUserName: null, assignedUserNumber: null });
       expect(after.get(group.id)).toMatchObject({ assignedUserName: null, assignedUserNumber: null });
-      expect(Object.keys(api.stats().unassigned).sort()).toEqual(
-        [`g:${group.groupId}`, `p:${person.phoneNumber}@${person.wabaNumber}`].sort(),
-      );
+      expect(Object.keys(api.stats().unassigned).sort()).toEqual([`g:${group.groupId}`, `p:${person.phoneNumber}@${person.wabaNumber}`].sort());
     }));
 
   it('does not mutate explicitly given chats', () => {
     const given: SeedChat = {
-      id: 'c1', chatType: 'INDIVIDUAL', name: 'A', phoneNumber: '919812345678', wabaNumber: WABA,
-      assignedUserName: 'Asha', assignedUserNumber: '919811111111', isDone: true, unreadCount: 0,
-      chatUpdatedTime: NOW, lastMessageTime: NOW, tagNames: ['vip'],
+      id: 'c1',
+      chatType: 'INDIVIDUAL',
+      name: 'A',
+      phoneNumber: '919812345678',
+      wabaNumber: WABA,
+      assignedUserName: 'Asha',
+      assignedUserNumber: '919811111111',
+      isDone: true,
+      unreadCount: 0,
+      chatUpdatedTime: NOW,
+      lastMessageTime: NOW,
+      tagNames: ['vip'],
     };
     return withMock({ chats: [given] }, async (api) => {
       await unassign(api, phone('919812345678'));
@@ -222,7 +229,11 @@ describe('mock-api: POST /team-member/unassign', () => {
   it('rejects oversized bodies with 413 and unknown routes with a 404 JSON body', () =>
     withMock({}, async (api) => {
       expect((await unassign(api, 'x'.repeat(70_000))).status).toBe(413);
-      for (const [method, path] of [['GET', '/nope'], ['GET', '/team-member/unassign'], ['DELETE', '/chats']] as const) {
+      for (const [method, path] of [
+        ['GET', '/nope'],
+        ['GET', '/team-member/unassign'],
+        ['DELETE', '/chats'],
+      ] as const) {
         const res = await call(api, path, { method, headers: { authorization: KEY } });
         expect(res.status).toBe(404);
         expect(res.body).toMatchObject({ statusCode: 404, error: 'Not Found' });
@@ -335,7 +346,12 @@ describe('mock-api: GET /chats', () => {
       const res = await listChats(api, '');
       expect(res.status).toBe(200);
       const page = res.body as Page;
-      expect(page.chats.map((c) => c.id)).toEqual(api.chats().slice(0, 10).map((c) => c.id));
+      expect(page.chats.map((c) => c.id)).toEqual(
+        api
+          .chats()
+          .slice(0, 10)
+          .map((c) => c.id),
+      );
       expect(page.paginationOptions).toEqual({
         hasMoreChats: true,
         nextChatId: page.chats[9]!.id,
@@ -365,8 +381,10 @@ describe('mock-api: GET /chats', () => {
     }));
 
   it.each([
-    ['status=unresolved&tags=vip,sales&wabaNumbers=919000000000', (c: SeedChat) =>
-      !c.isDone && c.tagNames.some((t) => t === 'vip' || t === 'sales') && c.wabaNumber === '919000000000'],
+    [
+      'status=unresolved&tags=vip,sales&wabaNumbers=919000000000',
+      (c: SeedChat) => !c.isDone && c.tagNames.some((t) => t === 'vip' || t === 'sales') && c.wabaNumber === '919000000000',
+    ],
     ['status=done&assignedUserPhone=%2B919811111111', (c: SeedChat) => c.isDone && c.assignedUserNumber === '919811111111'],
     ['status=unread&wabaNumbers=919000000001,%2B919000000000', (c: SeedChat) => c.unreadCount > 0],
     ['status=open&tags=support', (c: SeedChat) => !c.isDone && c.tagNames.includes('support')],
@@ -374,14 +392,18 @@ describe('mock-api: GET /chats', () => {
     ['status=waiting_for_response', () => true],
   ])('pages through %s: each matching chat exactly once', (query, matches) =>
     withMock(seeded, async (api) => {
-      const expected = api.chats().filter(matches).map((c) => c.id);
+      const expected = api
+        .chats()
+        .filter(matches)
+        .map((c) => c.id);
       expect(expected.length).toBeGreaterThan(14);
       const { chats, pages } = await allPages(api, `limit=7&${query}`);
       const ids = chats.map((c) => c.id);
       expect(pages).toBeGreaterThan(1);
       expect(new Set(ids).size).toBe(ids.length);
       expect(ids).toEqual(expected);
-    }));
+    }),
+  );
 
   it('shows an unassigned chat under assignedUserPhone=null after a 201', () =>
     withMock(seeded, async (api) => {
@@ -419,7 +441,7 @@ describe('mock-api: GET /whatsapp/wa-group/list', () => {
   const listGroups = (api: MockApi, query: string, headers: Record<string, string> = { 'x-public-api-key': KEY }): Promise<Answer> =>
     call(api, `/whatsapp/wa-group/list?${query}`, { headers });
 
-  it('lists a WABA number\'s groups (one per group chat, subject = its name) newest first, with the lastGroupId + olderThanTimestamp cursor', () =>
+  it("lists a WABA number's groups (one per group chat, subject = its name) newest first, with the lastGroupId + olderThanTimestamp cursor", () =>
     withMock({ seedChats: 400, now: NOW, groupPageSize: 4 }, async (api) => {
       const expected = api.chats().filter((c) => c.chatType === 'WA_GROUP' && c.wabaNumber === WABA);
       expect(expected.length).toBeGreaterThan(8);
@@ -444,8 +466,11 @@ describe('mock-api: GET /whatsapp/wa-group/list', () => {
 
   it('groupConflicts: alternately a second group of the same subject, and a group chat with no group listed', () =>
     withMock({ seedChats: 400, now: NOW, groupConflicts: 2, groupPageSize: 100 }, async (api) => {
-      const [first, second] = api.chats().filter((c) => c.chatType === 'WA_GROUP').sort((a, b) => a.id.localeCompare(b.id));
-      const subjects = (api.groups()).map((g) => g.subject);
+      const [first, second] = api
+        .chats()
+        .filter((c) => c.chatType === 'WA_GROUP')
+        .sort((a, b) => a.id.localeCompare(b.id));
+      const subjects = api.groups().map((g) => g.subject);
       expect(subjects.filter((s) => s === first!.name)).toHaveLength(2);
       expect(subjects.filter((s) => s === second!.name)).toHaveLength(0);
     }));
@@ -454,7 +479,12 @@ describe('mock-api: GET /whatsapp/wa-group/list', () => {
     withMock({ seedChats: 20, now: NOW }, async (api) => {
       expect((await listGroups(api, `wabaNumber=${WABA}`, { authorization: KEY })).status).toBe(401);
       expect((await listGroups(api, `wabaNumber=${WABA}`, { 'x-public-api-key': 'wrong' })).status).toBe(401);
-      for (const query of ['', 'wabaNumber=919111111111', `wabaNumber=${WABA}&lastGroupId=grp_000001`, `wabaNumber=${WABA}&lastGroupId=g&olderThanTimestamp=yesterday`]) {
+      for (const query of [
+        '',
+        'wabaNumber=919111111111',
+        `wabaNumber=${WABA}&lastGroupId=grp_000001`,
+        `wabaNumber=${WABA}&lastGroupId=g&olderThanTimestamp=yesterday`,
+      ]) {
         expect(await listGroups(api, query)).toMatchObject({ status: 400, body: { statusCode: 400, error: 'Bad Request' } });
       }
     }));

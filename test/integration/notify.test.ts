@@ -56,7 +56,7 @@ afterEach(async () => {
 });
 
 describe('NOTIFY_WEBHOOK_URL', () => {
-  it('POSTs a finished scheduled batch\'s summary, retrying after a failed call; CSV batches send nothing', async () => {
+  it("POSTs a finished scheduled batch's summary, retrying after a failed call; CSV batches send nothing", async () => {
     receiver = await startReceiver(async (id) => (await env?.ctx.batches.get(id))?.status);
     env = await makeTestEnv({ config: { notifyWebhookUrl: receiver.url } });
     env.worker();

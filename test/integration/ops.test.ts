@@ -81,7 +81,13 @@ describe('ops: rerun', () => {
     const numbers = phones(20, 2000);
     env = await makeTestEnv({ api: { faults: { rejectNumbers: numbers.slice(0, 4), notFoundNumbers: numbers.slice(4, 5) } } });
     env.worker();
-    const parent = await env.waitFor((await env.ingestCsv(env.csv('p.csv', `Mobile;Business Number;"=HYPERLINK(""x"")"\n${numbers.map((n) => `+${n.slice(0, 2)} ${n.slice(2)};${WABA};=1+1`).join('\n')}\n`))).id);
+    const parent = await env.waitFor(
+      (
+        await env.ingestCsv(
+          env.csv('p.csv', `Mobile;Business Number;"=HYPERLINK(""x"")"\n${numbers.map((n) => `+${n.slice(0, 2)} ${n.slice(2)};${WABA};=1+1`).join('\n')}\n`),
+        )
+      ).id,
+    );
     expect(parent.counts.failed).toBe(5);
     const failedCsv = join(env.config.reportsDir, parent.id, 'failed.csv');
     const reupload = await env.ingestCsv(failedCsv, { dryRun: true });

@@ -21,7 +21,13 @@ function messyCsv(numbers: string[]): { text: string; rejected: number; duplicat
   const lines = ['\ufeffCustomer Phone;WABA;Notes'];
   numbers.forEach((n, i) => {
     // Vary the format the way real exports do: +, 00, spaces, dashes, parentheses.
-    const shown = [`+${n}`, `00${n}`, `+${n.slice(0, 2)} ${n.slice(2, 7)} ${n.slice(7)}`, `${n.slice(0, 2)}-${n.slice(2)}`, `(+${n.slice(0, 2)}) ${n.slice(2)}`][i % 5];
+    const shown = [
+      `+${n}`,
+      `00${n}`,
+      `+${n.slice(0, 2)} ${n.slice(2, 7)} ${n.slice(7)}`,
+      `${n.slice(0, 2)}-${n.slice(2)}`,
+      `(+${n.slice(0, 2)}) ${n.slice(2)}`,
+    ][i % 5];
     lines.push(`${shown};${WABA};${i % 97 === 0 ? '"multi\r\nline; note"' : `note ${i}`}`);
     if (i % 250 === 0) lines.push('');
   });
@@ -38,7 +44,15 @@ describe('pipeline: CSV in, every chat through rate-limited workers, exact repor
     const flaky = Object.fromEntries(numbers.filter((_, i) => i % 50 === 11).map((n) => [n, 2])); // recover on attempt 3
     const tooFlaky = numbers[999] as string; // 503 more often than MAX_ATTEMPTS → transient failure
     env = await makeTestEnv({
-      api: { faults: { rejectNumbers: reject, notFoundNumbers: notFound, flaky: { ...flaky, [tooFlaky]: 10 }, timeoutNumbers: { [numbers[42] as string]: 1 }, resetNumbers: { [numbers[77] as string]: 1 } } },
+      api: {
+        faults: {
+          rejectNumbers: reject,
+          notFoundNumbers: notFound,
+          flaky: { ...flaky, [tooFlaky]: 10 },
+          timeoutNumbers: { [numbers[42] as string]: 1 },
+          resetNumbers: { [numbers[77] as string]: 1 },
+        },
+      },
       config: { maxAttempts: 3, requestTimeoutMs: 500 },
     });
     const { text, rejected, duplicates } = messyCsv(numbers);
@@ -63,17 +77,26 @@ describe('pipeline: CSV in, every chat through rate-limited workers, exact repor
     expect(summary.counts.valid).toBe(summary.counts.succeeded + summary.counts.failed);
     expect(summary.counts.succeeded).toBe(Object.keys(stats.unassigned).length);
     expect(summary.latencyMs.p50).toBeGreaterThanOrEqual(0);
-    const failedCsv = readFileSync(join(env.config.reportsDir, batch.id, 'failed.csv'), 'utf8').trim().split('\r\n');
+    const failedCsv = readFileSync(join(env.config.reportsDir, batch.id, 'failed.csv'), 'utf8')
+      .trim()
+      .split('\r\n');
     expect(failedCsv).toHaveLength(1 + permanent + 1);
     expect(failedCsv[0]).toBe('Customer Phone,WABA,Notes,status,error');
-    const rejectedCsv = readFileSync(join(env.config.reportsDir, batch.id, 'rejected.csv'), 'utf8').trim().split('\r\n');
+    const rejectedCsv = readFileSync(join(env.config.reportsDir, batch.id, 'rejected.csv'), 'utf8')
+      .trim()
+      .split('\r\n');
     expect(rejectedCsv).toHaveLength(1 + rejected);
     expect(JSON.stringify(summary)).not.toContain('key_test');
   });
 
   it('a broken file (unclosed quote) stops with file and line and leaves nothing in Redis', async () => {
     env = await makeTestEnv();
-    const file = env.csv('broken.csv', `phone,waba\n${phones(5).map((p) => `${p},${WABA}`).join('\n')}\n"919812345678,${WABA}\n919812345679,${WABA}\n`);
+    const file = env.csv(
+      'broken.csv',
+      `phone,waba\n${phones(5)
+        .map((p) => `${p},${WABA}`)
+        .join('\n')}\n"919812345678,${WABA}\n919812345679,${WABA}\n`,
+    );
     await expect(env.ingestCsv(file)).rejects.toThrow(/broken\.csv:7(:\d+)?: a quoted cell is never closed/);
     expect(await env.ctx.batches.list(10)).toHaveLength(0);
     const keys = await env.ctx.redis.keys(`{${env.config.queuePrefix}}:*`);

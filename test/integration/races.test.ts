@@ -65,7 +65,11 @@ describe('races: duplicate-content guard', () => {
     expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
     const batchId = created[0]!.body.id as string;
     for (const a of answers.filter((x) => x.status === 409)) {
-      expect(a.body).toMatchObject({ error: 'ERR_DUPLICATE_UPLOAD', earlierBatchId: batchId, message: expect.stringContaining(`already run as batch ${batchId}`) });
+      expect(a.body).toMatchObject({
+        error: 'ERR_DUPLICATE_UPLOAD',
+        earlierBatchId: batchId,
+        message: expect.stringContaining(`already run as batch ${batchId}`),
+      });
     }
     await env.waitFor(batchId, ['finished']);
     expect((await env.ctx.batches.list(20)).map((b) => b.id)).toEqual([batchId]);
@@ -95,7 +99,9 @@ describe('races: duplicate-content guard', () => {
       ...env.ctx,
       batches: { ...env.ctx.batches, update: () => Promise.reject(new Error('injected failure after staging')) },
     };
-    await expect(ingest(failing, await openCsv(file), { batch: { kind: 'csv', source: 'good.csv' }, duplicateWindowHours: 24 })).rejects.toThrow('injected failure');
+    await expect(ingest(failing, await openCsv(file), { batch: { kind: 'csv', source: 'good.csv' }, duplicateWindowHours: 24 })).rejects.toThrow(
+      'injected failure',
+    );
     expect(await env.ctx.batches.list(20)).toEqual([]);
     const first = await env.ingestCsv(file, { duplicateWindowHours: 24 });
     const sourceKey = env.ctx.keys.sourceHash(first.sha256);
@@ -138,7 +144,9 @@ describe('races: ingest start', () => {
         }
       },
     };
-    await expect(ingest(e.ctx, source, { batch: { kind: 'csv', source: 'vanishing' }, duplicateWindowHours: 0 })).rejects.toThrow(/was removed while its source was read: nothing was enqueued/);
+    await expect(ingest(e.ctx, source, { batch: { kind: 'csv', source: 'vanishing' }, duplicateWindowHours: 0 })).rejects.toThrow(
+      /was removed while its source was read: nothing was enqueued/,
+    );
     expect(await e.ctx.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).toEqual({ waiting: 0, prioritized: 0, delayed: 0, active: 0 });
     expect(await e.ctx.redis.keys(`${e.ctx.keys.batch('').batch}*`)).toEqual([]);
   });
@@ -256,7 +264,11 @@ describe('races: schedule run-now', () => {
     expect(batches.map((b) => b.source).sort()).toEqual(['drop-0.csv', 'drop-1.csv', 'drop-2.csv']);
     for (const b of batches) await env.waitFor(b.id, ['finished']);
     expect(readdirSync(join(inbox, 'processed')).sort()).toEqual(['drop-0.csv', 'drop-1.csv', 'drop-2.csv']);
-    await eventually(async () => Object.keys(env!.api.stats().unassigned).length === chatKeys.length, { timeoutMs: 30_000, intervalMs: 100, message: 'every chat unassigned' });
+    await eventually(async () => Object.keys(env!.api.stats().unassigned).length === chatKeys.length, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'every chat unassigned',
+    });
     expect(Object.keys(env.api.stats().unassigned).sort()).toEqual([...chatKeys].sort());
     expect(callsPerChat(env)).toEqual(new Map([[1, chatKeys.length]]));
   });

@@ -69,7 +69,11 @@ describe('429: every worker pauses, Retry-After is honoured, no attempt is spent
   ])('server rate limit, Retry-After %s: 60 chats succeed once each, the 429s stay few, nobody calls early', async (mode, fallbackPauseMs, max429PerWindow) => {
     const chats = 60;
     const server = { max: 15, windowMs: 2000 };
-    const { done, stats, recorder: rec } = await runBatch(chats, { rateLimit: server, retryAfter: mode }, { rateLimitMax: 60, maxAttempts: 2 }, fallbackPauseMs);
+    const {
+      done,
+      stats,
+      recorder: rec,
+    } = await runBatch(chats, { rateLimit: server, retryAfter: mode }, { rateLimitMax: 60, maxAttempts: 2 }, fallbackPauseMs);
 
     expect(done.counts).toMatchObject({ valid: chats, succeeded: chats, failed: 0 });
     expect(stats.byStatus['201']).toBe(chats);
@@ -86,6 +90,8 @@ describe('429: every worker pauses, Retry-After is honoured, no attempt is spent
     const windows = Math.ceil(chats / server.max);
     expect(stats.rateLimited).toBeGreaterThanOrEqual(1);
     expect(stats.rateLimited).toBeLessThanOrEqual(windows * max429PerWindow);
-    process.stdout.write(`429 test (${mode}): ${stats.rateLimited} × 429 over ${windows} windows, max ${rec.maxArrivalsInsidePause()} arrivals inside a pause\n`);
+    process.stdout.write(
+      `429 test (${mode}): ${stats.rateLimited} × 429 over ${windows} windows, max ${rec.maxArrivalsInsidePause()} arrivals inside a pause\n`,
+    );
   });
 });

@@ -48,7 +48,10 @@ afterEach(async () => {
 describe('Redis restart (SIGKILL + AOF replay) mid-batch', () => {
   it('workers and the CLI reconnect; every chat unassigned exactly once, counts exact', async () => {
     redis = await startPrivateRedis({ args: ['--appendfsync', 'always'] });
-    env = await makeTestEnv({ api: { latencyMs: 20 }, config: { redisUrl: redis.url, workerConcurrency: 4, requestTimeoutMs: 1000, lockDurationMs: LOCK_DURATION_MS } });
+    env = await makeTestEnv({
+      api: { latencyMs: 20 },
+      config: { redisUrl: redis.url, workerConcurrency: 4, requestTimeoutMs: 1000, lockDurationMs: LOCK_DURATION_MS },
+    });
     stalled = await watchStalled(env);
     const { text, chatKeys } = simpleCsv(phones(CHATS), WABA);
     const run = spawnCli(env, ['run', env.csv('chats.csv', text), '--quiet']);

@@ -49,7 +49,10 @@ describe('report: failed.csv in file order without holding the failures in memor
     expect(t.api.stats().byStatus).toEqual({ 201: 1250, 422: 1250 });
 
     const expected = rows.filter((r) => refused.includes(r.split(',')[0] as string)).map((r) => `${r},422,HTTP 422: User is not a member of the team`);
-    const read = (): string[] => readFileSync(join(t.config.reportsDir, batch.id, 'failed.csv'), 'utf8').trim().split('\r\n');
+    const read = (): string[] =>
+      readFileSync(join(t.config.reportsDir, batch.id, 'failed.csv'), 'utf8')
+        .trim()
+        .split('\r\n');
     expect(read()).toEqual(['phone,waba,note,status,error', ...expected]);
 
     // Rebuilt on demand (as `bulk-unassign report` does): the same file, the same counts, and no sort index left.
@@ -60,7 +63,7 @@ describe('report: failed.csv in file order without holding the failures in memor
   });
 });
 
-describe('rerun: the child is built from the failure index, in the parent\'s file order', () => {
+describe("rerun: the child is built from the failure index, in the parent's file order", () => {
   it('1,250 refused chats of 2,500 (more than a page): the rerun stages exactly them, in file order, and drops its index', async () => {
     const { t, numbers, refused, rows, batch: parent } = await finishedHalfRefusedBatch(50_000);
 
@@ -70,10 +73,16 @@ describe('rerun: the child is built from the failure index, in the parent\'s fil
     expect(child.counts).toMatchObject({ rows: 1250, valid: 1250, rejected: 0, duplicates: 0 });
     // A dry run keeps its staged order list: the chats as the child would enqueue them.
     const staged = await t.ctx.redis.lrange(t.ctx.keys.batch(child.id).order, 0, -1);
-    const inFileOrder = rows.map((r) => r.split(',')[0] as string).filter((n) => refused.includes(n)).map((n) => `p:${n}@${WABA}`);
+    const inFileOrder = rows
+      .map((r) => r.split(',')[0] as string)
+      .filter((n) => refused.includes(n))
+      .map((n) => `p:${n}@${WABA}`);
     expect(staged).toEqual(inFileOrder);
     // Each child row keeps the parent's line and cells (the file's first data row, line 2, is refused: numbers[2499]).
-    const first = JSON.parse((await t.ctx.redis.hget(t.ctx.keys.batch(child.id).chats, staged[0] as string)) as string) as { line: number; cells: Record<string, string> };
+    const first = JSON.parse((await t.ctx.redis.hget(t.ctx.keys.batch(child.id).chats, staged[0] as string)) as string) as {
+      line: number;
+      cells: Record<string, string>;
+    };
     expect(first).toEqual({ line: 2, cells: { phone: numbers[2499], waba: WABA, note: 'row 0' } });
     expect(await failureIndexKeys(t)).toEqual([]);
   });

@@ -61,7 +61,14 @@ describe('schedule inbox source', () => {
     expect(Object.keys(env.api.stats().unassigned).sort()).toEqual(expectedKeys);
 
     expect(readdirSync(join(inbox, 'processed')).sort()).toEqual(['good.csv', 'nowaba.csv']);
-    expect(readdirSync(join(inbox, 'rejected')).sort()).toEqual(['broken.csv', 'broken.csv.error.txt', 'novalid.csv', 'novalid.csv.error.txt', 'sheet.csv', 'sheet.csv.error.txt']);
+    expect(readdirSync(join(inbox, 'rejected')).sort()).toEqual([
+      'broken.csv',
+      'broken.csv.error.txt',
+      'novalid.csv',
+      'novalid.csv.error.txt',
+      'sheet.csv',
+      'sheet.csv.error.txt',
+    ]);
     const error = (name: string): string => readFileSync(join(inbox, 'rejected', `${name}.error.txt`), 'utf8');
     expect(error('broken.csv')).toMatch(/^broken\.csv was not run: .*broken\.csv:3(:\d+)?: a quoted cell is never closed/);
     expect(error('novalid.csv')).toContain('no valid rows: 2 row(s) read, 2 rejected');

@@ -42,7 +42,9 @@ async function scenario(overlap: OverlapRule): Promise<Scenario> {
   mkdirSync(inbox);
   drop(inbox, 'a.csv', phones(12, 0));
   const store = scheduleStoreOf(env.ctx);
-  await store.save(buildDefinition('nightly', { cron: '* * * * * *', tz: 'UTC', inbox, waba: WABA, overlap }, { cwd: env.dir, now: Date.now(), defaultTz: 'UTC' }));
+  await store.save(
+    buildDefinition('nightly', { cron: '* * * * * *', tz: 'UTC', inbox, waba: WABA, overlap }, { cwd: env.dir, now: Date.now(), defaultTz: 'UTC' }),
+  );
   env.worker();
 
   const started = (r: ScheduleRun): boolean => r.outcome === 'started';

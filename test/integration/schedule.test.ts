@@ -72,7 +72,10 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     expect(runs.filter((r) => r.outcome === 'started')).toHaveLength(1);
     expect(runs.filter((r) => r.outcome === 'failed')).toEqual([]);
     // A tick skips while the batch runs, or (on a slow machine) while the run before it is still reading GET /chats.
-    const skipReasons = [`skipped: previous scheduled batch ${batch.id} still running (--overlap skip)`, 'skipped: another run of this schedule is still reading its sources (--overlap skip)'];
+    const skipReasons = [
+      `skipped: previous scheduled batch ${batch.id} still running (--overlap skip)`,
+      'skipped: another run of this schedule is still reading its sources (--overlap skip)',
+    ];
     for (const r of runs.filter((x) => x.outcome === 'skipped')) expect(skipReasons).toContain(r.message);
     const listingRuns = runs.filter((r) => r.outcome === 'started' || r.outcome === 'empty').length;
     const stats = env.api.stats();
@@ -82,9 +85,18 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     expect(selected(Date.now())).toEqual(expected); // no chat crossed the 12 h line while the test ran
     expect(new Set(Object.keys(stats.unassigned))).toEqual(expected);
     expect(Object.values(stats.unassigned).every((n) => n === 1)).toBe(true);
-    expect(env.api.chats().filter((c) => expected.has(keyOf(c))).every((c) => c.assignedUserNumber === null)).toBe(true);
+    expect(
+      env.api
+        .chats()
+        .filter((c) => expected.has(keyOf(c)))
+        .every((c) => c.assignedUserNumber === null),
+    ).toBe(true);
 
-    expect(batch).toMatchObject({ kind: 'nightly', name: `nightly-${localDate(startedRun.tick, TZ)}`, source: describeRule({ chatStatus: 'done', idleHours: 12, wabaNumbers: [WABA] }) });
+    expect(batch).toMatchObject({
+      kind: 'nightly',
+      name: `nightly-${localDate(startedRun.tick, TZ)}`,
+      source: describeRule({ chatStatus: 'done', idleHours: 12, wabaNumbers: [WABA] }),
+    });
     expect(batch.counts).toMatchObject({ rows: expected.size, valid: expected.size, rejected: 0, duplicates: 0, succeeded: expected.size, failed: 0 });
     const summary = JSON.parse(readFileSync(join(env.config.reportsDir, batch.id, 'summary.json'), 'utf8'));
     expect(summary).toMatchObject({ kind: 'nightly', status: 'finished', counts: { succeeded: expected.size } });
@@ -117,16 +129,29 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     }
   });
 
-  it('the listing keeps to the global rate limit (no 429), and without pacing survives the server\'s 429s', async () => {
+  it("the listing keeps to the global rate limit (no 429), and without pacing survives the server's 429s", async () => {
     env = await makeTestEnv({ api: { seedChats: 300, rateLimit: { max: 3, windowMs: 1000 } } });
     const rule = { chatStatus: 'done' as const, wabaNumbers: [WABA] };
     const serverMatched = env.api.chats().filter((c) => c.isDone && c.wabaNumber === WABA).length;
-    const expected = env.api.chats().filter((c) => c.isDone && c.wabaNumber === WABA && c.assignedUserNumber !== null).map(keyOf).sort();
+    const expected = env.api
+      .chats()
+      .filter((c) => c.isDone && c.wabaNumber === WABA && c.assignedUserNumber !== null)
+      .map(keyOf)
+      .sort();
     const pages = Math.ceil(serverMatched / 20);
     const api = makeApiClient({ baseUrl: env.config.baseUrl, apiKey: env.config.apiKey!, requestTimeoutMs: 2000 });
     const read = async (max: number): Promise<{ keys: string[]; pages: number }> => {
       const pacer = makePacer(env!.ctx.redis, env!.ctx.keys, { max, durationMs: 1000 });
-      const source = openChatQuerySource({ api, rule, now: Date.now(), pace: () => pacer.acquire(), rateLimit: (ms) => pacer.pause(ms), maxAttempts: 3, backoffDelayMs: 100, pageSize: 20 });
+      const source = openChatQuerySource({
+        api,
+        rule,
+        now: Date.now(),
+        pace: () => pacer.acquire(),
+        rateLimit: (ms) => pacer.pause(ms),
+        maxAttempts: 3,
+        backoffDelayMs: 100,
+        pageSize: 20,
+      });
       const keys: string[] = [];
       for await (const row of source.rows()) if (row.kind === 'valid') keys.push(row.row.key);
       return { keys: keys.sort(), pages: source.stats().pages };
@@ -156,9 +181,16 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
     const batchId = JSON.parse(runNow.output().slice(0, runNow.output().lastIndexOf('}') + 1)).run.batchIds[0] as string;
     const batch = await env.waitFor(batchId, ['finished']);
     expect(batch.counts).toMatchObject({ valid: vip.length, succeeded: vip.length - 2, failed: 2 });
-    const failed = readFileSync(join(env.config.reportsDir, batchId, 'failed.csv'), 'utf8').trim().split('\r\n');
+    const failed = readFileSync(join(env.config.reportsDir, batchId, 'failed.csv'), 'utf8')
+      .trim()
+      .split('\r\n');
     expect(failed).toHaveLength(3);
-    expect(failed.slice(1).map((line) => line.split(',')[0]).sort()).toEqual([refused.phoneNumber, flaky.phoneNumber].sort());
+    expect(
+      failed
+        .slice(1)
+        .map((line) => line.split(',')[0])
+        .sort(),
+    ).toEqual([refused.phoneNumber, flaky.phoneNumber].sort());
     expect(failed.slice(1).every((line) => line.split(',')[1] === refused.wabaNumber || line.split(',')[1] === flaky.wabaNumber)).toBe(true);
 
     env.api.setFaults({});
@@ -171,7 +203,21 @@ describe('schedule: nightly cleanup from a GET /chats rule', () => {
 
   it('`schedule show` and `--json` describe it; `remove` deletes scheduler, definition and history', async () => {
     env = await makeTestEnv();
-    const set = spawnCli(env, ['schedule', 'set', 'vip-sweep', '--cron', '0 2 * * *', '--tz', TZ, '--tag', 'vip', '--agent', '+91 98111 11111', '--overlap', 'wait']);
+    const set = spawnCli(env, [
+      'schedule',
+      'set',
+      'vip-sweep',
+      '--cron',
+      '0 2 * * *',
+      '--tz',
+      TZ,
+      '--tag',
+      'vip',
+      '--agent',
+      '+91 98111 11111',
+      '--overlap',
+      'wait',
+    ]);
     expect((await set.exited).code).toBe(0);
     const show = spawnCli(env, ['schedule', 'show', 'vip-sweep', '--json']);
     expect((await show.exited).code).toBe(0);

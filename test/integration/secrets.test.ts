@@ -66,7 +66,10 @@ function scenario() {
     [p[5]!, '-2+3'],
   ]);
   const quote = (v: string): string => `"${v.replace(/"/g, '""')}"`;
-  const lines = ['phone,waba,notes', ...p.map((n, i) => `${i % 3 === 0 ? `+${n.slice(0, 2)} ${n.slice(2, 7)} ${n.slice(7)}` : n},${WABA},${quote(notes.get(n) ?? `note ${i}`)}`)];
+  const lines = [
+    'phone,waba,notes',
+    ...p.map((n, i) => `${i % 3 === 0 ? `+${n.slice(0, 2)} ${n.slice(2, 7)} ${n.slice(7)}` : n},${WABA},${quote(notes.get(n) ?? `note ${i}`)}`),
+  ];
   lines.push(`=1+2,${WABA},bad phone`, `call me,${WABA},bad phone`, `12345,${WABA},short`);
   const faults = {
     rejectNumbers: p.slice(0, 3),
@@ -142,7 +145,13 @@ describe('secrets and personal data', () => {
     expect(rejectedRows).toHaveLength(1 + rejected);
     for (const cell of [...failedRows, ...rejectedRows].flat()) expect(cell).not.toMatch(FORMULA_START);
     const n0 = numbers[0]!;
-    expect(failedRows.find((r) => r[2] === `'${HYPERLINK}`)).toEqual([`'+${n0.slice(0, 2)} ${n0.slice(2, 7)} ${n0.slice(7)}`, WABA, `'${HYPERLINK}`, '422', 'HTTP 422: User is not a member of the team']);
+    expect(failedRows.find((r) => r[2] === `'${HYPERLINK}`)).toEqual([
+      `'+${n0.slice(0, 2)} ${n0.slice(2, 7)} ${n0.slice(7)}`,
+      WABA,
+      `'${HYPERLINK}`,
+      '422',
+      'HTTP 422: User is not a member of the team',
+    ]);
     expect(failedRows.map((r) => r[2])).toEqual(expect.arrayContaining(["'+SUM(1,2)", "'@cmd", "'-2+3"]));
     expect(rejectedRows.find((r) => r[2] === "'=1+2")).toBeDefined();
     // Numbers written as "+91 …" are guarded too, and still read back as the same chat (see normalisePhone).
@@ -152,7 +161,14 @@ describe('secrets and personal data', () => {
     const ttlMs = TTL_DAYS * 86_400_000;
     const batchKeys = allBatchKeys(env.ctx.keys.batch(batch.id));
     const present = (await Promise.all(batchKeys.map(async (k) => ((await env!.ctx.redis.exists(k)) ? k : null)))).filter((k) => k !== null);
-    expect(present).toEqual(expect.arrayContaining([env.ctx.keys.batch(batch.id).batch, env.ctx.keys.batch(batch.id).results, env.ctx.keys.batch(batch.id).chats, env.ctx.keys.batch(batch.id).rejected]));
+    expect(present).toEqual(
+      expect.arrayContaining([
+        env.ctx.keys.batch(batch.id).batch,
+        env.ctx.keys.batch(batch.id).results,
+        env.ctx.keys.batch(batch.id).chats,
+        env.ctx.keys.batch(batch.id).rejected,
+      ]),
+    );
     for (const key of present) {
       const pttl = await env.ctx.redis.pttl(key);
       expect({ key, ok: pttl > ttlMs - 60_000 && pttl <= ttlMs }).toEqual({ key, ok: true });
@@ -163,7 +179,11 @@ describe('secrets and personal data', () => {
     // What outlives the retention (BullMQ's own keys: the events stream, meta) holds no phone number: job ids
     // are hashes of the chat, not the number.
     const bullKeys = (await keysUnder(env.ctx.redis, prefix)).filter((k) => !k.startsWith(`{${prefix}}:batch:`));
-    const bullText = (await Promise.all(bullKeys.map(async (k) => `${k} ${JSON.stringify(await env!.ctx.redis.type(k) === 'stream' ? await env!.ctx.redis.xrange(k, '-', '+') : '')}`))).join('\n');
+    const bullText = (
+      await Promise.all(
+        bullKeys.map(async (k) => `${k} ${JSON.stringify((await env!.ctx.redis.type(k)) === 'stream' ? await env!.ctx.redis.xrange(k, '-', '+') : '')}`),
+      )
+    ).join('\n');
     expect(bullText).toContain(batch.id); // the events stream does mention the batch's jobs
     expect(fullNumbersIn(bullText, numbers)).toEqual([]);
   });

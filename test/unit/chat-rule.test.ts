@@ -15,14 +15,29 @@ import { localDate, localTime } from '../../src/schedule/run.js';
 const NOW = Date.parse('2026-11-25T20:30:00.000Z'); // 02:00 on the 26th in Asia/Kolkata
 const HOUR = 3_600_000;
 const chat = (over: Partial<ListedChat> = {}): ListedChat => ({
-  id: 'c1', chatType: 'INDIVIDUAL', phoneNumber: '919812345678', wabaNumber: '919000000000', assignedUserNumber: '919811111111',
-  isDone: true, unreadCount: 0, chatUpdatedTime: NOW - 13 * HOUR, lastMessageTime: NOW - 13 * HOUR, tagNames: ['vip'], ...over,
+  id: 'c1',
+  chatType: 'INDIVIDUAL',
+  phoneNumber: '919812345678',
+  wabaNumber: '919000000000',
+  assignedUserNumber: '919811111111',
+  isDone: true,
+  unreadCount: 0,
+  chatUpdatedTime: NOW - 13 * HOUR,
+  lastMessageTime: NOW - 13 * HOUR,
+  tagNames: ['vip'],
+  ...over,
 });
 
 describe('ruleToQuery', () => {
   it('sends the server-side filters as GET /chats parameters, 100 per page', () => {
-    expect(ruleToQuery({ chatStatus: 'done', tags: ['vip', 'sales'], agent: '919811111111', wabaNumbers: ['919000000000', '919000000001'], idleHours: 12 })).toEqual({
-      limit: 100, status: 'done', tags: 'vip,sales', assignedUserPhone: '919811111111', wabaNumbers: '919000000000,919000000001',
+    expect(
+      ruleToQuery({ chatStatus: 'done', tags: ['vip', 'sales'], agent: '919811111111', wabaNumbers: ['919000000000', '919000000001'], idleHours: 12 }),
+    ).toEqual({
+      limit: 100,
+      status: 'done',
+      tags: 'vip,sales',
+      assignedUserPhone: '919811111111',
+      wabaNumbers: '919000000000,919000000001',
     });
     expect(ruleToQuery({ idleHours: 1 }, 10)).toEqual({ limit: 10 });
   });
@@ -36,7 +51,7 @@ describe('matchesRule', () => {
     ['status done re-checked (API ignored the filter)', chat({ isDone: false }), { chatStatus: 'done' }, false],
     ['status open', chat({ isDone: false }), { chatStatus: 'open' }, true],
     ['status unread', chat({ isDone: false, unreadCount: 0 }), { chatStatus: 'unread' }, false],
-    ['status waiting_for_response is the API\'s word', chat({ isDone: false }), { chatStatus: 'waiting_for_response' }, true],
+    ["status waiting_for_response is the API's word", chat({ isDone: false }), { chatStatus: 'waiting_for_response' }, true],
     ['idle: 11 h is not 12 h', chat({ lastMessageTime: NOW - 11 * HOUR }), { idleHours: 12 }, false],
     ['idle: falls back to chatUpdatedTime', chat({ lastMessageTime: null }), { idleHours: 12 }, true],
     ['idle: no time at all is not provably idle', chat({ lastMessageTime: null, chatUpdatedTime: undefined as unknown as number }), { idleHours: 12 }, false],
@@ -59,8 +74,17 @@ describe('chatToRow', () => {
     expect(row).toEqual({
       kind: 'valid',
       row: {
-        line: 3, key: 'p:919812345678@919000000000', chat: { kind: 'individual', customerPhoneNumber: '919812345678', wabaNumber: '919000000000' },
-        cells: { customerPhoneNumber: '919812345678', wabaNumber: '919000000000', groupId: '', assignedUserNumber: '919811111111', tags: 'vip', lastMessageTime: new Date(NOW - 13 * HOUR).toISOString() },
+        line: 3,
+        key: 'p:919812345678@919000000000',
+        chat: { kind: 'individual', customerPhoneNumber: '919812345678', wabaNumber: '919000000000' },
+        cells: {
+          customerPhoneNumber: '919812345678',
+          wabaNumber: '919000000000',
+          groupId: '',
+          assignedUserNumber: '919811111111',
+          tags: 'vip',
+          lastMessageTime: new Date(NOW - 13 * HOUR).toISOString(),
+        },
       },
     });
   });
@@ -71,20 +95,30 @@ describe('chatToRow', () => {
     expect(row.kind === 'valid' && row.row.cells).toMatchObject({ customerPhoneNumber: '', wabaNumber: '', groupId: 'grp_000007' });
   });
   it('a group chat never takes a groupId the listing puts on it (undocumented): without a resolution it is rejected', () => {
-    expect(chatToRow({ ...groupChat, groupId: 'grp_listed' }, 1)).toMatchObject({ kind: 'rejected', row: { column: 'groupId', reason: 'group chat "Support Pune" has no usable groupId' } });
+    expect(chatToRow({ ...groupChat, groupId: 'grp_listed' }, 1)).toMatchObject({
+      kind: 'rejected',
+      row: { column: 'groupId', reason: 'group chat "Support Pune" has no usable groupId' },
+    });
   });
   it('a chat without a usable number, or a group chat its name did not resolve, is a rejected row, with the reason', () => {
-    expect(chatToRow(chat({ phoneNumber: null }), 1)).toMatchObject({ kind: 'rejected', row: { column: 'customerPhoneNumber', reason: 'listed chat has no usable customer phone number' } });
+    expect(chatToRow(chat({ phoneNumber: null }), 1)).toMatchObject({
+      kind: 'rejected',
+      row: { column: 'customerPhoneNumber', reason: 'listed chat has no usable customer phone number' },
+    });
     expect(chatToRow(chat({ wabaNumber: null }), 1)).toMatchObject({ kind: 'rejected', row: { column: 'wabaNumber' } });
     expect(chatToRow(groupChat, 4, { kind: 'rejected', reason: 'no group named "Support Pune" on WABA 919000000000' })).toMatchObject({
-      kind: 'rejected', row: { line: 4, column: 'groupId', raw: 'Support Pune', reason: 'no group named "Support Pune" on WABA 919000000000' },
+      kind: 'rejected',
+      row: { line: 4, column: 'groupId', raw: 'Support Pune', reason: 'no group named "Support Pune" on WABA 919000000000' },
     });
   });
 });
 
 describe('parsePage', () => {
   it('reads {chats, paginationOptions} and the cursor', () => {
-    expect(parsePage({ chats: [chat()], paginationOptions: { hasMoreChats: true, nextChatId: 'c1', nextChatTimestamp: 5 } })).toEqual({ chats: [chat()], next: { id: 'c1', timestamp: 5 } });
+    expect(parsePage({ chats: [chat()], paginationOptions: { hasMoreChats: true, nextChatId: 'c1', nextChatTimestamp: 5 } })).toEqual({
+      chats: [chat()],
+      next: { id: 'c1', timestamp: 5 },
+    });
   });
   it('accepts the same inside {data: ...}, and a last page', () => {
     expect(parsePage({ data: { chats: [], paginationOptions: { hasMoreChats: false, nextChatId: null, nextChatTimestamp: null } } })).toEqual({ chats: [] });
@@ -105,7 +139,7 @@ describe('pageBackoffMs', () => {
 });
 
 describe('localDate / localTime', () => {
-  it('name the tick in the schedule\'s time zone', () => {
+  it("name the tick in the schedule's time zone", () => {
     expect(localDate(NOW, 'Asia/Kolkata')).toBe('2026-11-26');
     expect(localDate(NOW, 'UTC')).toBe('2026-11-25');
     expect(localTime(NOW, 'Asia/Kolkata')).toBe('2026-11-26 02:00:00 Asia/Kolkata');
@@ -114,9 +148,18 @@ describe('localDate / localTime', () => {
 
 describe('openChatQuerySource (fake listChats)', () => {
   const ok = (body: unknown): ApiOutcome => ({ kind: 'response', statusCode: 200, body, latencyMs: 1 });
-  const status = (statusCode: number, retryAfter?: string): ApiOutcome => ({ kind: 'response', statusCode, body: { statusCode, message: 'x' }, latencyMs: 1, ...(retryAfter ? { retryAfter } : {}) });
+  const status = (statusCode: number, retryAfter?: string): ApiOutcome => ({
+    kind: 'response',
+    statusCode,
+    body: { statusCode, message: 'x' },
+    latencyMs: 1,
+    ...(retryAfter ? { retryAfter } : {}),
+  });
   const page = (ids: string[], next?: string): ApiOutcome =>
-    ok({ chats: ids.map((id, i) => chat({ id, phoneNumber: `9198123456${String(i).padStart(2, '0')}${id.length}` })), paginationOptions: { hasMoreChats: next !== undefined, nextChatId: next ?? null, nextChatTimestamp: next ? 1 : null } });
+    ok({
+      chats: ids.map((id, i) => chat({ id, phoneNumber: `9198123456${String(i).padStart(2, '0')}${id.length}` })),
+      paginationOptions: { hasMoreChats: next !== undefined, nextChatId: next ?? null, nextChatTimestamp: next ? 1 : null },
+    });
 
   function source(answers: ApiOutcome[], rule: ChatRule = { chatStatus: 'done' }) {
     const queries: ListChatsQuery[] = [];
@@ -124,8 +167,14 @@ describe('openChatQuerySource (fake listChats)', () => {
     const sleeps: number[] = [];
     const src = openChatQuerySource({
       api: { listChats: async (q) => (queries.push(q), answers.shift() ?? status(500)) },
-      rule, now: NOW, pace: async () => undefined, rateLimit: async (ms) => void pauses.push(ms),
-      maxAttempts: 3, backoffDelayMs: 10, sleep: async (ms) => void sleeps.push(ms), random: () => 0.5,
+      rule,
+      now: NOW,
+      pace: async () => undefined,
+      rateLimit: async (ms) => void pauses.push(ms),
+      maxAttempts: 3,
+      backoffDelayMs: 10,
+      sleep: async (ms) => void sleeps.push(ms),
+      random: () => 0.5,
     });
     const read = async () => {
       const rows = [];
@@ -171,7 +220,12 @@ describe('openChatQuerySource (fake listChats)', () => {
   });
 
   it('yields only chats the rule selects; counts what it listed', async () => {
-    const t = source([ok({ chats: [chat({ id: 'x' }), chat({ id: 'y', assignedUserNumber: null }), chat({ id: 'z', isDone: false })], paginationOptions: { hasMoreChats: false } })]);
+    const t = source([
+      ok({
+        chats: [chat({ id: 'x' }), chat({ id: 'y', assignedUserNumber: null }), chat({ id: 'z', isDone: false })],
+        paginationOptions: { hasMoreChats: false },
+      }),
+    ]);
     expect(await t.read()).toHaveLength(1);
     expect(t.src.stats()).toEqual({ pages: 1, listed: 3, selected: 1, groupListings: 0, groupPages: 0 });
   });

@@ -45,26 +45,66 @@ const KEY = '{bu}:batch:20261125-020000-abcdef';
 
 describe('decodeBatchHash', () => {
   const FULL: Record<string, string> = {
-    id: 'b1', name: 'nightly-2026-11-25', kind: 'nightly', source: 'GET /chats', sha256: 'ab12', createdAt: '1764030000000',
-    startedAt: '1764030000100', finishedAt: '1764030009000', status: 'finished', reason: '', parent: 'b0', children: 'c1,c2',
-    dryRun: '0', header: '["phone","waba"]', notes: '["a note"]', rows: '10', valid: '8', rejected: '1', duplicates: '1',
-    succeeded: '6', failed: '2', cancelled: '0', done: '8', attempts: '9', rateLimited: '3', 'reason:HTTP 422': '2',
+    id: 'b1',
+    name: 'nightly-2026-11-25',
+    kind: 'nightly',
+    source: 'GET /chats',
+    sha256: 'ab12',
+    createdAt: '1764030000000',
+    startedAt: '1764030000100',
+    finishedAt: '1764030009000',
+    status: 'finished',
+    reason: '',
+    parent: 'b0',
+    children: 'c1,c2',
+    dryRun: '0',
+    header: '["phone","waba"]',
+    notes: '["a note"]',
+    rows: '10',
+    valid: '8',
+    rejected: '1',
+    duplicates: '1',
+    succeeded: '6',
+    failed: '2',
+    cancelled: '0',
+    done: '8',
+    attempts: '9',
+    rateLimited: '3',
+    'reason:HTTP 422': '2',
   };
 
   it('decodes a full batch hash', () => {
     const expected: BatchRecord = {
-      id: 'b1', name: 'nightly-2026-11-25', kind: 'nightly', source: 'GET /chats', sha256: 'ab12', createdAt: 1764030000000,
-      startedAt: 1764030000100, finishedAt: 1764030009000, status: 'finished', reason: '', parent: 'b0', children: ['c1', 'c2'],
-      dryRun: false, header: ['phone', 'waba'], notes: ['a note'],
+      id: 'b1',
+      name: 'nightly-2026-11-25',
+      kind: 'nightly',
+      source: 'GET /chats',
+      sha256: 'ab12',
+      createdAt: 1764030000000,
+      startedAt: 1764030000100,
+      finishedAt: 1764030009000,
+      status: 'finished',
+      reason: '',
+      parent: 'b0',
+      children: ['c1', 'c2'],
+      dryRun: false,
+      header: ['phone', 'waba'],
+      notes: ['a note'],
       counts: { rows: 10, valid: 8, rejected: 1, duplicates: 1, succeeded: 6, failed: 2, cancelled: 0 },
-      done: 8, attempts: 9, rateLimited: 3, reasons: { 'HTTP 422': 2 },
+      done: 8,
+      attempts: 9,
+      rateLimited: 3,
+      reasons: { 'HTTP 422': 2 },
     };
     expect(decodeBatchHash(FULL, KEY)).toEqual(expected);
   });
 
   it('reads children and notes from their lists, after those of a batch written before the lists (hash fields)', () => {
     const { children: _c, notes: _n, ...current } = FULL;
-    expect(decodeBatchHash(current, KEY, { children: ['c1', 'c2'], notes: ['a note', 'n2'] })).toMatchObject({ children: ['c1', 'c2'], notes: ['a note', 'n2'] });
+    expect(decodeBatchHash(current, KEY, { children: ['c1', 'c2'], notes: ['a note', 'n2'] })).toMatchObject({
+      children: ['c1', 'c2'],
+      notes: ['a note', 'n2'],
+    });
     expect(decodeBatchHash(FULL, KEY, { children: ['c3'], notes: ['n2'] })).toMatchObject({ children: ['c1', 'c2', 'c3'], notes: ['a note', 'n2'] });
     expect(decodeBatchHash(current, KEY)).toMatchObject({ children: [], notes: [] });
   });
@@ -82,7 +122,11 @@ describe('decodeBatchHash', () => {
   it('keeps a failure reason named __proto__ as data', () => {
     const batch = decodeBatchHash({ ...FULL, 'reason:__proto__': '4', 'reason:constructor': '1' }, KEY);
     expect(Object.getPrototypeOf(batch.reasons)).toBe(Object.prototype);
-    expect(Object.entries(batch.reasons)).toEqual([['HTTP 422', 2], ['__proto__', 4], ['constructor', 1]]);
+    expect(Object.entries(batch.reasons)).toEqual([
+      ['HTTP 422', 2],
+      ['__proto__', 4],
+      ['constructor', 1],
+    ]);
     expectPrototypeClean();
   });
 
@@ -108,8 +152,14 @@ describe('decodeBatchHash', () => {
 describe('decodeResult', () => {
   const GOOD: readonly [string, ChatResult][] = [
     ['S|201|1|1764030000000|84||', { state: 'succeeded', httpStatus: 201, attempts: 1, finishedAt: 1764030000000, latencyMs: 84, reason: '' }],
-    ['F|422|1|5|3.5|permanent|bad number', { state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 5, latencyMs: 3.5, failureClass: 'permanent', reason: 'bad number' }],
-    ['F|0|3|5|0|transient|timeout|after 3 tries', { state: 'failed', httpStatus: 0, attempts: 3, finishedAt: 5, latencyMs: 0, failureClass: 'transient', reason: 'timeout|after 3 tries' }],
+    [
+      'F|422|1|5|3.5|permanent|bad number',
+      { state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 5, latencyMs: 3.5, failureClass: 'permanent', reason: 'bad number' },
+    ],
+    [
+      'F|0|3|5|0|transient|timeout|after 3 tries',
+      { state: 'failed', httpStatus: 0, attempts: 3, finishedAt: 5, latencyMs: 0, failureClass: 'transient', reason: 'timeout|after 3 tries' },
+    ],
     ['C|0|0|5|0||batch cancelled', { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: 5, latencyMs: 0, reason: 'batch cancelled' }],
   ];
   it.each(GOOD)('decodes %j', (text, result) => {
@@ -129,7 +179,7 @@ describe('decodeResult', () => {
     ['attempts that are empty', 'S|201||5|0||', '(attempts): expected an integer, got ""'],
     ['a finish time that is not a number', 'S|201|1|soon|0||', '(finished at): expected a number'],
     ['a latency that is not a number', 'S|201|1|5|NaN||', '(latency): expected a number'],
-    ['an unknown failure class', 'F|500|1|5|0|fatal|boom', "(failure class): expected permanent, transient or nothing, got \"fatal\""],
+    ['an unknown failure class', 'F|500|1|5|0|fatal|boom', '(failure class): expected permanent, transient or nothing, got "fatal"'],
   ];
   it.each(BAD)('refuses %s', (_name, text, message) => {
     const where = hashField(`${KEY}:results`, 'p:919812345678@919000000000');
@@ -152,7 +202,9 @@ describe('decodeStoredChat', () => {
     expect(Object.getOwnPropertyDescriptor(chat.cells, '__proto__')?.value).toBe('x');
     expect(chat.cells.constructor).toBe('y');
     expect(layoutError(() => decodeStoredChat('{"__proto__":{"line":3},"cells":{}}', WHERE))).toContain('member "line": expected an integer, got nothing');
-    expect(layoutError(() => decodeStoredChat('{"line":1,"cells":{"__proto__":{"polluted":1}}}', WHERE))).toContain('member "cells" member "__proto__": expected a string, got an object');
+    expect(layoutError(() => decodeStoredChat('{"line":1,"cells":{"__proto__":{"polluted":1}}}', WHERE))).toContain(
+      'member "cells" member "__proto__": expected a string, got an object',
+    );
     expectPrototypeClean();
   });
 
@@ -180,7 +232,11 @@ describe('decodeRejectedRow', () => {
   const WHERE = `${KEY}:rejected[4]`;
 
   it.each([
-    ['with a column', '{"line":3,"raw":"12","reason":"too short","cells":{"phone":"12"},"column":"phone"}', { line: 3, raw: '12', column: 'phone', reason: 'too short', cells: { phone: '12' } }],
+    [
+      'with a column',
+      '{"line":3,"raw":"12","reason":"too short","cells":{"phone":"12"},"column":"phone"}',
+      { line: 3, raw: '12', column: 'phone', reason: 'too short', cells: { phone: '12' } },
+    ],
     ['without a column', '{"line":4,"raw":"","reason":"empty row","cells":{}}', { line: 4, raw: '', reason: 'empty row', cells: {} }],
   ])('decodes a row %s', (_name, text, row) => {
     expect(decodeRejectedRow(text, WHERE)).toEqual(row);
@@ -210,9 +266,14 @@ describe('decodeRejectedRow', () => {
 describe('schedule values', () => {
   const WHERE = hashField('{bu}:schedules', 'nightly');
   const DEFINITION = {
-    name: 'nightly', cron: '0 2 * * *', tz: 'Asia/Kolkata', overlap: 'wait',
+    name: 'nightly',
+    cron: '0 2 * * *',
+    tz: 'Asia/Kolkata',
+    overlap: 'wait',
     query: { chatStatus: 'done', idleHours: 12, tags: ['vip'], agent: '919811111111', wabaNumbers: ['919000000000'] },
-    inbox: { dir: '/srv/inbox', defaultWaba: '919000000000' }, createdAt: 1, updatedAt: 2,
+    inbox: { dir: '/srv/inbox', defaultWaba: '919000000000' },
+    createdAt: 1,
+    updatedAt: 2,
   };
   const RUN = { tick: 10, manual: false, startedAt: 11, endedAt: 12, outcome: 'dry-run', batchIds: ['b1'], message: '1 batch' };
 
@@ -221,7 +282,11 @@ describe('schedule values', () => {
     const { query: _q, inbox: _i, ...bare } = DEFINITION;
     expect(decodeScheduleDefinition(JSON.stringify({ ...bare, query: {} }), WHERE)).toEqual({ ...bare, query: {} });
     expect(decodeScheduleRun(JSON.stringify(RUN), '{bu}:schedule:nightly:runs[0]')).toEqual(RUN);
-    expect(decodeWaitingRun('{"jobId":"repeat:schedule-nightly:10","tick":10,"since":11}', WHERE)).toEqual({ jobId: 'repeat:schedule-nightly:10', tick: 10, since: 11 });
+    expect(decodeWaitingRun('{"jobId":"repeat:schedule-nightly:10","tick":10,"since":11}', WHERE)).toEqual({
+      jobId: 'repeat:schedule-nightly:10',
+      tick: 10,
+      since: 11,
+    });
     expect(decodeStringArray('["b1","b2"]', WHERE)).toEqual(['b1', 'b2']);
     expect(decodeStringArray('[]', WHERE)).toEqual([]);
   });
@@ -234,15 +299,47 @@ describe('schedule values', () => {
   });
 
   const BAD: readonly [string, () => unknown, string][] = [
-    ['an unknown overlap rule', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, overlap: 'queue' }), WHERE), 'member "overlap": expected skip or wait, got "queue"'],
-    ['an unknown chat status', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { chatStatus: 'closed' } }), WHERE), 'member "query" member "chatStatus": expected one of all, unread'],
-    ['tags that are a string', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { tags: 'vip' } }), WHERE), 'member "query" member "tags": expected an array of strings'],
-    ['idle hours as text', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { idleHours: '12' } }), WHERE), 'member "idleHours": expected a number, got "12"'],
-    ['an inbox without a folder', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, inbox: {} }), WHERE), 'member "inbox" member "dir": expected a string, got nothing'],
-    ['a definition missing its times', () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, updatedAt: undefined }), WHERE), 'member "updatedAt": expected a number, got nothing'],
-    ['an unknown run outcome', () => decodeScheduleRun(JSON.stringify({ ...RUN, outcome: 'done' }), WHERE), 'member "outcome": expected started, empty, skipped, failed or dry-run, got "done"'],
+    [
+      'an unknown overlap rule',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, overlap: 'queue' }), WHERE),
+      'member "overlap": expected skip or wait, got "queue"',
+    ],
+    [
+      'an unknown chat status',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { chatStatus: 'closed' } }), WHERE),
+      'member "query" member "chatStatus": expected one of all, unread',
+    ],
+    [
+      'tags that are a string',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { tags: 'vip' } }), WHERE),
+      'member "query" member "tags": expected an array of strings',
+    ],
+    [
+      'idle hours as text',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, query: { idleHours: '12' } }), WHERE),
+      'member "idleHours": expected a number, got "12"',
+    ],
+    [
+      'an inbox without a folder',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, inbox: {} }), WHERE),
+      'member "inbox" member "dir": expected a string, got nothing',
+    ],
+    [
+      'a definition missing its times',
+      () => decodeScheduleDefinition(JSON.stringify({ ...DEFINITION, updatedAt: undefined }), WHERE),
+      'member "updatedAt": expected a number, got nothing',
+    ],
+    [
+      'an unknown run outcome',
+      () => decodeScheduleRun(JSON.stringify({ ...RUN, outcome: 'done' }), WHERE),
+      'member "outcome": expected started, empty, skipped, failed or dry-run, got "done"',
+    ],
     ['manual as a string', () => decodeScheduleRun(JSON.stringify({ ...RUN, manual: 'no' }), WHERE), 'member "manual": expected true or false, got "no"'],
-    ['batch ids with a number', () => decodeScheduleRun(JSON.stringify({ ...RUN, batchIds: ['b1', 2] }), WHERE), 'member "batchIds"[1]: expected a string, got number 2'],
+    [
+      'batch ids with a number',
+      () => decodeScheduleRun(JSON.stringify({ ...RUN, batchIds: ['b1', 2] }), WHERE),
+      'member "batchIds"[1]: expected a string, got number 2',
+    ],
     ['a waiting run without a job id', () => decodeWaitingRun('{"tick":10,"since":11}', WHERE), 'member "jobId": expected a string, got nothing'],
     ['last batch ids that are an object', () => decodeStringArray('{"0":"b1"}', WHERE), 'expected an array of strings, got an object'],
     ['last batch ids that are not JSON', () => decodeStringArray('b1,b2', WHERE), 'expected JSON, got "b1,b2"'],
@@ -281,7 +378,11 @@ describe('checkDataLayout', () => {
   });
 
   it.each([
-    ['a newer layout', String(DATA_LAYOUT_VERSION + 1), `this Redis holds bulk-unassign data layout v${DATA_LAYOUT_VERSION + 1} ({bu}:layout), this build understands v${DATA_LAYOUT_VERSION}: upgrade bulk-unassign`],
+    [
+      'a newer layout',
+      String(DATA_LAYOUT_VERSION + 1),
+      `this Redis holds bulk-unassign data layout v${DATA_LAYOUT_VERSION + 1} ({bu}:layout), this build understands v${DATA_LAYOUT_VERSION}: upgrade bulk-unassign`,
+    ],
     ['something that is not a version', 'v1', '{bu}:layout holds "v1", not a bulk-unassign data layout version'],
   ])('refuses %s', async (_name, stored, message) => {
     const { redis } = fakeRedis(stored);

@@ -34,10 +34,18 @@ describe('resolveConfig', () => {
 
   it('uses the fixed environment variable names other tooling depends on', () => {
     expect(ENV_NAMES).toMatchObject({
-      apiKey: 'DOUBLETICK_API_KEY', baseUrl: 'DOUBLETICK_BASE_URL', redisUrl: 'REDIS_URL', queuePrefix: 'QUEUE_PREFIX',
-      rateLimitMax: 'RATE_LIMIT_MAX', rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS', workerConcurrency: 'WORKER_CONCURRENCY',
-      maxAttempts: 'MAX_ATTEMPTS', requestTimeoutMs: 'REQUEST_TIMEOUT_MS', reportsDir: 'REPORTS_DIR',
-      apiKeyFile: 'DOUBLETICK_API_KEY_FILE', logLevel: 'LOG_LEVEL',
+      apiKey: 'DOUBLETICK_API_KEY',
+      baseUrl: 'DOUBLETICK_BASE_URL',
+      redisUrl: 'REDIS_URL',
+      queuePrefix: 'QUEUE_PREFIX',
+      rateLimitMax: 'RATE_LIMIT_MAX',
+      rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS',
+      workerConcurrency: 'WORKER_CONCURRENCY',
+      maxAttempts: 'MAX_ATTEMPTS',
+      requestTimeoutMs: 'REQUEST_TIMEOUT_MS',
+      reportsDir: 'REPORTS_DIR',
+      apiKeyFile: 'DOUBLETICK_API_KEY_FILE',
+      logLevel: 'LOG_LEVEL',
     });
   });
 
@@ -122,9 +130,27 @@ describe('API key file (--api-key-file, DOUBLETICK_API_KEY_FILE)', () => {
 
   it.each([
     ['DOUBLETICK_API_KEY and --api-key-file', { apiKeyFile: 'f' }, { DOUBLETICK_API_KEY: KEY }, {}, /DOUBLETICK_API_KEY \(environment\) and by --api-key-file/],
-    ['DOUBLETICK_API_KEY and DOUBLETICK_API_KEY_FILE', {}, { DOUBLETICK_API_KEY: KEY, DOUBLETICK_API_KEY_FILE: 'f' }, {}, /DOUBLETICK_API_KEY \(environment\) and by DOUBLETICK_API_KEY_FILE \(environment\)/],
-    ['a key in .env and a key file in the environment', {}, { DOUBLETICK_API_KEY_FILE: 'f' }, { DOUBLETICK_API_KEY: KEY }, /DOUBLETICK_API_KEY in \.env and by DOUBLETICK_API_KEY_FILE \(environment\)/],
-    ['the apiKey option and a key file in .env', { apiKey: KEY }, {}, { DOUBLETICK_API_KEY_FILE: 'f' }, /the `apiKey` option and by DOUBLETICK_API_KEY_FILE in \.env/],
+    [
+      'DOUBLETICK_API_KEY and DOUBLETICK_API_KEY_FILE',
+      {},
+      { DOUBLETICK_API_KEY: KEY, DOUBLETICK_API_KEY_FILE: 'f' },
+      {},
+      /DOUBLETICK_API_KEY \(environment\) and by DOUBLETICK_API_KEY_FILE \(environment\)/,
+    ],
+    [
+      'a key in .env and a key file in the environment',
+      {},
+      { DOUBLETICK_API_KEY_FILE: 'f' },
+      { DOUBLETICK_API_KEY: KEY },
+      /DOUBLETICK_API_KEY in \.env and by DOUBLETICK_API_KEY_FILE \(environment\)/,
+    ],
+    [
+      'the apiKey option and a key file in .env',
+      { apiKey: KEY },
+      {},
+      { DOUBLETICK_API_KEY_FILE: 'f' },
+      /the `apiKey` option and by DOUBLETICK_API_KEY_FILE in \.env/,
+    ],
   ])('refuses %s, naming both sources and never the key', (_what, flags, env, file, message) => {
     const error = configError(() => resolveConfig(flags, env, file));
     expect(error.message).toMatch(message);
@@ -134,8 +160,12 @@ describe('API key file (--api-key-file, DOUBLETICK_API_KEY_FILE)', () => {
 
   it('an unreadable file is a ConfigError naming the path and errno code', () => {
     const missing = join(dir, 'no-such-file');
-    expect(configError(() => resolveConfig({ apiKeyFile: missing }, {}, {})).message).toBe(`Cannot read the API key file \`${missing}\` (--api-key-file): ENOENT`);
-    expect(configError(() => resolveConfig({}, { DOUBLETICK_API_KEY_FILE: dir }, {})).message).toBe(`Cannot read the API key file \`${dir}\` (DOUBLETICK_API_KEY_FILE (environment)): EISDIR`);
+    expect(configError(() => resolveConfig({ apiKeyFile: missing }, {}, {})).message).toBe(
+      `Cannot read the API key file \`${missing}\` (--api-key-file): ENOENT`,
+    );
+    expect(configError(() => resolveConfig({}, { DOUBLETICK_API_KEY_FILE: dir }, {})).message).toBe(
+      `Cannot read the API key file \`${dir}\` (DOUBLETICK_API_KEY_FILE (environment)): EISDIR`,
+    );
     if (process.getuid?.() !== 0) {
       const locked = secret('locked', KEY);
       chmodSync(locked, 0o000);

@@ -63,7 +63,13 @@ describe('safeFileName', () => {
 
 describe('batchView', () => {
   const batch = (status: string, failed: number): BatchRecord =>
-    ({ id: 'b', status, done: 5, counts: { rows: 10, valid: 10, rejected: 0, duplicates: 0, succeeded: 5 - failed, failed, cancelled: 0 }, startedAt: Date.now() - 5000 }) as never;
+    ({
+      id: 'b',
+      status,
+      done: 5,
+      counts: { rows: 10, valid: 10, rejected: 0, duplicates: 0, succeeded: 5 - failed, failed, cancelled: 0 },
+      startedAt: Date.now() - 5000,
+    }) as never;
 
   it.each([
     ['running', 0, ['pause', 'cancel'], false],

@@ -11,9 +11,20 @@ type Counts = [number, number, number];
 
 describe('bucketise', () => {
   it('keeps 1 s buckets for a short batch and fills gaps with zeros', () => {
-    const t = bucketise('b', new Map<number, Counts>([[100, [2, 0, 0]], [103, [1, 1, 0]]]));
+    const t = bucketise(
+      'b',
+      new Map<number, Counts>([
+        [100, [2, 0, 0]],
+        [103, [1, 1, 0]],
+      ]),
+    );
     expect(t.bucketMs).toBe(1000);
-    expect(t.points.map((p) => [p.t, p.succeeded, p.failed])).toEqual([[100_000, 2, 0], [101_000, 0, 0], [102_000, 0, 0], [103_000, 1, 1]]);
+    expect(t.points.map((p) => [p.t, p.succeeded, p.failed])).toEqual([
+      [100_000, 2, 0],
+      [101_000, 0, 0],
+      [102_000, 0, 0],
+      [103_000, 1, 1],
+    ]);
   });
 
   it('starts at the batch start and merges a long batch into round buckets, losing no chat', () => {

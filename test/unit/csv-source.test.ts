@@ -68,8 +68,18 @@ describe('csv-spectrum conformance (fixtures/csv-spectrum)', () => {
 
   it('has all the corpus cases', () => {
     expect(names).toEqual([
-      'comma_in_quotes', 'empty', 'empty_crlf', 'escaped_quotes', 'json', 'location_coordinates', 'newlines',
-      'newlines_crlf', 'quotes_and_newlines', 'simple', 'simple_crlf', 'utf8',
+      'comma_in_quotes',
+      'empty',
+      'empty_crlf',
+      'escaped_quotes',
+      'json',
+      'location_coordinates',
+      'newlines',
+      'newlines_crlf',
+      'quotes_and_newlines',
+      'simple',
+      'simple_crlf',
+      'utf8',
     ]);
   });
 
@@ -223,7 +233,11 @@ describe('readCsvRecords: encodings, delimiters, quoting', () => {
   it('gives exact lines in a CRLF file with CRLF inside quoted cells', async () => {
     const text = 'phone,waba,notes\r\n1,2,"x\r\ny"\r\n\r\n3,4,"p\r\nq\r\nr"\r\n5,6,z\r\n';
     const { records } = await readAll(write(text));
-    expect(records.map((r) => [r.line, r.cells[0]])).toEqual([[2, '1'], [5, '3'], [8, '5']]);
+    expect(records.map((r) => [r.line, r.cells[0]])).toEqual([
+      [2, '1'],
+      [5, '3'],
+      [8, '5'],
+    ]);
   });
 
   it('reads old Mac (CR-only) line endings', async () => {
@@ -401,11 +415,29 @@ describe('openCsvSource: rows', () => {
     const { rows } = await rowsOf(write(text));
     expect(rows.map(rejected)).toEqual([
       { line: 2, raw: '12345', column: 'phone', reason: 'phone number is too short', cells: { phone: '12345', waba: WABA, notes: 'short' } },
-      { line: 3, raw: 'call me', column: 'phone', reason: 'phone number contains characters that are not part of a phone number', cells: { phone: 'call me', waba: WABA, notes: 'letters' } },
-      { line: 4, raw: '9.19876E+11', column: 'phone', reason: expect.stringMatching(/^phone number is in scientific notation/), cells: { phone: '9.19876E+11', waba: WABA, notes: 'excel' } },
+      {
+        line: 3,
+        raw: 'call me',
+        column: 'phone',
+        reason: 'phone number contains characters that are not part of a phone number',
+        cells: { phone: 'call me', waba: WABA, notes: 'letters' },
+      },
+      {
+        line: 4,
+        raw: '9.19876E+11',
+        column: 'phone',
+        reason: expect.stringMatching(/^phone number is in scientific notation/),
+        cells: { phone: '9.19876E+11', waba: WABA, notes: 'excel' },
+      },
       { line: 5, raw: '', column: 'phone', reason: 'phone number is empty', cells: { phone: '', waba: WABA, notes: 'empty' } },
       { line: 6, raw: '123', column: 'waba', reason: 'business number is too short', cells: { phone: '919876543210', waba: '123', notes: 'bad waba' } },
-      { line: 7, raw: '09876543210', column: 'phone', reason: expect.stringMatching(/^phone number is in national format/), cells: { phone: '09876543210', waba: WABA, notes: 'national' } },
+      {
+        line: 7,
+        raw: '09876543210',
+        column: 'phone',
+        reason: expect.stringMatching(/^phone number is in national format/),
+        cells: { phone: '09876543210', waba: WABA, notes: 'national' },
+      },
     ]);
   });
 
@@ -426,7 +458,13 @@ describe('openCsvSource: rows', () => {
 
   it('rows shorter than the header: missing cells are empty', async () => {
     const { rows } = await rowsOf(write(`phone,waba,notes\n919876543210\n919876543211,${WABA}\n`));
-    expect(rejected(rows[0])).toEqual({ line: 2, raw: '', column: 'waba', reason: 'business number is empty (fill it in or pass --waba)', cells: { phone: '919876543210' } });
+    expect(rejected(rows[0])).toEqual({
+      line: 2,
+      raw: '',
+      column: 'waba',
+      reason: 'business number is empty (fill it in or pass --waba)',
+      cells: { phone: '919876543210' },
+    });
     expect(valid(rows[1])).toMatchObject({ line: 3, cells: { phone: '919876543211', waba: WABA } });
   });
 
@@ -508,7 +546,7 @@ describe('openCsvSource: header problems stop before any row', () => {
     expect(err.message).toContain('(found "name", "email", "notes")');
   });
 
-  it('a header after blank lines: its errors name the header\'s own line', async () => {
+  it("a header after blank lines: its errors name the header's own line", async () => {
     const file = write('\n\nname,notes\nA,x\n');
     expect((await inputError(openCsvSource({ file, ...LIMITS }))).location).toEqual({ file, line: 3 });
   });

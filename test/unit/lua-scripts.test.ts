@@ -35,8 +35,12 @@ import {
 } from '../../src/store/scripts.js';
 
 const DIR = luaDir();
-const FILES = readdirSync(DIR).filter((f) => f.endsWith('.lua')).sort();
-const INCLUDE_FILES = readdirSync(new URL('includes/', DIR)).filter((f) => f.endsWith('.lua')).sort();
+const FILES = readdirSync(DIR)
+  .filter((f) => f.endsWith('.lua'))
+  .sort();
+const INCLUDE_FILES = readdirSync(new URL('includes/', DIR))
+  .filter((f) => f.endsWith('.lua'))
+  .sort();
 const scripts = loadScripts();
 
 /** Lua without its comments (`--[[ … ]]` blocks and `-- …` lines). */
@@ -49,7 +53,11 @@ describe('Lua script files', () => {
 
   it('every file is loaded, and every script in SCRIPT_KEYS has its file', () => {
     expect(scripts.map((s) => `${s.name}-${s.numberOfKeys}.lua`)).toEqual(FILES);
-    expect(Object.entries(SCRIPT_KEYS).map(([name, n]) => `${name}-${n}.lua`).sort()).toEqual(FILES);
+    expect(
+      Object.entries(SCRIPT_KEYS)
+        .map(([name, n]) => `${name}-${n}.lua`)
+        .sort(),
+    ).toEqual(FILES);
     expect(SCRIPTS.map((s) => s.name)).toEqual(scripts.map((s) => s.name));
   });
 
@@ -136,16 +144,36 @@ describe('typed script calls', () => {
   const k = makeKeys('bu').batch('b1');
 
   it('send keys and arguments in the order each script documents', async () => {
-    const { redis, sent } = fakeConnection({ stageRows: [1, 0], claimChat: 'go', recordResult: 0, transitionStatus: 'running', ownedLock: 1, pacerReserve: 0, pacerPause: 1, pacerAdmit: 0, rateLimited: [1000, 61_000] });
-    expect(await stageRows(redis, k, [{ chatKey: 'g:a', input: '{"line":1}' }, { chatKey: 'g:a', input: '{"line":2}' }])).toEqual(['staged', 'duplicate']);
+    const { redis, sent } = fakeConnection({
+      stageRows: [1, 0],
+      claimChat: 'go',
+      recordResult: 0,
+      transitionStatus: 'running',
+      ownedLock: 1,
+      pacerReserve: 0,
+      pacerPause: 1,
+      pacerAdmit: 0,
+      rateLimited: [1000, 61_000],
+    });
+    expect(
+      await stageRows(redis, k, [
+        { chatKey: 'g:a', input: '{"line":1}' },
+        { chatKey: 'g:a', input: '{"line":2}' },
+      ]),
+    ).toEqual(['staged', 'duplicate']);
     expect(await claimChat(redis, k, 'g:a')).toBe('go');
-    expect(await recordResult(redis, k, { chatKey: 'g:a', record: 'S|201|1|5|84||', counter: 'succeeded', attempts: 1, latencyBucket: 90, now: 5 })).toBe('recorded');
+    expect(await recordResult(redis, k, { chatKey: 'g:a', record: 'S|201|1|5|84||', counter: 'succeeded', attempts: 1, latencyBucket: 90, now: 5 })).toBe(
+      'recorded',
+    );
     expect(await transitionStatus(redis, k.batch, { to: 'paused', reason: 'paused by operator', from: ['running'] })).toBe('running');
     expect(await ownedLock(redis, '{bu}:schedule:n:lock', { action: 'acquire', owner: 'job-1', ttlMs: 120_000 })).toBe(true);
     expect(await pacerReserve(redis, '{bu}:pacer', 20_400)).toBe(0);
     await pacerPause(redis, '{bu}:pacer', 1_000_000);
     expect(await pacerAdmit(redis, '{bu}:pacer:log', { windowUs: 1_020_000, max: 50, member: 'm-1' })).toBe(0);
-    expect(await rateLimited(redis, k, { chatKey: 'g:a', now: 2000, pauseMs: 1500.2, maxRunMs: 60_000, gapMs: 60_000, runningStatus: 'running' })).toEqual({ since: 1000, pauseUntil: 61_000 });
+    expect(await rateLimited(redis, k, { chatKey: 'g:a', now: 2000, pauseMs: 1500.2, maxRunMs: 60_000, gapMs: 60_000, runningStatus: 'running' })).toEqual({
+      since: 1000,
+      pauseUntil: 61_000,
+    });
     expect(sent).toEqual([
       { name: 'stageRows', args: [k.chats, k.order, 'g:a', '{"line":1}', 'g:a', '{"line":2}'] },
       { name: 'claimChat', args: [k.batch, k.results, k.parked, 'g:a'] },
@@ -160,7 +188,15 @@ describe('typed script calls', () => {
   });
 
   it('map the documented replies', async () => {
-    const outcomes = async (reply: unknown) => recordResult(fakeConnection({ recordResult: reply }).redis, k, { chatKey: 'g:a', record: 'x', counter: 'failed', attempts: 2, failureReason: 'HTTP 422', now: 1 });
+    const outcomes = async (reply: unknown) =>
+      recordResult(fakeConnection({ recordResult: reply }).redis, k, {
+        chatKey: 'g:a',
+        record: 'x',
+        counter: 'failed',
+        attempts: 2,
+        failureReason: 'HTTP 422',
+        now: 1,
+      });
     expect([await outcomes(-1), await outcomes(0), await outcomes(1)]).toEqual(['duplicate', 'recorded', 'last']);
     expect(await transitionStatus(fakeConnection({ transitionStatus: null }).redis, k.batch, { to: 'paused', reason: '', from: ['running'] })).toBeUndefined();
     expect(await ownedLock(fakeConnection({ ownedLock: 0 }).redis, 'lock', { action: 'extend', owner: 'o', ttlMs: 1 })).toBe(false);
@@ -180,10 +216,35 @@ describe('typed script calls', () => {
     expect(sent).toEqual([
       { name: 'claimSource', args: ['{bu}:source:abc', 'b1', '86400', 'b0'] },
       { name: 'releaseClaim', args: ['{bu}:source:abc', 'b1'] },
-      { name: 'createChild', args: [k.batch, k.notes, '{bu}:batches', parent.batch, parent.children, parent.rerun, 'b1', '5', '', '3', 'id', 'b1', 'parent', 'p1', 'dryRun', '0', 'n1', 'n2'] },
+      {
+        name: 'createChild',
+        args: [
+          k.batch,
+          k.notes,
+          '{bu}:batches',
+          parent.batch,
+          parent.children,
+          parent.rerun,
+          'b1',
+          '5',
+          '',
+          '3',
+          'id',
+          'b1',
+          'parent',
+          'p1',
+          'dryRun',
+          '0',
+          'n1',
+          'n2',
+        ],
+      },
       { name: 'appendNote', args: [k.notes, k.batch, 'a note'] },
     ]);
-    expect(await claimSource(fakeConnection({ claimSource: 'b0' }).redis, 's', { batchId: 'b1', ttlSeconds: 1, goneHolder: '' })).toEqual({ claimed: false, holder: 'b0' });
+    expect(await claimSource(fakeConnection({ claimSource: 'b0' }).redis, 's', { batchId: 'b1', ttlSeconds: 1, goneHolder: '' })).toEqual({
+      claimed: false,
+      holder: 'b0',
+    });
     expect(await releaseClaim(fakeConnection({ releaseClaim: 0 }).redis, 's', 'b1')).toBe(false);
     expect(await createChild(fakeConnection({ createChild: '' }).redis, { child: k, parent, batchIndex: 'i' }, child)).toEqual({ claimed: true });
     expect(await appendNote(fakeConnection({ appendNote: 0 }).redis, k, 'x')).toBe(false);
@@ -192,20 +253,45 @@ describe('typed script calls', () => {
   const BAD: readonly [string, () => Promise<unknown>][] = [
     ['claimSource', () => claimSource(fakeConnection({ claimSource: 1 }).redis, 's', { batchId: 'b1', ttlSeconds: 1, goneHolder: '' })],
     ['releaseClaim', () => releaseClaim(fakeConnection({ releaseClaim: 'OK' }).redis, 's', 'b1')],
-    ['createChild', () => createChild(fakeConnection({ createChild: null }).redis, { child: k, parent: k, batchIndex: 'i' }, { childId: 'c', createdAt: 1, previous: '', fields: {}, notes: [] })],
+    [
+      'createChild',
+      () =>
+        createChild(
+          fakeConnection({ createChild: null }).redis,
+          { child: k, parent: k, batchIndex: 'i' },
+          { childId: 'c', createdAt: 1, previous: '', fields: {}, notes: [] },
+        ),
+    ],
     ['appendNote', () => appendNote(fakeConnection({ appendNote: 2 }).redis, k, 'x')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: 'maybe' }).redis, k, 'g:a')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: '__proto__' }).redis, k, 'g:a')],
     ['recordResult', () => recordResult(fakeConnection({ recordResult: 2 }).redis, k, { chatKey: 'g:a', record: 'x', counter: 'failed', attempts: 1, now: 1 })],
-    ['transitionStatus', () => transitionStatus(fakeConnection({ transitionStatus: 'runnin' }).redis, k.batch, { to: 'paused', reason: '', from: ['running'] })],
-    ['stageRows', () => stageRows(fakeConnection({ stageRows: [1] }).redis, k, [{ chatKey: 'a', input: '{}' }, { chatKey: 'b', input: '{}' }])],
+    [
+      'transitionStatus',
+      () => transitionStatus(fakeConnection({ transitionStatus: 'runnin' }).redis, k.batch, { to: 'paused', reason: '', from: ['running'] }),
+    ],
+    [
+      'stageRows',
+      () =>
+        stageRows(fakeConnection({ stageRows: [1] }).redis, k, [
+          { chatKey: 'a', input: '{}' },
+          { chatKey: 'b', input: '{}' },
+        ]),
+    ],
     ['stageRows', () => stageRows(fakeConnection({ stageRows: [2] }).redis, k, [{ chatKey: 'a', input: '{}' }])],
     ['ownedLock', () => ownedLock(fakeConnection({ ownedLock: 'OK' }).redis, 'lock', { action: 'acquire', owner: 'o', ttlMs: 1 })],
     ['pacerReserve', () => pacerReserve(fakeConnection({ pacerReserve: -5 }).redis, 'p', 1)],
     ['pacerAdmit', () => pacerAdmit(fakeConnection({ pacerAdmit: '12' }).redis, 'p:log', { windowUs: 1, max: 1, member: 'm' })],
     ['pacerPause', () => pacerPause(fakeConnection({ pacerPause: 0 }).redis, 'p', 1)],
-    ['rateLimited', () => rateLimited(fakeConnection({ rateLimited: [1] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' })],
-    ['rateLimited', () => rateLimited(fakeConnection({ rateLimited: [1, -2] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' })],
+    [
+      'rateLimited',
+      () => rateLimited(fakeConnection({ rateLimited: [1] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' }),
+    ],
+    [
+      'rateLimited',
+      () =>
+        rateLimited(fakeConnection({ rateLimited: [1, -2] }).redis, k, { chatKey: 'g:a', now: 1, pauseMs: 1, maxRunMs: 0, gapMs: 1, runningStatus: 'running' }),
+    ],
   ];
   it.each(BAD)('an undocumented reply from %s is a DataLayoutError naming the script', async (name, call) => {
     await expect(call()).rejects.toThrow(DataLayoutError);

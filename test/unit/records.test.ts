@@ -26,13 +26,20 @@ describe('result encoding', () => {
         },
       ),
     );
-    const messy = decodeResult(encodeResult({ state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 1, latencyMs: 3, failureClass: 'permanent', reason: 'a|b\r\nc' }));
+    const messy = decodeResult(
+      encodeResult({ state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 1, latencyMs: 3, failureClass: 'permanent', reason: 'a|b\r\nc' }),
+    );
     expect(messy.reason).not.toMatch(/[|\r\n]/);
   });
 
   it('buckets latency and computes percentiles to the bucket width', () => {
     expect([0, 1.2, 100, 101, 999, 1001, 12_345].map(latencyBucket)).toEqual([0, 2, 100, 110, 1000, 1100, 13_000]);
-    const hist = new Map<number, number>([[2, 50], [5, 45], [110, 4], [1100, 1]]);
+    const hist = new Map<number, number>([
+      [2, 50],
+      [5, 45],
+      [110, 4],
+      [1100, 1],
+    ]);
     expect([percentileOf(hist, 50), percentileOf(hist, 95), percentileOf(hist, 99), percentileOf(hist, 100)]).toEqual([2, 5, 110, 1100]);
     expect(percentileOf(new Map(), 50)).toBeNull();
   });

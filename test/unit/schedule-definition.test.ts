@@ -13,29 +13,55 @@ const build = (input: ScheduleInput, name = 'nightly') => buildDefinition(name, 
 
 describe('buildDefinition', () => {
   it('a chat rule schedule', () => {
-    expect(build({ cron: '0  2 * * *', tz: 'Asia/Kolkata', chatStatus: 'done', idleHours: '12', waba: '+91 90000 00000', tag: 'vip, sales', agent: '919811111111' })).toEqual({
-      name: 'nightly', cron: '0 2 * * *', tz: 'Asia/Kolkata', overlap: 'skip',
+    expect(
+      build({ cron: '0  2 * * *', tz: 'Asia/Kolkata', chatStatus: 'done', idleHours: '12', waba: '+91 90000 00000', tag: 'vip, sales', agent: '919811111111' }),
+    ).toEqual({
+      name: 'nightly',
+      cron: '0 2 * * *',
+      tz: 'Asia/Kolkata',
+      overlap: 'skip',
       query: { chatStatus: 'done', idleHours: 12, tags: ['vip', 'sales'], agent: '919811111111', wabaNumbers: ['919000000000'] },
-      createdAt: 1_000, updatedAt: 1_000,
+      createdAt: 1_000,
+      updatedAt: 1_000,
     });
   });
 
-  it('an inbox schedule: relative folder resolved, --waba is the files\' business number, no chat query', () => {
+  it("an inbox schedule: relative folder resolved, --waba is the files' business number, no chat query", () => {
     expect(build({ cron: '*/10 * * * * *', inbox: 'inbox', waba: '919000000000', overlap: 'wait' })).toEqual({
-      name: 'nightly', cron: '*/10 * * * * *', tz: 'UTC', overlap: 'wait', inbox: { dir: '/srv/bulk/inbox', defaultWaba: '919000000000' }, createdAt: 1_000, updatedAt: 1_000,
+      name: 'nightly',
+      cron: '*/10 * * * * *',
+      tz: 'UTC',
+      overlap: 'wait',
+      inbox: { dir: '/srv/bulk/inbox', defaultWaba: '919000000000' },
+      createdAt: 1_000,
+      updatedAt: 1_000,
     });
   });
 
   it('keeps createdAt of the definition it replaces', () => {
     const existing = build({ cron: '0 2 * * *', chatStatus: 'done' });
-    expect(buildDefinition('nightly', { cron: '0 3 * * *', chatStatus: 'done' }, { ...CTX, now: 5_000, existing })).toMatchObject({ createdAt: 1_000, updatedAt: 5_000, cron: '0 3 * * *' });
+    expect(buildDefinition('nightly', { cron: '0 3 * * *', chatStatus: 'done' }, { ...CTX, now: 5_000, existing })).toMatchObject({
+      createdAt: 1_000,
+      updatedAt: 5_000,
+      cron: '0 3 * * *',
+    });
   });
 
   const BAD: readonly [string, ScheduleInput, RegExp, string][] = [
     ['no cron', { chatStatus: 'done' }, /needs --cron/, 'nightly'],
     ['cron with 4 fields', { cron: '0 2 * *', chatStatus: 'done' }, /Expected `--cron` to have 5 fields/, 'nightly'],
-    ['unknown time zone', { cron: '0 2 * * *', tz: 'India/Delhi', chatStatus: 'done' }, /Expected `--tz` to be an IANA time zone .* got `India\/Delhi`/, 'nightly'],
-    ['overlap neither skip nor wait', { cron: '0 2 * * *', overlap: 'queue', chatStatus: 'done' }, /Expected `--overlap` to be skip or wait, got `queue`/, 'nightly'],
+    [
+      'unknown time zone',
+      { cron: '0 2 * * *', tz: 'India/Delhi', chatStatus: 'done' },
+      /Expected `--tz` to be an IANA time zone .* got `India\/Delhi`/,
+      'nightly',
+    ],
+    [
+      'overlap neither skip nor wait',
+      { cron: '0 2 * * *', overlap: 'queue', chatStatus: 'done' },
+      /Expected `--overlap` to be skip or wait, got `queue`/,
+      'nightly',
+    ],
     ['no source', { cron: '0 2 * * *' }, /needs a source/, 'nightly'],
     ['--waba alone is no rule', { cron: '0 2 * * *', waba: '919000000000' }, /needs a source/, 'nightly'],
     ['unknown chat status', { cron: '0 2 * * *', chatStatus: 'closed' }, /Expected `--chat-status` to be one of all, unread/, 'nightly'],

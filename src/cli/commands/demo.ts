@@ -49,7 +49,18 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
   const redis = await redisForDemo(base.redisUrl, io);
   const api = await startMockApi({ apiKey: DEMO_KEY, rateLimit: { max: DEMO_RATE, windowMs: 1000 }, faults: DEMO_FAULTS });
   const config = resolveConfig(
-    { apiKey: DEMO_KEY, baseUrl: api.url, redisUrl: redis.url, queuePrefix: `bulk-unassign-demo-${Date.now()}`, rateLimitMax: Math.floor(DEMO_RATE * 0.9), rateLimitDurationMs: 1000, workerConcurrency: 8, maxAttempts: 4, requestTimeoutMs: 2000, reportsDir: base.reportsDir },
+    {
+      apiKey: DEMO_KEY,
+      baseUrl: api.url,
+      redisUrl: redis.url,
+      queuePrefix: `bulk-unassign-demo-${Date.now()}`,
+      rateLimitMax: Math.floor(DEMO_RATE * 0.9),
+      rateLimitDurationMs: 1000,
+      workerConcurrency: 8,
+      maxAttempts: 4,
+      requestTimeoutMs: 2000,
+      reportsDir: base.reportsDir,
+    },
     {},
   );
   const ctx = await openContext(config);
@@ -63,7 +74,11 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
     io.out(`  report: ${config.reportsDir}/${done.id}/summary.md (failed.csv, rejected.csv beside it)`);
     const problems = demoChecks(done, api);
     const stats = api.stats();
-    io.out(`  stand-in server saw ${stats.requests} calls: ${Object.entries(stats.byStatus).map(([s, n]) => `${n}×${s}`).join(', ')}; busiest second ${stats.maxPerSecond} calls`);
+    io.out(
+      `  stand-in server saw ${stats.requests} calls: ${Object.entries(stats.byStatus)
+        .map(([s, n]) => `${n}×${s}`)
+        .join(', ')}; busiest second ${stats.maxPerSecond} calls`,
+    );
     io.out(problems.length === 0 ? 'demo OK: report matches the server log; no chat unassigned twice; no 429' : `demo FAILED:\n  ${problems.join('\n  ')}`);
     // --console: keep the demo's Redis, stand-in API and batch, and open the web console on them until Ctrl-C.
     if (flags.console) await serveUntilSignal(ctx, { ...serveOptions(flags), demo: true }, io);

@@ -44,7 +44,8 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
   try {
     const limit = flags.limit ? Number(flags.limit) : 50;
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`Expected \`--limit\` to be an integer ≥ 1, got \`${flags.limit}\``);
-    if (flags.status !== undefined && !isBatchStatus(flags.status)) throw new UsageError(`Expected \`--status\` to be one of ${BATCH_STATUSES.join(', ')}, got \`${flags.status}\``);
+    if (flags.status !== undefined && !isBatchStatus(flags.status))
+      throw new UsageError(`Expected \`--status\` to be one of ${BATCH_STATUSES.join(', ')}, got \`${flags.status}\``);
     const all = await ctx.batches.list(flags.status ? 1000 : limit);
     const batches = (flags.status ? all.filter((b) => b.status === flags.status) : all).slice(0, limit);
     if (flags.json) {
@@ -55,13 +56,33 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
       io.out('no batches');
       return 0;
     }
-    io.out(['id'.padEnd(24), 'status'.padEnd(10), 'progress'.padStart(13), 'ok'.padStart(7), 'failed'.padStart(7), 'rej'.padStart(5), '  created              name / source / parent'].join(' '));
+    io.out(
+      [
+        'id'.padEnd(24),
+        'status'.padEnd(10),
+        'progress'.padStart(13),
+        'ok'.padStart(7),
+        'failed'.padStart(7),
+        'rej'.padStart(5),
+        '  created              name / source / parent',
+      ].join(' '),
+    );
     for (const b of batches) {
       const progress = `${b.done}/${b.counts.valid}`;
       // A rerun's source already names its parent ("rerun of <id> (file.csv)"): say it once.
       const parent = b.parent && !b.source.includes(b.parent) ? `rerun of ${b.parent}` : '';
       const meta = [b.name !== b.id ? b.name : '', b.source, parent].filter(Boolean).join(' · ');
-      io.out([b.id.padEnd(24), b.status.padEnd(10), progress.padStart(13), String(b.counts.succeeded).padStart(7), String(b.counts.failed).padStart(7), String(b.counts.rejected).padStart(5), ` ${new Date(b.createdAt).toISOString().slice(0, 19)}Z  ${meta}`].join(' '));
+      io.out(
+        [
+          b.id.padEnd(24),
+          b.status.padEnd(10),
+          progress.padStart(13),
+          String(b.counts.succeeded).padStart(7),
+          String(b.counts.failed).padStart(7),
+          String(b.counts.rejected).padStart(5),
+          ` ${new Date(b.createdAt).toISOString().slice(0, 19)}Z  ${meta}`,
+        ].join(' '),
+      );
     }
     return 0;
   } finally {
@@ -76,7 +97,13 @@ export async function cmdReport(args: readonly string[], flags: Flags, io: Io): 
   try {
     const batch = await ctx.batches.require(id);
     const summary = await writeReport(ctx, batch, config.reportsDir);
-    io.out(flags.json ? JSON.stringify(summary, null, 2) : `report of ${id} (${batch.status}) written:\n${Object.values(summary.files).map((f) => `  ${f}`).join('\n')}`);
+    io.out(
+      flags.json
+        ? JSON.stringify(summary, null, 2)
+        : `report of ${id} (${batch.status}) written:\n${Object.values(summary.files)
+            .map((f) => `  ${f}`)
+            .join('\n')}`,
+    );
     return 0;
   } finally {
     await ctx.close();

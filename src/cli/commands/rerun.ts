@@ -27,7 +27,11 @@ export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): P
     if (child.status === Status.dryRun) return await finishDryRun(ctx, child, flags, io);
     io.err(`rerun of ${parentId}: batch ${child.id} with ${child.counts.valid} chat(s)`);
     if (flags.detach) {
-      io.out(flags.json ? JSON.stringify(child, null, 2) : `${describeBatch(child)}\n  enqueued for workers: follow with \`bulk-unassign status ${child.id} --watch\``);
+      io.out(
+        flags.json
+          ? JSON.stringify(child, null, 2)
+          : `${describeBatch(child)}\n  enqueued for workers: follow with \`bulk-unassign status ${child.id} --watch\``,
+      );
       return 0;
     }
     return await processHere(ctx, child, flags, io);

@@ -91,7 +91,11 @@ export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): 
     const batch = await ingestFile(ctx, file, flags);
     if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
     if (!flags.wait) {
-      io.out(flags.json ? JSON.stringify(batch, null, 2) : `${describeBatch(batch)}\n  enqueued for workers: follow with \`bulk-unassign status ${batch.id} --watch\``);
+      io.out(
+        flags.json
+          ? JSON.stringify(batch, null, 2)
+          : `${describeBatch(batch)}\n  enqueued for workers: follow with \`bulk-unassign status ${batch.id} --watch\``,
+      );
       return 0;
     }
     const done = await waitForBatch(ctx, batch.id, flags);
@@ -108,7 +112,9 @@ export async function cmdWorker(_args: readonly string[], flags: Flags, io: Io):
   requireApiKey(config);
   const ctx = await openContext(config);
   const running = startWorker(ctx, io.jobs);
-  io.err(`worker started: ${config.workerConcurrency} at a time, limit ${config.rateLimitMax} per ${config.rateLimitDurationMs} ms (global), reports in ${config.reportsDir}`);
+  io.err(
+    `worker started: ${config.workerConcurrency} at a time, limit ${config.rateLimitMax} per ${config.rateLimitDurationMs} ms (global), reports in ${config.reportsDir}`,
+  );
   await new Promise<void>((resolve) => {
     registerShutdown({
       graceMs: config.requestTimeoutMs + 5000,

@@ -18,9 +18,23 @@ type Sub = (name: string | undefined, ctx: Context, schedules: ScheduleStore, fl
 
 const set: Sub = async (name, ctx, schedules, flags, io) => {
   const scheduleName = name ?? DEFAULT_SCHEDULE;
-  const input = { cron: flags.cron, tz: flags.tz, overlap: flags.overlap, inbox: flags.inbox, chatStatus: flags['chat-status'], idleHours: flags['idle-hours'], tag: flags.tag, agent: flags.agent, waba: flags.waba };
+  const input = {
+    cron: flags.cron,
+    tz: flags.tz,
+    overlap: flags.overlap,
+    inbox: flags.inbox,
+    chatStatus: flags['chat-status'],
+    idleHours: flags['idle-hours'],
+    tag: flags.tag,
+    agent: flags.agent,
+    waba: flags.waba,
+  };
   const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd });
-  io.out(flags.json ? JSON.stringify({ ...definition, nextRun: await schedules.nextRun(scheduleName) }, null, 2) : `${created ? 'created' : 'updated'} ${await describeSchedule(definition, schedules)}\n  runs on \`bulk-unassign worker\` processes (start at least one)`);
+  io.out(
+    flags.json
+      ? JSON.stringify({ ...definition, nextRun: await schedules.nextRun(scheduleName) }, null, 2)
+      : `${created ? 'created' : 'updated'} ${await describeSchedule(definition, schedules)}\n  runs on \`bulk-unassign worker\` processes (start at least one)`,
+  );
   return 0;
 };
 
@@ -89,7 +103,8 @@ const SUBCOMMANDS: Readonly<Record<string, Sub>> = { set, show, remove, 'run-now
 export async function cmdSchedule(args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const [sub, name, extra] = args;
   const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
-  if (!run) throw new UsageError(`\`schedule\` needs one of ${Object.keys(SUBCOMMANDS).join(', ')}: bulk-unassign schedule set --cron "0 2 * * *" --chat-status done`);
+  if (!run)
+    throw new UsageError(`\`schedule\` needs one of ${Object.keys(SUBCOMMANDS).join(', ')}: bulk-unassign schedule set --cron "0 2 * * *" --chat-status done`);
   if (extra !== undefined) throw new UsageError(`\`schedule ${sub}\` takes at most one schedule name, got also ${JSON.stringify(extra)}`);
   const ctx = await openContext(configFrom(flags, io));
   try {

@@ -39,12 +39,20 @@ export function consoleToken(configured: string | undefined, options: ServeOptio
   }
   if (configured !== undefined) return { token: configured, generated: false };
   if (options.demo) return { token: randomBytes(24).toString('base64url'), generated: true };
-  throw new ConfigError('CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback');
+  throw new ConfigError(
+    'CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback',
+  );
 }
 
 async function listen(ctx: Context, options: ServeOptions, token: { token: string; generated: boolean }, io: Io): Promise<ConsoleHandle> {
   try {
-    return await io.startConsole(ctx, { token: token.token, host: options.host, port: options.port, worker: options.worker ? io.jobs : false, tokenInUrl: token.generated });
+    return await io.startConsole(ctx, {
+      token: token.token,
+      host: options.host,
+      port: options.port,
+      worker: options.worker ? io.jobs : false,
+      tokenInUrl: token.generated,
+    });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new UsageError(`port ${options.port} on ${options.host} is in use: pick another with --port`);
@@ -57,7 +65,9 @@ async function listen(ctx: Context, options: ServeOptions, token: { token: strin
 export async function serveUntilSignal(ctx: Context, options: ServeOptions, io: Io): Promise<void> {
   const token = consoleToken(ctx.config.consoleToken, options);
   const running = await listen(ctx, options, token, io);
-  const where = options.worker ? `with a worker (limit ${ctx.config.rateLimitMax} per ${ctx.config.rateLimitDurationMs} ms, global)` : 'without a worker (--no-worker)';
+  const where = options.worker
+    ? `with a worker (limit ${ctx.config.rateLimitMax} per ${ctx.config.rateLimitDurationMs} ms, global)`
+    : 'without a worker (--no-worker)';
   io.err(`console listening on ${running.url} ${where}; Bull Board at ${running.url}/admin/queues; Ctrl-C stops it`);
   // The generated token is printed once, to the terminal that started the demo; it is never stored or served.
   if (token.generated) io.out(`open ${running.url}/login?token=${token.token}`);

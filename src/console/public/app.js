@@ -68,7 +68,11 @@
   /** Segments of a progress bar: succeeded, failed, cancelled; what is left shows as pending. */
   function barSegments(batch) {
     const valid = batch.counts.valid || 0;
-    return [['succeeded', 'bar-seg-ok'], ['failed', 'bar-seg-fail'], ['cancelled', 'bar-seg-cancel']].map(([kind, cls]) => {
+    return [
+      ['succeeded', 'bar-seg-ok'],
+      ['failed', 'bar-seg-fail'],
+      ['cancelled', 'bar-seg-cancel'],
+    ].map(([kind, cls]) => {
       const seg = node('div', null, cls);
       seg.style.width = valid ? `${(100 * batch.counts[kind]) / valid}%` : '0%';
       seg.title = `${batch.counts[kind]} ${kind}`;
@@ -176,7 +180,16 @@
         const wrap = node('div', null, 'progress-cell');
         wrap.append(progressBar(b), node('span', `${b.done}/${b.counts.valid}`));
         progressCell.appendChild(wrap);
-        tr.append(nameCell, node('td', b.kind), statusCell, progressCell, node('td', b.counts.succeeded, 'num'), node('td', b.counts.failed, 'num'), node('td', b.counts.rejected, 'num'), node('td', when(b.createdAt)));
+        tr.append(
+          nameCell,
+          node('td', b.kind),
+          statusCell,
+          progressCell,
+          node('td', b.counts.succeeded, 'num'),
+          node('td', b.counts.failed, 'num'),
+          node('td', b.counts.rejected, 'num'),
+          node('td', when(b.createdAt)),
+        );
         return tr;
       }),
     );
@@ -261,7 +274,12 @@
   function renderBatch(id) {
     view.replaceChildren($('batch-template').content.cloneNode(true));
     const base = `/api/batches/${encodeURIComponent(id)}`;
-    for (const [linkId, file] of [['dl-failed', 'failed.csv'], ['dl-rejected', 'rejected.csv'], ['dl-summary-md', 'summary.md'], ['dl-summary-json', 'summary.json']]) {
+    for (const [linkId, file] of [
+      ['dl-failed', 'failed.csv'],
+      ['dl-rejected', 'rejected.csv'],
+      ['dl-summary-md', 'summary.md'],
+      ['dl-summary-json', 'summary.json'],
+    ]) {
       $(linkId).href = `${base}/reports/${file}`;
     }
     let alive = true;
@@ -355,7 +373,8 @@
       }
       const options = rerunOptions('rerun-name', 'rerun-dry');
       const what = options.dryRun ? 'Dry-run a rerun of' : 'Rerun';
-      if (window.confirm(`${what} ${count} failed chat(s) of this batch as a new batch?`)) act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}), ...options });
+      if (window.confirm(`${what} ${count} failed chat(s) of this batch as a new batch?`))
+        act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}), ...options });
     });
     $('b-failures').href = `#/batches/${encodeURIComponent(id)}/failures`;
     const remember = update;
@@ -453,7 +472,6 @@
     window.BulkCharts.outcomes($('chart-outcomes'), b);
   }
 
-
   // ---------- failed chats of a batch ----------
 
   /** Kept per batch while the page is open: the filter a rerun is made from. */
@@ -501,7 +519,15 @@
           button.setAttribute('aria-label', `Reveal the number on line ${row.line}`);
           button.addEventListener('click', () => reveal(row, page.offset + i, chatCell, button));
           action.appendChild(button);
-          tr.append(node('td', row.line, 'num'), chatCell, node('td', row.failureClass), node('td', row.httpStatus || '—', 'num'), node('td', row.attempts, 'num'), node('td', row.reason, 'reason'), action);
+          tr.append(
+            node('td', row.line, 'num'),
+            chatCell,
+            node('td', row.failureClass),
+            node('td', row.httpStatus || '—', 'num'),
+            node('td', row.attempts, 'num'),
+            node('td', row.reason, 'reason'),
+            action,
+          );
           return tr;
         }),
       );
@@ -601,7 +627,10 @@
       const list = node('ul', null, 'plain');
       for (const run of s.runs.slice(0, 5)) {
         const li = node('li');
-        li.append(node('span', `${when(run.tick)}${run.manual ? ' (run now)' : ''} `), node('span', run.outcome, statusClass(run.outcome === 'started' ? 'running' : run.outcome === 'failed' ? 'stopped' : 'cancelled')));
+        li.append(
+          node('span', `${when(run.tick)}${run.manual ? ' (run now)' : ''} `),
+          node('span', run.outcome, statusClass(run.outcome === 'started' ? 'running' : run.outcome === 'failed' ? 'stopped' : 'cancelled')),
+        );
         if (run.batchIds.length) li.append(' ', batchLinks(run.batchIds));
         li.title = run.message;
         list.appendChild(li);
@@ -615,12 +644,20 @@
       run.type = 'button';
       run.setAttribute('aria-label', `Run schedule ${s.name} now`);
       run.addEventListener('click', async () => {
-        if (!window.confirm(`Run schedule ${s.name} now? It reads:\n${scheduleSources(s)}\nand unassigns every chat those sources select (overlap rule: ${s.overlap}).`)) return;
+        if (
+          !window.confirm(
+            `Run schedule ${s.name} now? It reads:\n${scheduleSources(s)}\nand unassigns every chat those sources select (overlap rule: ${s.overlap}).`,
+          )
+        )
+          return;
         errorBox.hidden = true;
         run.disabled = true;
         try {
           const result = await postJson(`/api/schedules/${encodeURIComponent(s.name)}/run`, {});
-          say(`Run of ${s.name}: ${result.run.outcome} — ${result.run.message}`, result.batches.map((b) => b.id));
+          say(
+            `Run of ${s.name}: ${result.run.outcome} — ${result.run.message}`,
+            result.batches.map((b) => b.id),
+          );
         } catch (error) {
           showError(errorBox, error);
         }
@@ -644,7 +681,15 @@
       actions.append(edit, run, remove);
       const whenCell = node('td');
       whenCell.append(node('code', s.cron), node('span', ` ${s.tz}`, 'muted'));
-      tr.append(node('td', s.name, 'name'), whenCell, node('td', scheduleSources(s), 'sources'), node('td', s.overlap), node('td', s.nextRun ? when(s.nextRun) : 'not planned'), runs, actions);
+      tr.append(
+        node('td', s.name, 'name'),
+        whenCell,
+        node('td', scheduleSources(s), 'sources'),
+        node('td', s.overlap),
+        node('td', s.nextRun ? when(s.nextRun) : 'not planned'),
+        runs,
+        actions,
+      );
       return tr;
     };
     load();
@@ -666,17 +711,20 @@
       for (const field of FORM_FIELDS) body[field] = form.elements[field].value;
       return body;
     };
-    api('/api/schedules').then((list) => {
-      if (!alive) return;
-      fillOptions($('sf-chatStatus'), list.chatStatuses, '');
-      if (name === undefined) return;
-      const s = list.schedules.find((x) => x.name === name);
-      if (!s) return showError(errorBox, new Error(`no schedule named "${name}"`));
-      $('sf-heading').textContent = `Edit schedule ${s.name}`;
-      $('sf-name').value = s.name;
-      $('sf-name').readOnly = true;
-      for (const field of FORM_FIELDS) form.elements[field].value = s.input[field];
-    }, (error) => showError(errorBox, error));
+    api('/api/schedules').then(
+      (list) => {
+        if (!alive) return;
+        fillOptions($('sf-chatStatus'), list.chatStatuses, '');
+        if (name === undefined) return;
+        const s = list.schedules.find((x) => x.name === name);
+        if (!s) return showError(errorBox, new Error(`no schedule named "${name}"`));
+        $('sf-heading').textContent = `Edit schedule ${s.name}`;
+        $('sf-name').value = s.name;
+        $('sf-name').readOnly = true;
+        for (const field of FORM_FIELDS) form.elements[field].value = s.input[field];
+      },
+      (error) => showError(errorBox, error),
+    );
 
     $('sf-preview').addEventListener('click', async () => {
       errorBox.hidden = true;
@@ -695,7 +743,11 @@
       errorBox.hidden = true;
       const { name: scheduleName, ...input } = values();
       try {
-        await api(`/api/schedules/${encodeURIComponent(scheduleName)}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) });
+        await api(`/api/schedules/${encodeURIComponent(scheduleName)}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(input),
+        });
         window.location.hash = '#/schedules';
       } catch (error) {
         showError(errorBox, error);
@@ -715,7 +767,13 @@
     for (const b of preview.batches) {
       chats += b.counts.valid;
       const block = node('div', null, 'preview-batch');
-      block.append(node('h4', b.name), node('p', `${b.source}: ${b.counts.valid} chat(s) would be unassigned (rows ${b.counts.rows}, rejected ${b.counts.rejected}, duplicates ${b.counts.duplicates}).`));
+      block.append(
+        node('h4', b.name),
+        node(
+          'p',
+          `${b.source}: ${b.counts.valid} chat(s) would be unassigned (rows ${b.counts.rows}, rejected ${b.counts.rejected}, duplicates ${b.counts.duplicates}).`,
+        ),
+      );
       if (b.wouldSend.length) {
         const list = node('ul', null, 'sample');
         for (const s of b.wouldSend) list.appendChild(node('li', `${s.line ? `line ${s.line}: ` : ''}${s.chat}`));
@@ -725,7 +783,13 @@
     }
     if (preview.definition.inbox) {
       const bad = preview.inboxFiles.filter((f) => f.error);
-      body.appendChild(node('p', `Inbox ${preview.definition.inbox.dir} holds ${preview.inboxFiles.length} file(s)${bad.length ? `, ${bad.length} of which would be rejected` : ''}.`, 'inbox-count'));
+      body.appendChild(
+        node(
+          'p',
+          `Inbox ${preview.definition.inbox.dir} holds ${preview.inboxFiles.length} file(s)${bad.length ? `, ${bad.length} of which would be rejected` : ''}.`,
+          'inbox-count',
+        ),
+      );
       for (const f of bad) body.appendChild(node('p', `${f.file}: ${f.error}`, 'muted'));
     }
     body.prepend(node('p', `In all: ${chats} chat(s) selected now.`, 'preview-total'));

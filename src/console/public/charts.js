@@ -40,7 +40,14 @@
     for (const [kind, n] of parts) {
       if (!total || !n) continue;
       const len = (n / total) * c;
-      const seg = el('circle', { r, fill: 'none', stroke: COLORS[kind], 'stroke-width': 24, 'stroke-dasharray': `${len} ${c - len}`, 'stroke-dashoffset': -offset });
+      const seg = el('circle', {
+        r,
+        fill: 'none',
+        stroke: COLORS[kind],
+        'stroke-width': 24,
+        'stroke-dasharray': `${len} ${c - len}`,
+        'stroke-dashoffset': -offset,
+      });
       seg.appendChild(el('title', {}, `${kind}: ${n}`));
       ring.appendChild(seg);
       offset += len;
@@ -100,7 +107,13 @@
       for (const kind of ['succeeded', 'failed', 'cancelled']) {
         const v = p[kind] / seconds;
         if (!v) continue;
-        const rect = el('rect', { x: x + barW * 0.1, width: Math.max(1, barW * 0.8), y: y(base + v), height: Math.max(0.5, y(base) - y(base + v)), fill: COLORS[kind] });
+        const rect = el('rect', {
+          x: x + barW * 0.1,
+          width: Math.max(1, barW * 0.8),
+          y: y(base + v),
+          height: Math.max(0.5, y(base) - y(base + v)),
+          fill: COLORS[kind],
+        });
         rect.appendChild(el('title', {}, `${clock(p.t)}: ${p[kind]} ${kind} (${v.toFixed(1)}/s)`));
         root.appendChild(rect);
         base += v;
