@@ -94,8 +94,10 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
     },
     get: async (batchId) => {
       const k = keys.batch(batchId);
-      // One transaction: the record and its lists as of one moment.
-      const replies = (await redis.multi().hgetall(k.batch).lrange(k.children, 0, -1).lrange(k.notes, 0, -1).exec()) ?? [];
+      // A pipeline, not a transaction: Redis refuses every command queued in MULTI while it is out of memory, and
+      // a batch must stay readable then (watchers show it waiting). Lists are only ever appended to, so reading
+      // them a moment after the record at worst shows a newer note or child.
+      const replies = (await redis.pipeline().hgetall(k.batch).lrange(k.children, 0, -1).lrange(k.notes, 0, -1).exec()) ?? [];
       const error = replies.find(([e]) => e)?.[0];
       if (error) throw error;
       const [h, children, notes] = replies.map(([, value]) => value) as [Record<string, string>, string[], string[]];
