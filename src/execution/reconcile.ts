@@ -11,9 +11,9 @@
 import { randomBytes } from 'node:crypto';
 
 import { Status } from '../domain/lifecycle.js';
-import { enqueueFinalize, jobIdFor } from '../store/queue.js';
+import { jobIdFor } from '../store/queue.js';
 import { ownedLock } from '../store/scripts.js';
-import { type QueueCtx as Ctx, requeueMissing, unfinishedChats } from './requeue.js';
+import { type QueueCtx as Ctx, recordCancelled, requeueMissing, unfinishedChats } from './requeue.js';
 
 export interface Reconciled {
   /** Chats that got their job back (running batch). */
@@ -47,16 +47,7 @@ async function cancelJobless(ctx: Ctx, batchId: string): Promise<number> {
   for await (const chatKeys of unfinishedChats(ctx, batchId)) {
     const states = await Promise.all(chatKeys.map((c) => ctx.queue.getJobState(jobIdFor(batchId, c))));
     for (const chatKey of chatKeys.filter((_, i) => states[i] === 'unknown')) {
-      const outcome = await ctx.results.record(batchId, chatKey, {
-        state: 'cancelled',
-        httpStatus: 0,
-        attempts: 0,
-        finishedAt: Date.now(),
-        latencyMs: 0,
-        reason: 'batch cancelled',
-      });
-      if (outcome !== 'duplicate') cancelled += 1;
-      if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
+      if (await recordCancelled(ctx, batchId, chatKey)) cancelled += 1;
     }
   }
   return cancelled;

@@ -3,7 +3,7 @@
  * that has none. Shared by resume (ops/batch-control.ts) and the reconciler (reconcile.ts).
  */
 import type { Context } from '../runtime/context.js';
-import { JOB_UNASSIGN, jobIdFor, unassignJobOptions } from '../store/queue.js';
+import { enqueueFinalize, JOB_UNASSIGN, jobIdFor, unassignJobOptions } from '../store/queue.js';
 
 export type QueueCtx = Pick<Context, 'redis' | 'keys' | 'batches' | 'results' | 'queue' | 'policy'>;
 
@@ -43,4 +43,18 @@ export async function requeueMissing(ctx: QueueCtx, batchId: string): Promise<{ 
     if (queued.length > 0) await ctx.redis.hdel(parkedKey, ...queued);
   }
   return { added, running };
+}
+
+/** Records a chat of a batch being cancelled as cancelled (enqueuing the report if it was the last); false if it already had a result. */
+export async function recordCancelled(ctx: QueueCtx, batchId: string, chatKey: string): Promise<boolean> {
+  const outcome = await ctx.results.record(batchId, chatKey, {
+    state: 'cancelled',
+    httpStatus: 0,
+    attempts: 0,
+    finishedAt: Date.now(),
+    latencyMs: 0,
+    reason: 'batch cancelled',
+  });
+  if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
+  return outcome !== 'duplicate';
 }

@@ -4,8 +4,8 @@
  * step parks any job fetched meanwhile); resume puts them back with the same ids.
  */
 import { BatchStateError } from '../domain/errors.js';
-import { enqueueFinalize, jobIdFor } from '../store/queue.js';
-import { type QueueCtx, requeueMissing, unfinishedChats } from '../execution/requeue.js';
+import { jobIdFor } from '../store/queue.js';
+import { type QueueCtx, recordCancelled, requeueMissing, unfinishedChats } from '../execution/requeue.js';
 import { describeStatuses, GUARDS, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
 
 type Ctx = QueueCtx;
@@ -88,16 +88,7 @@ export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
     for (const chatKey of chatKeys) {
       const removed = (await ctx.queue.remove(jobIdFor(batchId, chatKey))) === 1;
       if (!removed && !parked.has(chatKey)) continue; // running now: it finishes on its own
-      const outcome = await ctx.results.record(batchId, chatKey, {
-        state: 'cancelled',
-        httpStatus: 0,
-        attempts: 0,
-        finishedAt: Date.now(),
-        latencyMs: 0,
-        reason: 'batch cancelled',
-      });
-      if (outcome !== 'duplicate') cancelled += 1;
-      if (outcome === 'last') await enqueueFinalize(ctx.queue, batchId);
+      if (await recordCancelled(ctx, batchId, chatKey)) cancelled += 1;
     }
   }
   return cancelled;

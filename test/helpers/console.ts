@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { MockFaults } from '../../src/devtools/mock-api.js';
 import type { TestEnv } from './harness.js';
-import { type SpawnedCli, spawnCli } from './processes.js';
+import { killAllChildren, type SpawnedCli, spawnCli } from './processes.js';
 
 export const CONSOLE_TOKEN = 'console-test-token-0123456789';
 export const CONSOLE_FIXTURE = fileURLToPath(new URL('../../fixtures/console.csv', import.meta.url));
@@ -114,4 +114,11 @@ export async function readEvents(response: Response, timeoutMs = 30_000): Promis
     clearTimeout(timer);
   }
   return events;
+}
+
+/** Closes a console, any CLI child still running and the env, whatever state a failed test left them in. */
+export async function closeTestConsole(con: TestConsole | undefined, env: TestEnv | undefined): Promise<void> {
+  await con?.close();
+  await killAllChildren();
+  await env?.cleanup();
 }

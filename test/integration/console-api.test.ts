@@ -5,7 +5,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
-import { CONSOLE_TOKEN, FIXTURE, FIXTURE_FAULTS, fixturePhone, fixtureText, readEvents, startTestConsole, type TestConsole } from '../helpers/console.js';
+import {
+  closeTestConsole,
+  CONSOLE_TOKEN,
+  FIXTURE,
+  FIXTURE_FAULTS,
+  fixturePhone,
+  fixtureText,
+  readEvents,
+  startTestConsole,
+  type TestConsole,
+} from '../helpers/console.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -31,11 +41,7 @@ describe('console API: access control', () => {
     env = await makeTestEnv();
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('answers 401 without the token on every route but /healthz and /login', async () => {
     for (const path of [
@@ -119,11 +125,7 @@ describe('console API: upload, live progress, report, rerun, metrics', () => {
     env = await makeTestEnv({ api: { faults: FIXTURE_FAULTS }, config: { maxAttempts: 2, rateLimitMax: 5, rateLimitDurationMs: 1000 } });
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('uploads the fixture and streams its progress until it finishes', async () => {
     const { status, body } = await con.upload(fixtureText(), 'console.csv', { name: 'fixture <b>run</b>' });
@@ -226,11 +228,7 @@ describe('console API: bad uploads', () => {
     env = await makeTestEnv({ config: { maxFileMb: 1 } });
     con = await startTestConsole(env, { worker: false, extraEnv: { MAX_FILE_MB: '1' } });
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('answers 400 with file, line and column for a broken CSV, and creates nothing', async () => {
     const text = `phone,waba\n${phones(5)
@@ -296,11 +294,7 @@ describe('console API: pause, resume, cancel', () => {
     env = await makeTestEnv({ config: { rateLimitMax: 4, rateLimitDurationMs: 1000, workerConcurrency: 2 } });
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('pauses, resumes and cancels a running batch; counts add up against the server log', async () => {
     const csv = `phone,waba\n${phones(40)

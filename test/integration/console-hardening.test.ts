@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
-import { CONSOLE_TOKEN, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
-import { killAllChildren } from '../helpers/processes.js';
+import { closeTestConsole, CONSOLE_TOKEN, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
 
 type Json = Record<string, unknown>;
 
@@ -44,11 +43,7 @@ describe('route fuzz: prototype names, odd ids and odd queries', () => {
     expect(upload.status).toBe(201);
     dryRunId = upload.body.id as string;
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('GET /api/batches/:id/reports/constructor (and other Object members) is a 404, and serve stays up', async () => {
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
@@ -278,11 +273,7 @@ describe('report download that fails while streaming', () => {
     env = await makeTestEnv();
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('answers an unreadable report file with an error, and the process stays up', async () => {
     const upload = await con.upload(fixtureText(), 'console.csv', { dryRun: 'true' });
@@ -313,11 +304,7 @@ describe('live progress stream: batch ids and the cap on open streams', () => {
     expect(upload.status).toBe(201);
     batchId = upload.body.id as string;
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('checks the batch id as the other batch routes do: other keys of a batch are not batches', async () => {
     for (const id of [`${batchId}:chats`, `${batchId}:rejected`, `${batchId}:results`, 'not-a-batch-id', '..%2F..']) {
@@ -381,11 +368,7 @@ describe('log-in throttling and the Secure cookie behind a proxy (TRUST_PROXY=1)
     // One proxy hop: the client address is the last X-Forwarded-For entry, the scheme X-Forwarded-Proto.
     con = await startTestConsole(env, { extraEnv: { TRUST_PROXY: '1' } });
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   const login = (token: string, client: string, headers: Record<string, string> = {}): Promise<Response> =>
     con.request('/login', { auth: false, method: 'POST', body: new URLSearchParams({ token }), headers: { 'x-forwarded-for': client, ...headers } });
@@ -445,11 +428,7 @@ describe('TRUST_PROXY off (the default): forwarded headers are not believed', ()
     env = await makeTestEnv();
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('ignores X-Forwarded-Proto and X-Forwarded-For from a direct client', async () => {
     const response = await con.request('/login', {

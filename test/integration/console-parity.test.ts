@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
-import { CONSOLE_TOKEN, FIXTURE, FIXTURE_FAULTS, fixturePhone, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
-import { killAllChildren, spawnCli } from '../helpers/processes.js';
+import { closeTestConsole, CONSOLE_TOKEN, FIXTURE, FIXTURE_FAULTS, fixturePhone, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
+import { spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
 import { buildDefinition } from '../../src/schedule/definition.js';
 import { scheduleStoreOf } from '../helpers/schedule.js';
@@ -56,11 +56,7 @@ describe('console parity: schedules', () => {
     env = await makeTestEnv({ api: { seedChats: 60 } });
     con = await startTestConsole(env);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   const put = (name: string, body: unknown): Promise<{ status: number; body: Json }> =>
     con.json(`/api/schedules/${name}`, { method: 'PUT', headers: JSON_HEADERS, body: JSON.stringify(body) });
@@ -210,11 +206,7 @@ describe('console parity: failed chats and the batch list', () => {
     expect(uploaded.status).toBe(201);
     parent = await waitForStatus(con, uploaded.body.id as string, ['finished']);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   const failures = async (query: string): Promise<FailurePage> => {
     const answer = await con.json<FailurePage>(`/api/batches/${parent.id}/failures?${query}`);

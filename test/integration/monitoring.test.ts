@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { deletePrefix, makeTestEnv, redisUrl, type TestEnv, uniquePrefix } from '../helpers/harness.js';
-import { FIXTURE, FIXTURE_FAULTS, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
-import { killAllChildren, type SpawnedCli, spawnCli } from '../helpers/processes.js';
+import { closeTestConsole, FIXTURE, FIXTURE_FAULTS, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
+import { type SpawnedCli, spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -142,11 +142,7 @@ describe('monitoring: the deploy/ dashboard and alerts against a real console', 
     inbox = join(env.dir, 'inbox');
     mkdirSync(inbox);
   });
-  afterAll(async () => {
-    await con?.close();
-    await killAllChildren();
-    await env?.cleanup();
-  });
+  afterAll(() => closeTestConsole(con, env));
 
   it('runs a batch through the console and records a failed scheduled run', async () => {
     const upload = await con.upload(fixtureText(), 'console.csv', { name: 'monitoring' });
