@@ -99,15 +99,25 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
   };
 
   /**
-   * Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat. True if
-   * this call stopped it (once per batch: the stop is a compare-and-set).
+   * Not this chat's fault: park it (resume re-runs it) and stop the batch instead of burning every chat. Whoever
+   * made the stop (once per batch: it is a compare-and-set) runs `onStopped`, then takes the batch's waiting
+   * chats off the queue.
    */
-  const stopBatch = async (batchId: string, chatKey: string, reason: string, log: { message: string; reason: string }): Promise<boolean> => {
+  const stopBatch = async (
+    batchId: string,
+    chatKey: string,
+    reason: string,
+    log: { message: string; reason: string },
+    onStopped?: () => Promise<void>,
+  ): Promise<UnassignOutcome> => {
     await redis('park chat', () => deps.results.park(batchId, chatKey));
     const previous = await redis('stop batch', () => deps.batches.apply(batchId, 'stop', reason));
-    if (previous === undefined) return false;
-    deps.logger.error({ batchId, reason: log.reason }, log.message);
-    return true;
+    if (previous !== undefined) {
+      deps.logger.error({ batchId, reason: log.reason }, log.message);
+      if (onStopped) await onStopped();
+      await redis('park waiting chats', () => deps.onBatchStopped(batchId));
+    }
+    return 'parked';
   };
 
   return async (job, token) => {
@@ -145,18 +155,12 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
         return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
       case 'auth': {
         const reason = `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``;
-        if (await stopBatch(batchId, chatKey, reason, { message: 'API key rejected: batch stopped', reason: verdict.reason })) {
-          await redis('park waiting chats', () => deps.onBatchStopped(batchId));
-        }
-        return 'parked';
+        return stopBatch(batchId, chatKey, reason, { message: 'API key rejected: batch stopped', reason: verdict.reason });
       }
       case 'misrouted': {
         // Never counted as unassigned: whatever answered, it was not the API.
         const reason = `${verdict.reason}, then \`bulk-unassign resume ${batchId}\``;
-        if (await stopBatch(batchId, chatKey, reason, { message: 'not the API answering: batch stopped', reason: verdict.reason })) {
-          await redis('park waiting chats', () => deps.onBatchStopped(batchId));
-        }
-        return 'parked';
+        return stopBatch(batchId, chatKey, reason, { message: 'not the API answering: batch stopped', reason: verdict.reason });
       }
       case 'rate_limited': {
         consecutive429s += 1;
@@ -167,12 +171,10 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
         );
         if (maxRateLimitWaitMs > 0 && run.since !== undefined && at - run.since >= maxRateLimitWaitMs) {
           const reason = `the API answered 429 for ${minutesText(maxRateLimitWaitMs)} minutes (MAX_RATE_LIMIT_WAIT_MINUTES): resume when the limit is lifted, \`bulk-unassign resume ${batchId}\``;
-          if (await stopBatch(batchId, chatKey, reason, { message: 'rate limited for too long: batch stopped', reason })) {
-            // A resume starts a new run of 429s.
-            await redis('end the run of 429s', () => deps.results.endRateLimitRun(batchId));
-            await redis('park waiting chats', () => deps.onBatchStopped(batchId));
-          }
-          return 'parked';
+          // A resume starts a new run of 429s.
+          return stopBatch(batchId, chatKey, reason, { message: 'rate limited for too long: batch stopped', reason }, () =>
+            redis('end the run of 429s', () => deps.results.endRateLimitRun(batchId)),
+          );
         }
         // Retry-After is honoured, but the pause ends where the run would reach its limit: the call after it decides.
         const pauseMs = Math.max(1, run.pauseUntil - at);

@@ -144,3 +144,15 @@ export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
 export function phones(n: number, start = 0): string[] {
   return Array.from({ length: n }, (_, i) => `9198${String(10_000_000 + start + i).slice(-8)}`);
 }
+
+/** Waits until no job of the env's queue is waiting or running (the chats of a stopped batch are parked, not queued). */
+export async function waitForQuiet(env: TestEnv): Promise<void> {
+  let counts: Record<string, number> = {};
+  await eventually(
+    async () => {
+      counts = await env.ctx.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed');
+      return Object.values(counts).every((n) => n === 0);
+    },
+    { timeoutMs: 20_000, message: () => `the queue to be quiet (still ${JSON.stringify(counts)})` },
+  );
+}

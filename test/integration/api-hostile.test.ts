@@ -14,7 +14,7 @@ import { resumeBatch } from '../../src/ops/batch-control.js';
 import { type MockApi, startMockApi } from '../../src/devtools/mock-api.js';
 import type { BatchRecord } from '../../src/store/batch-store.js';
 import { eventually } from '../helpers/eventually.js';
-import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
+import { makeTestEnv, phones, TEST_KEY, type TestEnv, waitForQuiet } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
 
 const WABA = '919000000000';
@@ -32,18 +32,6 @@ async function ingest(e: TestEnv, n: number, start = 30_000): Promise<{ batch: B
   const numbers = phones(n, start);
   const batch = await e.ingestCsv(e.csv('chats.csv', `phone,waba\n${numbers.map((p) => `${p},${WABA}`).join('\n')}\n`));
   return { batch, numbers };
-}
-
-/** Waits until no job of the env's queue is waiting or running (a stopped batch's chats are parked). */
-async function waitForQuiet(e: TestEnv): Promise<void> {
-  let counts: Record<string, number> = {};
-  await eventually(
-    async () => {
-      counts = await e.ctx.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed');
-      return Object.values(counts).every((n) => n === 0);
-    },
-    { timeoutMs: 20_000, message: () => `the queue to be quiet (still ${JSON.stringify(counts)})` },
-  );
 }
 
 /** Stopped, none succeeded or failed, no result, every chat parked for resume. */

@@ -14,8 +14,7 @@ import { type Context, makeContext } from '../../src/runtime/context.js';
 import { silentLogger } from '../../src/config/logger.js';
 import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
 import { jobTable } from '../../jobs/index.js';
-import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
-import { eventually } from '../helpers/eventually.js';
+import { makeTestEnv, phones, TEST_KEY, type TestEnv, waitForQuiet } from '../helpers/harness.js';
 
 const WABA = '919000000000';
 const WORKERS = 3;
@@ -38,18 +37,6 @@ afterEach(async () => {
 async function ingest(e: TestEnv, n: number) {
   const numbers = phones(n, 20_000);
   return e.ingestCsv(e.csv('chats.csv', `phone,waba\n${numbers.map((p) => `${p},${WABA}`).join('\n')}\n`));
-}
-
-/** Waits until nothing of the batch is in flight any more (the chats of a stopped batch are parked, not queued). */
-async function waitForQuiet(e: TestEnv): Promise<void> {
-  let counts: Record<string, number> = {};
-  await eventually(
-    async () => {
-      counts = await e.ctx.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed');
-      return Object.values(counts).every((n) => n === 0);
-    },
-    { timeoutMs: 20_000, message: () => `the queue to be quiet (still ${JSON.stringify(counts)})` },
-  );
 }
 
 function runCli(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
