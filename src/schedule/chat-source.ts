@@ -101,14 +101,6 @@ export function chatPageRetryPolicy(maxAttempts: number, baseMs: number): RetryP
 }
 
 /**
- * Wait before retry `attempt` of a page: RETRY_POLICIES.chatPage from `baseMs` (1 s, 2 s, 4 s … ±25 %). The
- * listing itself calls delayMs; this stays for test/unit/chat-rule.test.ts.
- */
-export function pageBackoffMs(attempt: number, baseMs: number, random: () => number = Math.random): number {
-  return delayMs({ ...RETRY_POLICIES.chatPage, baseMs }, attempt, random);
-}
-
-/**
  * A selected chat → an ingest row. A one-to-one chat without a usable phone / business number is rejected; a
  * group chat takes its groupId from `group` (its resolution by name) and is rejected with the resolver's reason
  * when there is none.

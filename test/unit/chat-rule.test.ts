@@ -7,7 +7,8 @@ import { describe, expect, it } from '@jest/globals';
 
 import type { ApiOutcome } from '../../src/execution/classify.js';
 import { type ChatRule, type ListedChat, matchesRule, ruleToQuery } from '../../src/schedule/rule.js';
-import { chatToRow, openChatQuerySource, pageBackoffMs, parsePage } from '../../src/schedule/chat-source.js';
+import { chatToRow, openChatQuerySource, parsePage } from '../../src/schedule/chat-source.js';
+import { delayMs, RETRY_POLICIES } from '../../src/domain/retry-policy.js';
 import type { ListChatsQuery } from '../../src/execution/api-client.js';
 import { ChatListError } from '../../src/domain/errors.js';
 import { localDate, localTime } from '../../src/schedule/run.js';
@@ -129,12 +130,12 @@ describe('parsePage', () => {
   });
 });
 
-describe('pageBackoffMs', () => {
-  it('doubles from the base with ±25 % jitter', () => {
-    expect(pageBackoffMs(1, 1000, () => 0.5)).toBe(1000);
-    expect(pageBackoffMs(3, 1000, () => 0.5)).toBe(4000);
-    expect(pageBackoffMs(1, 1000, () => 0)).toBe(750);
-    expect(pageBackoffMs(1, 1000, () => 1)).toBe(1250);
+describe('page retry waits (the chatPage policy)', () => {
+  it('double from the base with ±25 % jitter', () => {
+    expect(delayMs(RETRY_POLICIES.chatPage, 1, () => 0.5)).toBe(1000);
+    expect(delayMs(RETRY_POLICIES.chatPage, 3, () => 0.5)).toBe(4000);
+    expect(delayMs(RETRY_POLICIES.chatPage, 1, () => 0)).toBe(750);
+    expect(delayMs(RETRY_POLICIES.chatPage, 1, () => 1)).toBe(1250);
   });
 });
 
