@@ -187,6 +187,10 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
         if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
           return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
         }
+        // Another copy of this job (one whose lock lapsed) may have recorded the chat while this call was out: then
+        // there is nothing to retry, and the claim adds this call to the batch's attempts.
+        const again = await redis('check the chat before a retry', () => deps.results.claim(batchId, chatKey));
+        if (again === 'done' || again === 'gone') return 'skipped';
         deps.logger.info({ batchId, chat: maskChatKey(chatKey), attempt: job.attemptsMade + 1, reason: verdict.reason }, 'transient failure: will retry');
         throw new Error(verdict.reason);
       }

@@ -1,6 +1,6 @@
 /**
  * The Lua steps that must be atomic, and a typed function per step. The Lua lives in src/store/lua/, one file per
- * script named after what it does and how many keys it takes (`claimChat-3.lua`), with KEYS / ARGV / output
+ * script named after what it does and how many keys it takes (`claimChat-4.lua`), with KEYS / ARGV / output
  * documented at its top; script-loader.ts reads them. Scripts are registered on a connection with
  * `defineScripts`.
  *
@@ -19,7 +19,7 @@ import { type LoadedScript, loadScripts } from './script-loader.js';
 /** Every script and its number of keys: the file is lua/<name>-<numberOfKeys>.lua. */
 export const SCRIPT_KEYS = {
   stageRows: 2,
-  claimChat: 3,
+  claimChat: 4,
   recordResult: 6,
   rateLimited: 2,
   transitionStatus: 1,
@@ -39,7 +39,7 @@ export type ScriptName = keyof typeof SCRIPT_KEYS;
 /** The raw commands `defineScripts` adds: positional strings in, unchecked replies out. */
 export interface ScriptCommands {
   stageRows(chats: string, order: string, ...args: string[]): Promise<number[]>;
-  claimChat(batch: string, results: string, parked: string, chatKey: string): Promise<string>;
+  claimChat(batch: string, results: string, parked: string, calls: string, chatKey: string): Promise<string>;
   recordResult(batch: string, results: string, chats: string, latency: string, parked: string, calls: string, ...args: string[]): Promise<number>;
   rateLimited(batch: string, calls: string, ...args: string[]): Promise<unknown>;
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
@@ -133,9 +133,9 @@ function isClaimOutcome(value: unknown): value is ClaimOutcome {
   return typeof value === 'string' && Object.hasOwn(CLAIM_OUTCOMES, value);
 }
 
-/** claimChat-3: whether a chat's job should call the API now (parks it if its batch is paused or stopped). */
-export async function claimChat(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'results' | 'parked'>, chatKey: string): Promise<ClaimOutcome> {
-  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, chatKey);
+/** claimChat-4: whether a chat's job should call the API now (parks it if its batch is paused or stopped). */
+export async function claimChat(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'results' | 'parked' | 'calls'>, chatKey: string): Promise<ClaimOutcome> {
+  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, keys.calls, chatKey);
   return isClaimOutcome(reply) ? reply : unexpected('claimChat', reply);
 }
 

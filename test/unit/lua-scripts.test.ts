@@ -176,7 +176,7 @@ describe('typed script calls', () => {
     });
     expect(sent).toEqual([
       { name: 'stageRows', args: [k.chats, k.order, 'g:a', '{"line":1}', 'g:a', '{"line":2}'] },
-      { name: 'claimChat', args: [k.batch, k.results, k.parked, 'g:a'] },
+      { name: 'claimChat', args: [k.batch, k.results, k.parked, k.calls, 'g:a'] },
       { name: 'recordResult', args: [k.batch, k.results, k.chats, k.latency, k.parked, k.calls, 'g:a', 'S|201|1|5|84||', 'succeeded', '1', '90', '', '5'] },
       { name: 'transitionStatus', args: [k.batch, 'paused', 'paused by operator', 'running'] },
       { name: 'ownedLock', args: ['{bu}:schedule:n:lock', 'acquire', 'job-1', '120000'] },

@@ -483,6 +483,25 @@ describe("unassign processor: attempts are the calls counted in Redis, not BullM
     expect(r.called).toHaveLength(3);
   });
 
+  it('a 503 after another copy recorded the chat: no retry, and the call joins the batch attempts (none lost)', async () => {
+    const r = rig({
+      valid: 2,
+      answers: [response(503)],
+      // While this call is out, a copy whose lock lapsed records the chat with its own call (1), and this copy's
+      // count (1) comes after that record: it is what must not be lost.
+      duringCall: () => {
+        const calls = r.results.apiCalls.get(BATCH)!;
+        calls.set(CHAT, 1);
+        void r.results.record(BATCH, CHAT, { state: 'succeeded', httpStatus: 201, attempts: 1, finishedAt: NOW, latencyMs: 5, reason: '' });
+        calls.set(CHAT, 1);
+      },
+    });
+    expect(await r.run(job(CHAT, 0))).toBe('skipped');
+    expect(r.called).toHaveLength(1);
+    expect(r.batches.records.get(BATCH)!.attempts).toBe(2);
+    expect(r.results.apiCalls.get(BATCH)?.has(CHAT)).toBe(false);
+  });
+
   it('a cancelled chat makes no call and counts none', async () => {
     const r = rig({ status: Status.cancelling });
     expect(await r.run(job())).toBe('cancelled');

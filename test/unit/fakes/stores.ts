@@ -165,7 +165,13 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
       log('claim', batchId, chatKey);
       const batch = batches.records.get(batchId);
       if (!batch) return 'gone';
-      if (resultsOf(batchId).has(chatKey)) return 'done';
+      if (resultsOf(batchId).has(chatKey)) {
+        // A count left by a copy that called after the chat was recorded joins the batch's attempts.
+        const counted = callsOf(batchId).get(chatKey);
+        callsOf(batchId).delete(chatKey);
+        if (counted) batches.records.set(batchId, { ...batch, attempts: batch.attempts + Math.max(0, counted) });
+        return 'done';
+      }
       if ((GUARDS.parkChats as readonly BatchStatus[]).includes(batch.status)) {
         parkedOf(batchId).add(chatKey);
         return 'parked';
