@@ -25,6 +25,9 @@ export const LIMITS = {
   duplicateWindowHours: { min: 0, max: 24 * 365 },
   maxFileMb: { min: 1, max: 100_000 },
   lockDurationMs: { min: SECOND, max: 30 * MINUTE },
+  auditRetentionDays: { min: 1, max: 3_650 },
+  maxBatchChats: { min: 0, max: 100_000_000 },
+  approvalTimeoutHours: { min: 1, max: 24 * 365 },
 } as const;
 
 /** MAX_RATE_LIMIT_WAIT_MINUTES may be fractional (0.05 = 3 s, for tests); up to a week. */
@@ -113,6 +116,15 @@ export interface RunnerOptions {
    * up to about half an hour (12 attempts, RETRY_POLICIES.notify), never holding up the batch. @default none — no notification.
    */
   readonly notifyWebhookUrl?: string;
+  /** Days audit entries are kept (the stream is trimmed as entries are added). @default 365 */
+  readonly auditRetentionDays?: number;
+  /**
+   * A batch of more chats than this is held in `awaiting approval` (nothing is called) until an operator
+   * approves it; `--approve` on an upload or run skips the hold for that batch. 0 = no hold. @default 10000
+   */
+  readonly maxBatchChats?: number;
+  /** A held batch nobody approved within this many hours is rejected (every chat recorded as cancelled). @default 72 */
+  readonly approvalTimeoutHours?: number;
 }
 
 /** Everything the code needs, validated. */
@@ -148,6 +160,10 @@ export interface ResolvedConfig {
   readonly consoleToken: string | undefined;
   readonly trustProxy: TrustProxy;
   readonly notifyWebhookUrl: string | undefined;
+  readonly auditRetentionDays: number;
+  /** 0 = never hold a batch for approval. */
+  readonly maxBatchChats: number;
+  readonly approvalTimeoutHours: number;
 }
 
 export const DEFAULTS = {
@@ -166,6 +182,9 @@ export const DEFAULTS = {
   duplicateWindowHours: 24,
   maxFileMb: 512,
   logLevel: 'info',
+  auditRetentionDays: 365,
+  maxBatchChats: 10_000,
+  approvalTimeoutHours: 72,
 } satisfies Partial<Record<keyof ResolvedConfig, string | number | boolean>>;
 
 /** Settings read from flags, the environment or `.env`: ResolvedConfig's, bar what is derived, plus the secret files. */
@@ -197,6 +216,9 @@ export const ENV_NAMES = {
   consoleTokenFile: 'CONSOLE_TOKEN_FILE',
   trustProxy: 'TRUST_PROXY',
   notifyWebhookUrl: 'NOTIFY_WEBHOOK_URL',
+  auditRetentionDays: 'AUDIT_RETENTION_DAYS',
+  maxBatchChats: 'MAX_BATCH_CHATS',
+  approvalTimeoutHours: 'APPROVAL_TIMEOUT_HOURS',
 } as const satisfies Record<SettingKey, string>;
 
 type Source = Readonly<Record<string, string | undefined>>;
@@ -509,6 +531,9 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     consoleToken: resolveConsoleToken(find('consoleToken'), find('consoleTokenFile')),
     trustProxy: trustProxySetting(get('trustProxy')),
     notifyWebhookUrl: webhookUrlSetting(get('notifyWebhookUrl')),
+    auditRetentionDays: intSetting('auditRetentionDays', get('auditRetentionDays')),
+    maxBatchChats: intSetting('maxBatchChats', get('maxBatchChats')),
+    approvalTimeoutHours: intSetting('approvalTimeoutHours', get('approvalTimeoutHours')),
   };
 }
 

@@ -3,6 +3,7 @@
  */
 import type { Queue } from 'bullmq';
 
+import { type AuditStore, makeAuditStore } from '../store/audit-store.js';
 import { type BatchStore, makeBatchStore } from '../store/batch-store.js';
 import type { ResolvedConfig } from '../config/config.js';
 import { type Keys, makeKeys } from '../store/keys.js';
@@ -22,6 +23,8 @@ export interface Context {
   readonly keys: Keys;
   readonly batches: BatchStore;
   readonly results: ResultStore;
+  /** The audit trail: every state-changing action, who took it and when. */
+  readonly audit: AuditStore;
   readonly queue: Queue<QueueJobData>;
   readonly logger: Logger;
   readonly policy: JobPolicy;
@@ -47,6 +50,7 @@ export function makeContext(config: ResolvedConfig, logger: Logger = makeLogger(
     keys,
     batches: makeBatchStore(redis, keys),
     results: makeResultStore(redis, keys),
+    audit: makeAuditStore(redis, keys.audit, config.auditRetentionDays),
     queue,
     logger,
     policy: { maxAttempts: config.maxAttempts, backoffDelayMs: BACKOFF_DELAY_MS },

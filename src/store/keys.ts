@@ -66,6 +66,8 @@ export interface Keys {
   failureIndex(batchId: string, token: string): string;
   /** STRING per batch: which process is reconciling it right now (expires if that process dies; execution/reconcile.ts). */
   reconcileLock(batchId: string): string;
+  /** STREAM: the audit trail, one entry per state-changing action (audit-store.ts). */
+  readonly audit: string;
   /** STRING: written by watchers to learn whether Redis accepts writes (its value is of no interest). */
   readonly writeProbe: string;
   /** All keys of one batch. */
@@ -88,6 +90,7 @@ export function makeKeys(queuePrefix: string): Keys {
     failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,
     reconcileLock: (batchId) => `${root}:batch:${batchId}:reconcile`,
     writeProbe: `${root}:write-probe`,
+    audit: `${root}:audit`,
     batch: (batchId) => {
       const base = `${root}:batch:${batchId}`;
       return {
