@@ -24,6 +24,8 @@ export interface NewBatch {
   readonly parent?: string;
   readonly dryRun?: boolean;
   readonly notes?: readonly string[];
+  /** Who created it: the audit actor's name. */
+  readonly createdBy?: string;
 }
 
 /** Batch ids sort by time and never contain ':' (BullMQ custom job ids may not). */
@@ -73,6 +75,7 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
         kind: batch.kind,
         source: batch.source,
         createdAt: now,
+        createdBy: batch.createdBy ?? '',
         status: Status.ingesting,
         dryRun: batch.dryRun ? 1 : 0,
         ...Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])),

@@ -38,6 +38,8 @@ export interface BatchRecord {
   readonly source: string;
   readonly sha256: string;
   readonly createdAt: number;
+  /** Who created it (an audit actor's name, e.g. `alice` or `schedule nightly`); '' for batches made before it was kept. */
+  readonly createdBy: string;
   readonly startedAt?: number;
   readonly finishedAt?: number;
   readonly status: BatchStatus;
@@ -258,6 +260,7 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
     source: field(h, 'source') ?? '',
     sha256: field(h, 'sha256') ?? '',
     createdAt: hashNumber(h, 'createdAt', key) ?? 0,
+    createdBy: field(h, 'createdBy') ?? '',
     ...(startedAt === undefined ? {} : { startedAt }),
     ...(finishedAt === undefined ? {} : { finishedAt }),
     status: isBatchStatus(status) ? status : mismatch(hashField(key, 'status'), 'a batch status', status),

@@ -25,6 +25,7 @@ export function batchRecord(overrides: Partial<Omit<BatchRecord, 'counts'>> & { 
     source: 'chats.csv',
     sha256: '',
     createdAt: 1_764_000_000_000,
+    createdBy: 'alice',
     status: Status.running,
     reason: '',
     children: [],
