@@ -574,16 +574,20 @@ describe('openCsvSource: header problems stop before any row', () => {
 
   // Regression: a header error left the file open (and its stream paused) for the life of the process.
   const itWithProcFs = existsSync('/proc/self/fd') ? it : it.skip;
-  itWithProcFs('a header error releases the file', async () => {
-    const lines = ['name,notes'];
-    for (let i = 0; i < 50_000; i += 1) lines.push(`n${i},x`);
-    const file = write(lines.join('\n'));
-    const openFds = (): number => readdirSync('/proc/self/fd').length;
-    const before = openFds();
-    for (let i = 0; i < 10; i += 1) await inputError(openCsvSource({ file, ...LIMITS }));
-    // destroy() closes the descriptors asynchronously: poll rather than sleep.
-    await eventually(() => openFds() <= before, { timeoutMs: 5000, intervalMs: 20, message: () => `open descriptors back to ${before} (now ${openFds()})` });
-  });
+  itWithProcFs(
+    'a header error releases the file',
+    async () => {
+      const lines = ['name,notes'];
+      for (let i = 0; i < 50_000; i += 1) lines.push(`n${i},x`);
+      const file = write(lines.join('\n'));
+      const openFds = (): number => readdirSync('/proc/self/fd').length;
+      const before = openFds();
+      for (let i = 0; i < 10; i += 1) await inputError(openCsvSource({ file, ...LIMITS }));
+      // destroy() closes the descriptors asynchronously: poll rather than sleep.
+      await eventually(() => openFds() <= before, { timeoutMs: 5000, intervalMs: 20, message: () => `open descriptors back to ${before} (now ${openFds()})` });
+    },
+    20_000,
+  );
 
   it('a structural error after valid rows surfaces from rows() as an InputError with its line', async () => {
     const file = write(`phone,waba\n919876543210,${WABA}\n"919876543211,${WABA}\n`);
