@@ -96,6 +96,8 @@ export async function rejectBatch(ctx: ApprovalCtx, batchId: string, actor: Acto
   const before = await ctx.batches.get(batchId);
   if (!(await endHold(ctx, batchId, 'reject', `rejected by ${actor.name}`))) return notHeld(ctx, batchId, 'reject');
   await ctx.audit.record({ actor, action: 'reject', batchId, details: { chats: before?.counts.valid ?? 0, heldFor: before?.reason ?? '' } });
+  // A note, not only the reason: the reason is the status's own and goes when the report is written.
+  await ctx.batches.addNote(batchId, `rejected by ${actor.name}${before?.reason ? ` (${before.reason})` : ''}: nothing was sent`);
   await dropExpiry(ctx, batchId);
   return cancelHeldChats(ctx, batchId);
 }
@@ -109,6 +111,7 @@ export async function expireApproval(ctx: ApprovalCtx, batchId: string, hours: n
   if (!before) return false;
   if (!(await endHold(ctx, batchId, 'expire', `approval expired after ${hours} hours`))) return false;
   await ctx.audit.record({ actor: WORKER_ACTOR, action: 'expire', batchId, details: { chats: before.counts.valid, heldFor: before.reason, hours } });
+  await ctx.batches.addNote(batchId, `approval expired after ${hours} hours (${before.reason}): nothing was sent`);
   await cancelHeldChats(ctx, batchId);
   return true;
 }
