@@ -27,6 +27,7 @@ import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
 import { waitForScheduleJobsDrained } from '../helpers/schedule.js';
+import { closeTestConsole, startTestConsole, type TestConsole } from '../helpers/console.js';
 
 const WABA = '919000000000';
 const ALICE: Actor = { name: 'alice', via: 'cli', from: 'host-a' };
@@ -282,5 +283,60 @@ describe('the brake: batch.needs_approval webhook', () => {
     expect(sample).toHaveLength(10);
     for (const p of phones(12)) expect(JSON.stringify(call!.body)).not.toContain(p);
     expect(unassignCalls(env)).toBe(0);
+  });
+});
+
+describe('the brake in the console', () => {
+  let con: TestConsole | undefined;
+  afterEach(async () => {
+    await closeTestConsole(con, undefined);
+    con = undefined;
+  });
+
+  it('shows a held upload with its reason, sample and approve/reject actions; approve and reject are POSTs, refused twice, and audited', async () => {
+    env = await makeTestEnv();
+    con = await startTestConsole(env, { extraEnv: { MAX_BATCH_CHATS: '4' } });
+    const first = await con.upload(`phone\n${phones(6).join('\n')}\n`, 'big.csv', { waba: WABA });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({
+      status: 'awaiting-approval',
+      reason: 'held for approval: 6 chats, more than MAX_BATCH_CHATS (4)',
+      actions: ['approve', 'reject'],
+    });
+    expect(first.body.sample).toHaveLength(6);
+    const heldId = first.body.id as string;
+    const page = await con.json<Record<string, unknown>>(`/api/batches/${heldId}`);
+    expect(page.body).toMatchObject({ status: 'awaiting-approval', actions: ['approve', 'reject'] });
+    expect(unassignCalls(env)).toBe(0);
+
+    // A cookie-authenticated approve from another origin is refused like pause.
+    const cross = await con.request(`/api/batches/${heldId}/approve`, { auth: false, method: 'POST', headers: { origin: 'http://evil.example' } });
+    expect([401, 403]).toContain(cross.status);
+    const [a, b] = await Promise.all([
+      con.json<Record<string, unknown>>(`/api/batches/${heldId}/approve`, { method: 'POST' }),
+      con.json<Record<string, unknown>>(`/api/batches/${heldId}/approve`, { method: 'POST' }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    expect(String((a.status === 409 ? a : b).body.message)).toContain('already approved');
+    await env.waitFor(heldId, ['finished']);
+    expect(unassignCalls(env)).toBe(6);
+
+    const second = await con.upload(`phone\n${phones(5, 200).join('\n')}\n`, 'other.csv', { waba: WABA });
+    const rejectedId = second.body.id as string;
+    const rejected = await con.json<Record<string, unknown>>(`/api/batches/${rejectedId}/reject`, { method: 'POST' });
+    expect(rejected.status).toBe(200);
+    expect(rejected.body.chats).toBe(5);
+    await env.waitFor(rejectedId, ['cancelled']);
+    expect(unassignCalls(env)).toBe(6);
+
+    const third = await con.upload(`phone\n${phones(5, 300).join('\n')}\n`, 'approved.csv', { waba: WABA, approve: 'true' });
+    expect(third.body.status).toBe('running');
+
+    const audit = [...(await auditOf(env, heldId)), ...(await auditOf(env, rejectedId)), ...(await auditOf(env, third.body.id as string))];
+    expect(audit.filter((e) => ['approve', 'reject'].includes(e.action)).map((e) => [e.actor, e.action, e.details.skippedBrake ?? false])).toEqual([
+      ['console', 'approve', false],
+      ['console', 'reject', false],
+      ['console', 'approve', true],
+    ]);
   });
 });
