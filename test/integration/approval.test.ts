@@ -189,6 +189,20 @@ describe('the brake: reject and expiry call nothing', () => {
     ]);
   });
 
+  it('expiry with a short delay (the brake takes it in ms): the worker rejects the batch by itself when the delay is over', async () => {
+    env = await makeTestEnv();
+    env.worker();
+    const held = await env.ingestCsv(env.csv('short.csv', `phone\n${phones(4, 500).join('\n')}\n`), {
+      waba: WABA,
+      brake: { limits: { maxBatchChats: 3 }, expireAfterMs: 300, notify: false },
+    });
+    expect(held.status).toBe('awaiting-approval');
+    const done = await env.waitFor(held.id, ['cancelled']);
+    expect(done.counts).toMatchObject({ valid: 4, cancelled: 4 });
+    expect(unassignCalls(env)).toBe(0);
+    expect((await auditOf(env, held.id)).map((a) => a.action)).toEqual(['expire']);
+  });
+
   it('approve racing the expiry: exactly one wins, and the chats are either all sent once or all cancelled', async () => {
     env = await makeTestEnv({ config: { maxBatchChats: 5 } });
     env.worker();
