@@ -14,7 +14,7 @@ import { JOB_UNASSIGN, type JobPolicy, type QueueJobData, unassignJobOptions } f
 import { claimSource, releaseClaim, type ScriptedRedis, type StagedRow, stageRows } from '../store/scripts.js';
 import type { RejectedRow } from '../domain/chat.js';
 import { decodeRejectedRow } from '../store/codecs.js';
-import { admit, afterHold, type IngestBrake } from './hold.js';
+import { admit, afterAdmission, type IngestBrake } from './hold.js';
 
 /** Rows per Redis round trip when staging. */
 export const CHUNK_SIZE = 1000;
@@ -246,14 +246,7 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
     await deps.redis.set(deps.keys.sourceHash(sha256), batch.id, 'EX', Math.ceil(opts.duplicateWindowHours * 3600));
   }
   // Held: nothing is enqueued; approving it enqueues every chat (ops/approval.ts).
-  if (admitted.hold && opts.brake) {
-    await afterHold(deps, batch.id, opts.brake);
-    return deps.batches.require(batch.id);
-  }
-  if (admitted.reason !== '') {
-    await deps.batches.addNote(batch.id, `brake skipped with --approve: it would have been ${admitted.reason}`);
-    await opts.brake?.onSkipped?.(batch.id, admitted.reason);
-  }
+  if (await afterAdmission(deps, batch.id, opts.brake, admitted)) return deps.batches.require(batch.id);
   await enqueueStaged(deps, batch.id, (enqueued) => progress({ ...tally, enqueued }, 'enqueueing'));
   return deps.batches.require(batch.id);
 }

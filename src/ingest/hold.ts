@@ -102,10 +102,25 @@ export function needsApprovalPayload(batch: BatchRecord, expiresAt: number): Rea
 }
 
 /**
+ * After the start (or hold) of a batch: a held batch keeps its sample, gets its expiry and the webhook; a batch
+ * --approve started over its limits says so in a note and to `onSkipped`. Returns whether the batch is held.
+ */
+export async function afterAdmission(deps: HoldDeps, batchId: string, brake: IngestBrake | undefined, admitted: ReturnType<typeof admit>): Promise<boolean> {
+  if (!brake || admitted.reason === '') return false;
+  if (admitted.hold) {
+    await afterHold(deps, batchId, brake);
+    return true;
+  }
+  await deps.batches.addNote(batchId, `brake skipped with --approve: it would have been ${admitted.reason}`);
+  await brake.onSkipped?.(batchId, admitted.reason);
+  return false;
+}
+
+/**
  * After the batch moved to awaiting approval: keep its sample, schedule its expiry, send the webhook. The expiry
  * job is added first: a held batch must never wait forever because a later step failed.
  */
-export async function afterHold(deps: HoldDeps, batchId: string, brake: IngestBrake): Promise<void> {
+async function afterHold(deps: HoldDeps, batchId: string, brake: IngestBrake): Promise<void> {
   const expiresAt = Date.now() + brake.expireAfterMs;
   await enqueueApprovalExpiry(deps.queue, batchId, brake.expireAfterMs);
   await deps.batches.update(batchId, { sample: JSON.stringify(await sampleOf(deps, batchId)), approvalExpiresAt: expiresAt });
