@@ -12,6 +12,7 @@ import { WORKER_ACTOR } from '../domain/actor.js';
 import { BatchStateError } from '../domain/errors.js';
 import { Status, type TransitionName } from '../domain/lifecycle.js';
 import type { Context } from '../runtime/context.js';
+import type { BatchRecord } from '../store/batch-store.js';
 import { approvalExpiryJobId, jobIdFor } from '../store/queue.js';
 import { type QueueCtx, recordCancelled, requeueMissing, unfinishedChats } from '../execution/requeue.js';
 
@@ -22,17 +23,25 @@ const SETTLE_MS = 30_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** What happened to a batch that is no longer held, from the note its decision left (or its status, before that note). */
+function decisionOf(batch: BatchRecord): string {
+  const note = batch.notes.find((n) => /^(approved by |rejected by |approval expired )/.test(n));
+  if (note !== undefined) {
+    const what = note.slice(0, note.indexOf(' (') === -1 ? undefined : note.indexOf(' ('));
+    return what.startsWith('approval expired') ? `its ${what}` : `it was already ${what}`;
+  }
+  if (batch.status === Status.running || batch.status === Status.finalizing || batch.status === Status.finished)
+    return 'it was already approved (or never held)';
+  if (batch.status === Status.cancelling || batch.status === Status.cancelled)
+    return `it was already rejected, expired or cancelled${batch.reason ? ` (${batch.reason})` : ''}`;
+  return 'only a batch awaiting approval can be';
+}
+
 /** The refusal when a batch is not (or no longer) held: says what happened to it and what to do. */
 async function notHeld(ctx: ApprovalCtx, batchId: string, action: 'approve' | 'reject'): Promise<never> {
   const batch = await ctx.batches.require(batchId);
-  const what =
-    batch.status === Status.running || batch.status === Status.finalizing || batch.status === Status.finished
-      ? 'it was already approved (or never held)'
-      : batch.status === Status.cancelling || batch.status === Status.cancelled
-        ? `it was already rejected, expired or cancelled${batch.reason ? ` (${batch.reason})` : ''}`
-        : 'only a batch awaiting approval can be';
   throw new BatchStateError(
-    `cannot ${action} batch ${batchId}: it is ${batch.status}, ${what}; see \`bulk-unassign status ${batchId}\` and \`bulk-unassign batches --status ${Status.awaitingApproval}\``,
+    `cannot ${action} batch ${batchId}: it is ${batch.status}, ${decisionOf(batch)}; see \`bulk-unassign status ${batchId}\` and \`bulk-unassign batches --status ${Status.awaitingApproval}\``,
   );
 }
 

@@ -163,8 +163,9 @@ describe('the brake: reject and expiry call nothing', () => {
       { actor: 'bob', action: 'reject', details: { chats: 8, heldFor: 'held for approval: 8 chats, more than MAX_BATCH_CHATS (5)' } },
     ]);
     await expect(approveBatch(env.ctx, batchId, ALICE)).rejects.toThrow(
-      `cannot approve batch ${batchId}: it is cancelled, it was already rejected, expired or cancelled`,
+      `cannot approve batch ${batchId}: it is cancelled, it was already rejected by bob; see`,
     );
+    await expect(rejectBatch(env.ctx, batchId, ALICE)).rejects.toThrow(`cannot reject batch ${batchId}: it is cancelled, it was already rejected by bob; see`);
     expect(unassignCalls(env)).toBe(0);
   });
 
@@ -184,6 +185,9 @@ describe('the brake: reject and expiry call nothing', () => {
     expect(done.counts).toMatchObject({ valid: 7, succeeded: 0, cancelled: 7 });
     expect(existsSync(join(env.config.reportsDir, batchId, 'summary.json'))).toBe(true);
     expect(unassignCalls(env)).toBe(0);
+    await expect(approveBatch(env.ctx, batchId, ALICE)).rejects.toThrow(
+      `cannot approve batch ${batchId}: it is cancelled, its approval expired after 3 hours; see`,
+    );
     expect((await auditOf(env, batchId)).filter((a) => a.action === 'expire')).toEqual([
       { actor: 'bulk-unassign', action: 'expire', details: { chats: 7, heldFor: 'held for approval: 7 chats, more than MAX_BATCH_CHATS (5)', hours: 3 } },
     ]);
