@@ -6,7 +6,8 @@ import type { JobTable } from '../src/execution/job-table.js';
 import { parkWaiting } from '../src/ops/batch-control.js';
 import { makeScheduleStore } from '../src/schedule/store.js';
 import { scheduledBatchFinished } from '../src/schedule/finish-hook.js';
-import { enqueueFinalize, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY, JOB_UNASSIGN } from '../src/store/queue.js';
+import { enqueueFinalize, JOB_EXPIRE_APPROVAL, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY, JOB_UNASSIGN } from '../src/store/queue.js';
+import { makeExpireApprovalProcessor } from './expire-approval.js';
 import { makeFinalizeProcessor } from './finalize.js';
 import { makeNightlyProcessor } from './nightly.js';
 import { makeNotifyProcessor } from './notify.js';
@@ -43,5 +44,6 @@ export const jobTable: JobTable = (ctx, services) => {
     }),
     [JOB_NIGHTLY]: makeNightlyProcessor({ ...ctx, schedules, api: services.api, pace: services.pace, rateLimit: services.rateLimit }),
     [JOB_NOTIFY]: makeNotifyProcessor({ url: config.notifyWebhookUrl, timeoutMs: config.requestTimeoutMs, logger }),
+    [JOB_EXPIRE_APPROVAL]: makeExpireApprovalProcessor({ ctx, logger, hours: config.approvalTimeoutHours }),
   };
 };

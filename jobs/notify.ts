@@ -1,5 +1,6 @@
 /**
- * The `notify` job processor: POSTs a finished scheduled batch's summary to NOTIFY_WEBHOOK_URL. A failed call
+ * The `notify` job processor: POSTs a finished scheduled batch's summary (or another event, such as a batch held
+ * for approval: `batch.needs_approval`) to NOTIFY_WEBHOOK_URL. A failed call
  * throws, so the job's attempts and exponential backoff (queue.ts enqueueNotify) retry it; the batch itself
  * finished long before and does not wait for any of this.
  */
@@ -7,7 +8,7 @@ import type { Job } from 'bullmq';
 
 import type { Logger } from '../src/config/logger.js';
 import type { NotifyJobData } from '../src/store/queue.js';
-import { postSummary, webhookTarget } from '../src/report/webhook.js';
+import { EVENT_BATCH_FINISHED, postSummary, webhookTarget } from '../src/report/webhook.js';
 
 export interface NotifyDeps {
   /** undefined: this worker has no webhook configured (the one that enqueued it had): drop it with a warning. */
@@ -24,7 +25,7 @@ export function makeNotifyProcessor(deps: NotifyDeps): (job: Job<NotifyJobData>)
       return 'no-webhook';
     }
     try {
-      await postSummary(deps.url, job.data.summary, deps.timeoutMs);
+      await postSummary(deps.url, job.data.summary, deps.timeoutMs, job.data.event);
     } catch (error) {
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       deps.logger[last ? 'error' : 'warn'](
@@ -33,7 +34,7 @@ export function makeNotifyProcessor(deps: NotifyDeps): (job: Job<NotifyJobData>)
       );
       throw error;
     }
-    deps.logger.info({ batchId, target: webhookTarget(deps.url) }, 'webhook delivered');
+    deps.logger.info({ batchId, event: job.data.event ?? EVENT_BATCH_FINISHED, target: webhookTarget(deps.url) }, 'webhook delivered');
     return 'delivered';
   };
 }

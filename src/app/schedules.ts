@@ -63,6 +63,7 @@ export async function describeSchedule(def: ScheduleDefinition, schedules: Sched
     `  when     ${def.cron} (${def.tz}); next run ${next === undefined ? 'not planned: run `schedule set` again' : `${localTime(next, def.tz)}${inMinutes}`}`,
     ...describeSources(def).map((l, i) => `  ${i === 0 ? 'sources' : '       '}  ${l}`),
     `  overlap  ${def.overlap} (when the previous scheduled batch is still running)`,
+    `  brake    ${brakeText(def)}`,
     ...(runs.length ? ['  last runs (newest first):', ...runs.map((r) => `    ${describeRun(r, def.tz)}`)] : ['  no runs yet']),
   ].join('\n');
 }
@@ -83,7 +84,20 @@ export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in keyof
     tag: q?.tags?.join(',') ?? '',
     agent: q?.agent ?? '',
     waba: q?.wabaNumbers?.join(',') ?? def.inbox?.defaultWaba ?? '',
+    maxChats: def.maxChats === undefined ? '' : String(def.maxChats),
+    maxShare: def.maxShare === undefined ? '' : String(def.maxShare),
   };
+}
+
+/** The schedule's own limits for the brake, in words (MAX_BATCH_CHATS applies to every batch besides). */
+function brakeText(def: ScheduleDefinition): string {
+  const parts = [
+    ...(def.maxChats === undefined ? [] : [`more than ${def.maxChats} chats (--max-chats)`]),
+    ...(def.maxShare === undefined ? [] : [`more than ${Math.round(def.maxShare * 1000) / 10}% of the chats listed (--max-share)`]),
+  ];
+  return parts.length === 0
+    ? 'MAX_BATCH_CHATS only (a batch above it waits for `approve`)'
+    : `a batch waits for \`approve\` above ${parts.join(' or ')}, or above MAX_BATCH_CHATS`;
 }
 
 /** What the console shows of a schedule (and `show --json` prints): the definition, next tick, last runs. */

@@ -9,6 +9,8 @@ import { type IngestProgress, ingest } from '../ingest/enqueue.js';
 import { openConfiguredCsv } from '../ingest/csv-source.js';
 import type { Context } from '../runtime/context.js';
 import type { BatchRecord } from '../store/batch-store.js';
+import type { Actor } from '../domain/actor.js';
+import { configuredBrake } from '../ingest/hold.js';
 
 export interface UploadRequest {
   /** Path of the CSV to read. */
@@ -21,6 +23,10 @@ export interface UploadRequest {
   /** Run content again that already ran within DUPLICATE_WINDOW_HOURS. */
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  /** --approve: start even above MAX_BATCH_CHATS (audited as an `approve` that skipped the brake). */
+  readonly approve?: boolean;
+  /** Who uploads: the audit trail names them when --approve skipped the brake. */
+  readonly actor?: Actor;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
@@ -33,6 +39,13 @@ export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<B
     force: request.force === true,
     duplicateWindowHours: ctx.config.duplicateWindowHours,
     ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+    // Above MAX_BATCH_CHATS the batch waits for approval, unless the operator approved it up front (--approve).
+    brake: configuredBrake(ctx.config, {
+      approved: request.approve === true,
+      onSkipped: async (batchId, reason) => {
+        if (request.actor) await ctx.audit.record({ actor: request.actor, action: 'approve', batchId, details: { skippedBrake: true, reason } });
+      },
+    }),
   });
   return batch;
 }

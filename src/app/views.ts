@@ -70,7 +70,20 @@ export function describeBatch(batch: BatchRecord): string {
     .sort((a, b) => b[1] - a[1])
     .slice(0, 5);
   if (top.length > 0) lines.push('  top failure reasons:', ...top.map(([r, n]) => `    ${String(n).padStart(6)}  ${r}`));
+  if (batch.status === Status.awaitingApproval) lines.push(...heldLines(batch));
   if (batch.parent) lines.push(`  rerun of ${batch.parent}`);
   if (batch.children.length) lines.push(`  reruns: ${batch.children.join(', ')}`);
   return lines.join('\n');
+}
+
+/** What a batch held for approval would send, and how to let it go or end it. */
+export function heldLines(batch: BatchRecord): string[] {
+  const lines = [
+    `  nothing has been sent; it would send ${batch.counts.valid} chat(s)${batch.sample.length > 0 ? `, the first ${batch.sample.length}:` : ''}`,
+    ...batch.sample.map((chat) => `    ${chat}`),
+    `  approve it: bulk-unassign approve ${batch.id}    reject it: bulk-unassign reject ${batch.id}`,
+  ];
+  if (batch.approvalExpiresAt)
+    lines.push(`  unless approved first, it is rejected at ${new Date(batch.approvalExpiresAt).toISOString().slice(0, 16)}Z (APPROVAL_TIMEOUT_HOURS)`);
+  return lines;
 }

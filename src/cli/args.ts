@@ -47,6 +47,9 @@ export const OPTIONS = {
   'idle-hours': { type: 'string' },
   tag: { type: 'string' },
   agent: { type: 'string' },
+  approve: { type: 'boolean' },
+  'max-chats': { type: 'string' },
+  'max-share': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -97,6 +100,9 @@ Commands
   pause <batchId>      Take a batch's waiting chats off the queue (other batches carry on).
   resume <batchId>     Put a paused or stopped batch back on the queue (e.g. after fixing the API key).
   cancel <batchId>     Cancel waiting chats (counted as cancelled); chats in flight finish.
+  approve <batchId>    Start a batch held for approval (more chats than MAX_BATCH_CHATS, or than its
+                       schedule's --max-chats / --max-share). \`status\` shows why it is held and a sample.
+  reject <batchId>     End a held batch without sending anything: every chat recorded as cancelled, report written.
   rerun <batchId>      New batch of the failed chats of a finished or cancelled batch (linked parent/child),
                        run here. Default: only failures a rerun can fix (5xx, 408, timeouts, network errors).
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
@@ -117,6 +123,7 @@ Input options
   --name <text>              Batch name shown in lists and reports (default: the batch id).
   --dry-run                  Validate and report what would be sent; no API call is made.
   --force                    Run a file again even though the same content ran recently.
+  --approve                  run/upload: start even above MAX_BATCH_CHATS (not held for approval; audited).
   --include-permanent        rerun: also rerun permanent failures (400/404/422).
   --only-reason <text>       rerun: only failures whose reason contains <text> (case-insensitive).
   --detach                   rerun: enqueue for workers elsewhere instead of running here.
@@ -131,6 +138,8 @@ Schedule options (schedule set; name defaults to "nightly"; batches are named <n
   --inbox <dir>              Source: every *.csv in dir becomes a batch (--waba for files without the column);
                              done files move to dir/processed/, unreadable ones to dir/rejected/ + .error.txt.
   --overlap skip|wait        If the previous scheduled batch still runs: skip this tick (default) or wait.
+  --max-chats <n>            Hold a run's batch for approval above n chats (as MAX_BATCH_CHATS does for all).
+  --max-share <fraction>     Hold it when it selects more than this share, in (0, 1], of the chats listed.
 
 Runtime options (each overrides its environment variable)
   --base-url <url>           DOUBLETICK_BASE_URL        default https://public.doubletick.io
@@ -148,7 +157,8 @@ Runtime options (each overrides its environment variable)
 
 Environment
   DOUBLETICK_API_KEY (required to call the API, or DOUBLETICK_API_KEY_FILE; never logged or stored),
-  RESULTS_TTL_DAYS (30),
+  RESULTS_TTL_DAYS (30), MAX_BATCH_CHATS (10000; a larger batch waits for \`approve\`; 0 = off),
+  APPROVAL_TIMEOUT_HOURS (72; a held batch not approved by then is rejected),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn unless set),
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters; or CONSOLE_TOKEN_FILE, a file holding it,
   e.g. a Docker secret), TRUST_PROXY (serve: behind a reverse
@@ -164,6 +174,7 @@ Exit codes
   2  usage, configuration, input or environment error (e.g. a reports folder that cannot be written:
      the batch itself finished; \`report <id>\` writes the report once the folder is fixed)
   3  stopped: API key rejected, cancelled, or interrupted
+  4  held for approval: nothing sent; \`approve <batchId>\` starts it, \`reject <batchId>\` ends it
   130 a second Ctrl-C forced the exit (a batch keeps its place in the queue)
   70 internal error (a bug: please report it with DEBUG=1 output)
 
@@ -175,5 +186,6 @@ Examples
   bulk-unassign status 20261125-020000-ab12cd --watch
   bulk-unassign resume 20261125-020000-ab12cd           # after fixing a revoked key
   bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
+  bulk-unassign approve 20261125-020000-ab12cd          # let a batch held for approval run
   bulk-unassign schedule set --cron "0 2 * * *" --tz Asia/Kolkata --chat-status done --idle-hours 12
 `;

@@ -1,6 +1,6 @@
 /**
  * The console's JSON API over batches: upload, list, one batch, its timeline, its report files, and the
- * operator's actions (pause, resume, cancel, rerun). Thin: each route calls the library function the CLI
+ * operator's actions (pause, resume, cancel, approve, reject, rerun). Thin: each route calls the library function the CLI
  * command calls, so both behave the same; http-errors.ts maps their errors to statuses.
  */
 import { type FileHandle, open } from 'node:fs/promises';
@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import { cancelBatch, pauseBatch, resumeBatch } from '../ops/batch-control.js';
+import { approveBatch, rejectBatch } from '../ops/approval.js';
+import { consoleActor } from './actor.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
 import { writeReport } from '../report/report.js';
@@ -39,6 +41,7 @@ const REPORT_FILES: ReadonlyMap<string, string> = new Map([
 export const BATCH_ID = /^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/;
 
 const CONTROLS = { pause: pauseBatch, resume: resumeBatch, cancel: cancelBatch } as const;
+const APPROVALS = { approve: approveBatch, reject: rejectBatch } as const;
 
 type IdParams = { Params: { id: string } };
 
@@ -187,6 +190,16 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     });
     return reply.type(type).header('content-disposition', `attachment; filename="${id}-${file}"`).header('cache-control', 'no-store').send(stream);
   });
+
+  // Approve and reject a batch held for approval (the brake): one compare-and-set each, audited with the operator.
+  for (const [action, run] of Object.entries(APPROVALS)) {
+    app.post<IdParams>(`/api/batches/:id/${action}`, async (request, reply) => {
+      const batch = await find(request.params.id);
+      if (!batch) return notFound(reply, request.params.id);
+      const chats = await run(ctx, batch.id, consoleActor(request));
+      return { batchId: batch.id, action, chats, batch: batchView(await ctx.batches.require(batch.id)) };
+    });
+  }
 
   for (const [action, run] of Object.entries(CONTROLS)) {
     app.post<IdParams>(`/api/batches/:id/${action}`, async (request, reply) => {

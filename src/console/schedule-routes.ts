@@ -17,7 +17,7 @@ import { CHAT_STATUSES } from '../schedule/rule.js';
 import type { Context } from '../runtime/context.js';
 
 /** The fields of `schedule set` a form sends, as the flags' text; '' (an empty form field) means "not given". */
-const INPUT_FIELDS = ['cron', 'tz', 'overlap', 'inbox', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba'] as const;
+const INPUT_FIELDS = ['cron', 'tz', 'overlap', 'inbox', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'maxChats', 'maxShare'] as const;
 type InputBody = Partial<Record<(typeof INPUT_FIELDS)[number], string>>;
 
 const inputProperties = Object.fromEntries(INPUT_FIELDS.map((f) => [f, { type: 'string', maxLength: f === 'inbox' ? 1024 : 300 }]));

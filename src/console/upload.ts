@@ -16,6 +16,7 @@ import type { FastifyRequest } from 'fastify';
 import type { BatchRecord } from '../store/batch-store.js';
 import { completeDryRun } from '../app/dry-run.js';
 import { uploadCsv } from '../app/upload.js';
+import { consoleActor } from './actor.js';
 import { Status } from '../domain/lifecycle.js';
 import type { Context } from '../runtime/context.js';
 import { InputError, UsageError } from '../domain/errors.js';
@@ -28,6 +29,8 @@ export interface UploadFields {
   /** Run content again that ran within DUPLICATE_WINDOW_HOURS (the CLI's --force). */
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  /** Start even above MAX_BATCH_CHATS (the CLI's --approve; audited). */
+  readonly approve?: boolean;
 }
 
 interface ReceivedFile {
@@ -65,6 +68,7 @@ function toFields(raw: ReadonlyMap<string, string>): UploadFields {
     ...(waba ? { waba } : {}),
     force: flag(raw.get('force')),
     dryRun: flag(raw.get('dryRun')),
+    approve: flag(raw.get('approve')),
   };
 }
 
@@ -147,6 +151,8 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
       ...(fields.waba ? { waba: fields.waba } : {}),
       force: fields.force === true,
       dryRun: fields.dryRun === true,
+      approve: fields.approve === true,
+      actor: consoleActor(request),
     }).catch((error: unknown) => {
       throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
     });

@@ -5,21 +5,36 @@
  * Lua steps receive them as a generated prelude (`luaLifecyclePrelude`).
  *
  *   ingesting ──start──▶ running ──pause──▶ paused ──resume──▶ running
- *       │                  │  └──stop (API key rejected)──▶ stopped ──resume──▶ running
- *       └─preview─▶ dry-run│
- *                          ├──cancel (also from paused, stopped)──▶ cancelling
- *                          └──complete (last chat recorded; also from paused, stopped, cancelling)──▶ finalizing
+ *    │  │                  │  └──stop (API key rejected)──▶ stopped ──resume──▶ running
+ *    │  └─preview─▶ dry-run│
+ *    │                     ├──cancel (also from paused, stopped)──▶ cancelling
+ *    │                     └──complete (last chat recorded; also from paused, stopped, cancelling,
+ *    │                                  awaiting-approval)──▶ finalizing
+ *    └─hold (over its chat limit)──▶ awaiting-approval ──approve──▶ running
+ *                                        └──reject, expire (APPROVAL_TIMEOUT_HOURS)──▶ cancelling
  *   finalizing ──finish──▶ finished       finalizing ──finish-cancelled──▶ cancelled
  */
 
 /** Every status a batch record can hold, in lifecycle order. */
-export const BATCH_STATUSES = ['ingesting', 'running', 'paused', 'stopped', 'cancelling', 'finalizing', 'finished', 'cancelled', 'dry-run'] as const;
+export const BATCH_STATUSES = [
+  'ingesting',
+  'awaiting-approval',
+  'running',
+  'paused',
+  'stopped',
+  'cancelling',
+  'finalizing',
+  'finished',
+  'cancelled',
+  'dry-run',
+] as const;
 
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 /** The statuses by name, so code reads `Status.running` and a typo is a compile error. */
-export const Status: { readonly [S in BatchStatus as S extends 'dry-run' ? 'dryRun' : S]: S } = {
+export const Status: { readonly [S in BatchStatus as S extends 'dry-run' ? 'dryRun' : S extends 'awaiting-approval' ? 'awaitingApproval' : S]: S } = {
   ingesting: 'ingesting',
+  awaitingApproval: 'awaiting-approval',
   running: 'running',
   paused: 'paused',
   stopped: 'stopped',
@@ -46,13 +61,24 @@ export const TRANSITIONS = {
   start: { from: ['ingesting'], to: 'running', reason: '' },
   /** Ingest of a dry run: nothing is enqueued, the preview and report are all there is. */
   preview: { from: ['ingesting'], to: 'dry-run', reason: '' },
+  /**
+   * Ingest read the source cleanly but the batch is over its chat limit (MAX_BATCH_CHATS, a schedule's
+   * --max-chats / --max-share): nothing is called until an operator approves it. The reason names the limit.
+   */
+  hold: { from: ['ingesting'], to: 'awaiting-approval', reason: 'held for approval' },
+  /** An operator approved a held batch: its chats go on the queue. */
+  approve: { from: ['awaiting-approval'], to: 'running', reason: '' },
+  /** An operator rejected a held batch: every chat is recorded as cancelled, and the report is written. */
+  reject: { from: ['awaiting-approval'], to: 'cancelling', reason: 'rejected by operator' },
+  /** Nobody approved a held batch within APPROVAL_TIMEOUT_HOURS: it ends as if rejected. */
+  expire: { from: ['awaiting-approval'], to: 'cancelling', reason: 'approval expired' },
   pause: { from: ['running'], to: 'paused', reason: 'paused by operator' },
   resume: { from: ['paused', 'stopped'], to: 'running', reason: '' },
   /** The API rejected the key: waiting chats are parked until an operator resumes. */
   stop: { from: ['running'], to: 'stopped', reason: 'API key rejected' },
   cancel: { from: ['running', 'paused', 'stopped'], to: 'cancelling', reason: 'cancelled by operator' },
   /** The batch's last chat got its result (in the result-recording Lua step): the report is due. */
-  complete: { from: ['running', 'paused', 'stopped', 'cancelling'], to: 'finalizing', reason: '' },
+  complete: { from: ['running', 'paused', 'stopped', 'cancelling', 'awaiting-approval'], to: 'finalizing', reason: '' },
   /** Report written; no chat was cancelled. */
   finish: { from: ['finalizing'], to: 'finished', reason: '' },
   /** Report written; some chats were cancelled. */
@@ -66,7 +92,7 @@ export const GUARDS = {
   /** A rerun batch can be made of a batch whose chats are all settled. */
   rerunFrom: ['finished', 'cancelled'],
   /** A chat of a batch in these statuses is parked (not called) when a worker picks it up. */
-  parkChats: ['paused', 'stopped'],
+  parkChats: ['paused', 'stopped', 'awaiting-approval'],
   /** A chat of a batch in these statuses is recorded as cancelled when a worker picks it up. */
   cancelChats: ['cancelling'],
 } as const satisfies Readonly<Record<string, readonly BatchStatus[]>>;
@@ -75,7 +101,7 @@ export const GUARDS = {
 export const FINAL: ReadonlySet<BatchStatus> = new Set<BatchStatus>(['finished', 'cancelled', 'dry-run']);
 
 /** Statuses a watcher (the CLI's `run`, the console's live stream) stops waiting at: final, or needing an operator. */
-export const WATCH_ENDS: ReadonlySet<BatchStatus> = new Set<BatchStatus>([...FINAL, 'stopped']);
+export const WATCH_ENDS: ReadonlySet<BatchStatus> = new Set<BatchStatus>([...FINAL, 'stopped', 'awaiting-approval']);
 
 /** Statuses whose report exists or can be rebuilt (a running batch's report would only be a snapshot). */
 export const REPORTABLE: ReadonlySet<BatchStatus> = new Set<BatchStatus>([...FINAL, 'stopped']);
@@ -93,7 +119,7 @@ export function allows(name: TransitionName, status: BatchStatus): boolean {
 }
 
 /** Operator actions the console offers as buttons, and what each needs. */
-export type OperatorAction = 'pause' | 'resume' | 'cancel' | 'rerun';
+export type OperatorAction = 'pause' | 'resume' | 'cancel' | 'rerun' | 'approve' | 'reject';
 
 /** The statuses each operator action accepts. */
 export const OPERATOR_ACTIONS: Readonly<Record<OperatorAction, readonly BatchStatus[]>> = {
@@ -101,6 +127,8 @@ export const OPERATOR_ACTIONS: Readonly<Record<OperatorAction, readonly BatchSta
   resume: TRANSITIONS.resume.from,
   cancel: TRANSITIONS.cancel.from,
   rerun: GUARDS.rerunFrom,
+  approve: TRANSITIONS.approve.from,
+  reject: TRANSITIONS.reject.from,
 };
 
 /** Status names joined for messages: "running, paused or stopped". */

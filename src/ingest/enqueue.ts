@@ -14,6 +14,7 @@ import { JOB_UNASSIGN, type JobPolicy, type QueueJobData, unassignJobOptions } f
 import { claimSource, releaseClaim, type ScriptedRedis, type StagedRow, stageRows } from '../store/scripts.js';
 import type { RejectedRow } from '../domain/chat.js';
 import { decodeRejectedRow } from '../store/codecs.js';
+import { admit, afterAdmission, type IngestBrake } from './hold.js';
 
 /** Rows per Redis round trip when staging. */
 export const CHUNK_SIZE = 1000;
@@ -49,6 +50,8 @@ export interface IngestOptions {
   /** Hours within which the same content needs --force (0 = never). */
   readonly duplicateWindowHours: number;
   readonly onProgress?: (p: IngestProgress) => void;
+  /** The brake (hold.ts): limits over which the batch waits for approval instead of starting. None: never held. */
+  readonly brake?: IngestBrake;
 }
 
 export interface IngestProgress {
@@ -206,6 +209,7 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
   let tally: Tally;
   let sha256: string;
   let claimed: string | undefined;
+  let admitted: { readonly hold: boolean; readonly reason: string };
   try {
     tally = await stage(deps, batch.id, source, (t) => progress(t, 'reading'));
     sha256 = source.sha256();
@@ -223,9 +227,11 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
       duplicates: tally.duplicates,
       startedAt: Date.now(),
     });
-    // A compare-and-set like every move: only an `ingesting` batch starts. It refuses only when the record
-    // vanished meanwhile, and then nothing may be enqueued for it.
-    if ((await deps.batches.apply(batch.id, opts.dryRun ? 'preview' : 'start')) === undefined) {
+    // A compare-and-set like every move: only an `ingesting` batch starts (or is held). It refuses only when the
+    // record vanished meanwhile, and then nothing may be enqueued for it.
+    admitted = opts.dryRun ? { hold: false, reason: '' } : admit(opts.brake, tally.valid);
+    const move = opts.dryRun ? 'preview' : admitted.hold ? 'hold' : 'start';
+    if ((await deps.batches.apply(batch.id, move, admitted.hold ? admitted.reason : undefined)) === undefined) {
       throw new BatchStateError(`batch ${batch.id} was removed while its source was read: nothing was enqueued`);
     }
   } catch (error) {
@@ -239,6 +245,8 @@ export async function ingest(deps: IngestDeps, source: RowSource, opts: IngestOp
   if (opts.force && sha256 !== '' && opts.duplicateWindowHours > 0) {
     await deps.redis.set(deps.keys.sourceHash(sha256), batch.id, 'EX', Math.ceil(opts.duplicateWindowHours * 3600));
   }
+  // Held: nothing is enqueued; approving it enqueues every chat (ops/approval.ts).
+  if (await afterAdmission(deps, batch.id, opts.brake, admitted)) return deps.batches.require(batch.id);
   await enqueueStaged(deps, batch.id, (enqueued) => progress({ ...tally, enqueued }, 'enqueueing'));
   return deps.batches.require(batch.id);
 }

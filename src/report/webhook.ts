@@ -1,6 +1,7 @@
 /**
  * NOTIFY_WEBHOOK_URL: a scheduled batch's summary (the summary.json of its report) POSTed as JSON when the batch
- * finishes. Delivery runs as a `notify` job (jobs/notify.ts) so it is retried with backoff and never holds up
+ * finishes (event `batch.finished`), and a batch held for approval (event `batch.needs_approval`, its body built
+ * by ingest/hold.ts). Delivery runs as a `notify` job (jobs/notify.ts) so it is retried with backoff and never holds up
  * the batch; this module is the single HTTP call.
  */
 import got, { RequestError } from 'got';
@@ -10,6 +11,7 @@ import type { NotifySummary } from '../store/queue.js';
 /** Header naming the event, so one receiver can serve several tools. */
 export const EVENT_HEADER = 'x-bulk-unassign-event';
 export const EVENT_BATCH_FINISHED = 'batch.finished';
+export const EVENT_BATCH_NEEDS_APPROVAL = 'batch.needs_approval';
 
 /** The webhook URL for logs: scheme and host only (paths and query strings often carry a token). */
 export function webhookTarget(url: string): string {
@@ -21,12 +23,12 @@ export function webhookTarget(url: string): string {
   }
 }
 
-/** One delivery attempt. Resolves on any 2xx; throws otherwise (the job's backoff then retries). */
-export async function postSummary(url: string, summary: NotifySummary, timeoutMs: number): Promise<number> {
+/** One delivery attempt of `summary` as `event`. Resolves on any 2xx; throws otherwise (the job's backoff then retries). */
+export async function postSummary(url: string, summary: NotifySummary, timeoutMs: number, event = EVENT_BATCH_FINISHED): Promise<number> {
   const response = await got
     .post(url, {
       json: summary,
-      headers: { 'user-agent': 'bulk-unassign', [EVENT_HEADER]: EVENT_BATCH_FINISHED },
+      headers: { 'user-agent': 'bulk-unassign', [EVENT_HEADER]: event },
       timeout: { request: timeoutMs },
       retry: { limit: 0 },
       throwHttpErrors: false,

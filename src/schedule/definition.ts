@@ -27,6 +27,8 @@ export interface ScheduleInput {
   readonly tag?: string | undefined;
   readonly agent?: string | undefined;
   readonly waba?: string | undefined;
+  readonly maxChats?: string | undefined;
+  readonly maxShare?: string | undefined;
 }
 
 export interface DefinitionContext {
@@ -102,6 +104,33 @@ function ruleOf(input: ScheduleInput, country: string | undefined): ChatRule {
   return rule;
 }
 
+/** The most --max-chats may be: MAX_BATCH_CHATS's own upper bound. */
+const MAX_CHATS_LIMIT = 100_000_000;
+
+/** --max-chats and --max-share: the brake's limits for the schedule's batches (undefined: not set). */
+export function limitsOf(input: Pick<ScheduleInput, 'maxChats' | 'maxShare'>): { maxChats?: number; maxShare?: number } {
+  const out: { maxChats?: number; maxShare?: number } = {};
+  if (input.maxChats !== undefined && input.maxChats.trim() !== '') {
+    const n = Number(input.maxChats);
+    if (!/^\s*\d+\s*$/.test(input.maxChats) || !Number.isSafeInteger(n) || n < 1 || n > MAX_CHATS_LIMIT) {
+      throw new UsageError(
+        `Expected \`--max-chats\` to be a whole number of chats from 1 to ${MAX_CHATS_LIMIT} (a run's batch above it waits for approval), ${got(input.maxChats)}`,
+      );
+    }
+    out.maxChats = n;
+  }
+  if (input.maxShare !== undefined && input.maxShare.trim() !== '') {
+    const share = Number(input.maxShare);
+    if (!Number.isFinite(share) || share <= 0 || share > 1) {
+      throw new UsageError(
+        `Expected \`--max-share\` to be a fraction above 0 and at most 1 (e.g. 0.2: hold a batch that selects more than 20% of the chats listed), ${got(input.maxShare)}`,
+      );
+    }
+    out.maxShare = share;
+  }
+  return out;
+}
+
 /**
  * Builds the definition. A chat query is part of the schedule when any of --chat-status, --idle-hours, --tag
  * or --agent is given (--waba alone is not enough: "every assigned chat on the number" must be asked for
@@ -137,6 +166,7 @@ export function buildDefinition(name: string, input: ScheduleInput, ctx: Definit
     overlap,
     ...(wantsQuery ? { query: rule } : {}),
     ...(inbox ? { inbox } : {}),
+    ...limitsOf(input),
     createdAt: ctx.existing?.createdAt ?? ctx.now,
     updatedAt: ctx.now,
   };

@@ -14,6 +14,7 @@ import type { BatchRecord } from '../store/batch-store.js';
 import type { ResolvedConfig } from '../config/config.js';
 import { openConfiguredCsv } from '../ingest/csv-source.js';
 import { ingest, type IngestDeps } from '../ingest/enqueue.js';
+import type { IngestBrake } from '../ingest/hold.js';
 import { BulkUnassignError } from '../domain/errors.js';
 
 export const PROCESSED_DIR = 'processed';
@@ -29,6 +30,8 @@ export interface InboxOptions {
   readonly notes: readonly string[];
   /** Validate only: batches are dry runs and no file moves. */
   readonly dryRun?: boolean;
+  /** The brake for each file's batch (MAX_BATCH_CHATS, the schedule's --max-chats). */
+  readonly brake?: IngestBrake;
 }
 
 export interface InboxFileResult {
@@ -73,6 +76,7 @@ async function ingestOne(deps: IngestDeps & { config: ResolvedConfig }, file: st
     batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes },
     dryRun: opts.dryRun ?? false,
     duplicateWindowHours: deps.config.duplicateWindowHours,
+    ...(opts.brake ? { brake: opts.brake } : {}),
   });
 }
 

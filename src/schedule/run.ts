@@ -17,8 +17,9 @@ import { ChatListError, NoValidRowsError } from '../domain/errors.js';
 import { type InboxFileResult, ingestInbox } from './inbox.js';
 import type { Logger } from '../config/logger.js';
 import type { ScheduleDefinition, ScheduleRun, ScheduleStore } from './store.js';
-import { FINAL } from '../domain/lifecycle.js';
+import { FINAL, Status } from '../domain/lifecycle.js';
 import { ownedLock } from '../store/scripts.js';
+import { configuredBrake } from '../ingest/hold.js';
 
 /** Batch states after which a scheduled batch no longer blocks the next run (a stopped or paused batch still does). */
 
@@ -154,9 +155,11 @@ async function readQuery(deps: RunDeps, req: RunRequest, notes: string[], out: S
       batch: { kind: 'nightly', name: `${def.name}-${localDate(req.tick, def.tz)}`, source: describeRule(def.query), notes },
       dryRun: req.dryRun ?? false,
       duplicateWindowHours: 0,
+      // The brake: a rule that selects more than it should (a filter gone) waits for a person.
+      brake: configuredBrake(deps.config, { maxChats: def.maxChats, maxShare: def.maxShare, listed: () => source.stats().listed }),
     });
     out.batches.push(batch);
-    out.messages.push(`query: batch ${batch.id}, ${listed()}`);
+    out.messages.push(`query: batch ${batch.id}${batch.reason && batch.status === Status.awaitingApproval ? ` ${batch.reason}` : ''}, ${listed()}`);
   } catch (error) {
     if (error instanceof NoValidRowsError) out.messages.push(`query: nothing to unassign, ${listed()}`);
     else if (error instanceof ChatListError) {
@@ -178,6 +181,7 @@ async function readInbox(deps: RunDeps, req: RunRequest, notes: string[], out: S
       batchName: (file) => `${def.name}-${localDate(req.tick, def.tz)} ${file}`,
       notes,
       dryRun: req.dryRun ?? false,
+      brake: configuredBrake(deps.config, { maxChats: def.maxChats }),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -46,6 +46,10 @@ export interface ScheduleDefinition {
   readonly query?: ChatRule;
   /** Inbox folder source, when the schedule has one: every *.csv in it becomes a batch. */
   readonly inbox?: { readonly dir: string; readonly defaultWaba?: string };
+  /** --max-chats: a run's batch above this many chats is held for approval (the brake; MAX_BATCH_CHATS applies too). */
+  readonly maxChats?: number;
+  /** --max-share: a query batch selecting more than this share, in (0, 1], of the chats listed is held for approval. */
+  readonly maxShare?: number;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -114,6 +118,8 @@ export function decodeScheduleDefinition(text: string, where: string): ScheduleD
     overlap: isOverlapRule(overlap) ? overlap : mismatch(`${where} member "overlap"`, 'skip or wait', overlap),
     ...(query === undefined ? {} : { query: decodeChatRule(query, `${where} member "query"`) }),
     ...(inbox === undefined ? {} : { inbox: decodeInbox(inbox, `${where} member "inbox"`) }),
+    ...(memberOf(obj, 'maxChats') === undefined ? {} : { maxChats: numberMember(obj, 'maxChats', where, true) }),
+    ...(memberOf(obj, 'maxShare') === undefined ? {} : { maxShare: numberMember(obj, 'maxShare', where) }),
     createdAt: numberMember(obj, 'createdAt', where),
     updatedAt: numberMember(obj, 'updatedAt', where),
   };

@@ -65,6 +65,10 @@ export interface BatchRecord {
   readonly reasons: Readonly<Record<string, number>>;
   /** Free-form notes (e.g. "previous nightly batch still running: skipped"). */
   readonly notes: readonly string[];
+  /** A batch held for approval: its first chats (phone numbers masked), what it would send ([] otherwise). */
+  readonly sample: readonly string[];
+  /** A batch held for approval: when it is rejected unless approved first (ms epoch). */
+  readonly approvalExpiresAt?: number;
 }
 
 /** One chat's terminal result: a field of the results hash. */
@@ -251,6 +255,7 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
   const finishedAt = hashNumber(h, 'finishedAt', key);
   const apiPauseUntil = hashNumber(h, 'apiPauseUntil', key);
   const rateLimitedSince = hashNumber(h, 'rateLimitedSince', key);
+  const approvalExpiresAt = hashNumber(h, 'approvalExpiresAt', key);
   const parent = field(h, 'parent');
   const children = field(h, 'children');
   return {
@@ -277,6 +282,8 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
     ...(rateLimitedSince === undefined ? {} : { rateLimitedSince }),
     reasons,
     notes: [...hashJsonStrings(h, 'notes', key), ...(lists.notes ?? [])],
+    sample: hashJsonStrings(h, 'sample', key),
+    ...(approvalExpiresAt === undefined ? {} : { approvalExpiresAt }),
   };
 }
 

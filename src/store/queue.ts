@@ -35,10 +35,17 @@ export type NotifySummary = { readonly batchId: string } & Readonly<Record<strin
 /** Data of a `notify` job: the finished scheduled batch's summary, for NOTIFY_WEBHOOK_URL. */
 export interface NotifyJobData {
   readonly summary: NotifySummary;
+  /** The webhook event the body is (report/webhook.ts); absent: a finished batch's summary. */
+  readonly event?: string;
+}
+
+/** Data of an `expire-approval` job: the held batch to reject if it still waits for approval when the job runs. */
+export interface ExpireApprovalJobData {
+  readonly b: string;
 }
 
 /** Everything that travels on the queue. */
-export type QueueJobData = UnassignJobData | FinalizeJobData | ScheduleJobData | NotifyJobData;
+export type QueueJobData = UnassignJobData | FinalizeJobData | ScheduleJobData | NotifyJobData | ExpireApprovalJobData;
 
 export const JOB_UNASSIGN = 'unassign';
 export const JOB_FINALIZE = 'finalize';
@@ -46,9 +53,11 @@ export const JOB_FINALIZE = 'finalize';
 export const JOB_NIGHTLY = 'nightly';
 /** POST a finished scheduled batch's summary to NOTIFY_WEBHOOK_URL. */
 export const JOB_NOTIFY = 'notify';
+/** Reject a batch held for approval once APPROVAL_TIMEOUT_HOURS have passed (a delayed job, added when it is held). */
+export const JOB_EXPIRE_APPROVAL = 'expire-approval';
 
 /** Every job name a worker runs; a job with any other name fails instead of being guessed at. */
-export const JOB_NAMES = [JOB_UNASSIGN, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY] as const;
+export const JOB_NAMES = [JOB_UNASSIGN, JOB_FINALIZE, JOB_NIGHTLY, JOB_NOTIFY, JOB_EXPIRE_APPROVAL] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 export function isJobName(name: string): name is JobName {
@@ -124,10 +133,33 @@ export async function enqueueFinalize(queue: Queue<QueueJobData>, batchId: strin
  * in-process retry loop: the batch's finalize never waits for the receiver, and retries survive a restart.
  * Retried per RETRY_POLICIES.notify (12 attempts, 17-34 min in all) before the notification is given up.
  */
-export async function enqueueNotify(queue: Queue<QueueJobData>, summary: NotifySummary): Promise<void> {
+export async function enqueueNotify(queue: Queue<QueueJobData>, summary: NotifySummary, event?: string): Promise<void> {
+  await queue.add(JOB_NOTIFY, event === undefined ? { summary } : { summary, event }, {
+    jobId: `${summary.batchId}-notify${event === undefined ? '' : `-${event.replace(/[^a-z_]/g, '-')}`}`,
+    ...jobRetryOptions(RETRY_POLICIES.notify),
+    removeOnComplete: true,
+    removeOnFail: 100,
+  });
+}
+
+export function approvalExpiryJobId(batchId: string): string {
+  return `${batchId}-expire-approval`;
+}
+
+/**
+ * Schedules the expiry of a batch held for approval: a delayed job, so nothing polls while it waits, and the
+ * wait survives a restart. Idempotent (fixed job id). The job rejects the batch only if it is still held then.
+ */
+export async function enqueueApprovalExpiry(queue: Queue<QueueJobData>, batchId: string, delayMs: number): Promise<void> {
   await queue.add(
-    JOB_NOTIFY,
-    { summary },
-    { jobId: `${summary.batchId}-notify`, ...jobRetryOptions(RETRY_POLICIES.notify), removeOnComplete: true, removeOnFail: 100 },
+    JOB_EXPIRE_APPROVAL,
+    { b: batchId },
+    {
+      jobId: approvalExpiryJobId(batchId),
+      delay: Math.max(0, delayMs),
+      removeOnComplete: true,
+      removeOnFail: 100,
+      ...jobRetryOptions(RETRY_POLICIES.finalize),
+    },
   );
 }

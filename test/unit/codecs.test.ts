@@ -92,6 +92,7 @@ describe('decodeBatchHash', () => {
       dryRun: false,
       header: ['phone', 'waba'],
       notes: ['a note'],
+      sample: [],
       counts: { rows: 10, valid: 8, rejected: 1, duplicates: 1, succeeded: 6, failed: 2, cancelled: 0 },
       done: 8,
       attempts: 9,

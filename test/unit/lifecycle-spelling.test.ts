@@ -11,7 +11,7 @@
  *       must not contain any batch status (BATCH_STATUSES) as a quoted Lua string ('x' or "x"). Lua comments
  *       (`-- …`) are ignored.
  *  (ii) TypeScript — a string literal (quotes or a template without `${}`) whose whole value is one of the
- *       status-only words `ingesting running paused stopped cancelling finalizing finished` is an offender.
+ *       status-only words `ingesting awaiting-approval running paused stopped cancelling finalizing finished` is an offender.
  *       Words inside longer text ('batch is running', `still ${status}`) are prose, not statuses, and pass.
  *  (iii) TypeScript — 'cancelled' and 'dry-run' are also a chat result state, a schedule run outcome and a CLI
  *       flag, so they are flagged only where they are a status: compared with or assigned to something named
@@ -35,7 +35,7 @@ const SCANNED_DIRS = ['src', 'jobs'];
 const LIFECYCLE = 'src/domain/lifecycle.ts';
 
 /** Statuses whose word means nothing else in this code base: any exact literal of them is a status. */
-const STATUS_ONLY = ['ingesting', 'running', 'paused', 'stopped', 'cancelling', 'finalizing', 'finished'] as const;
+const STATUS_ONLY = ['ingesting', 'awaiting-approval', 'running', 'paused', 'stopped', 'cancelling', 'finalizing', 'finished'] as const;
 /** Statuses that are also other things (result state, run outcome, CLI flag): flagged only in a status context. */
 const SHARED = ['cancelled', 'dry-run'] as const;
 

@@ -23,17 +23,32 @@ import {
   WATCH_ENDS,
 } from '../../src/domain/lifecycle.js';
 
-const ALL: readonly BatchStatus[] = ['ingesting', 'running', 'paused', 'stopped', 'cancelling', 'finalizing', 'finished', 'cancelled', 'dry-run'];
+const ALL: readonly BatchStatus[] = [
+  'ingesting',
+  'awaiting-approval',
+  'running',
+  'paused',
+  'stopped',
+  'cancelling',
+  'finalizing',
+  'finished',
+  'cancelled',
+  'dry-run',
+];
 
 /** The lifecycle diagram as a table: transition → [statuses it moves from, status it moves to]. */
 const SPEC: Readonly<Record<TransitionName, readonly [from: readonly BatchStatus[], to: BatchStatus]>> = {
   start: [['ingesting'], 'running'],
   preview: [['ingesting'], 'dry-run'],
+  hold: [['ingesting'], 'awaiting-approval'],
+  approve: [['awaiting-approval'], 'running'],
+  reject: [['awaiting-approval'], 'cancelling'],
+  expire: [['awaiting-approval'], 'cancelling'],
   pause: [['running'], 'paused'],
   resume: [['paused', 'stopped'], 'running'],
   stop: [['running'], 'stopped'],
   cancel: [['running', 'paused', 'stopped'], 'cancelling'],
-  complete: [['running', 'paused', 'stopped', 'cancelling'], 'finalizing'],
+  complete: [['running', 'paused', 'stopped', 'cancelling', 'awaiting-approval'], 'finalizing'],
   finish: [['finalizing'], 'finished'],
   finishCancelled: [['finalizing'], 'cancelled'],
 };
@@ -48,7 +63,7 @@ describe('lifecycle: statuses', () => {
   });
 
   it.each(ALL)('Status names %s by itself', (status) => {
-    const key = status === 'dry-run' ? 'dryRun' : status;
+    const key = status === 'dry-run' ? 'dryRun' : status === 'awaiting-approval' ? 'awaitingApproval' : status;
     expect(Status[key as keyof typeof Status]).toBe(status);
   });
 
@@ -81,8 +96,15 @@ describe('lifecycle: transitions', () => {
     expect(TRANSITIONS[name].to).toBe(to);
   });
 
-  it.each(NAMES)('%s keeps an operator reason only for operator moves and the key stop', (name) => {
-    const reasons: Partial<Record<TransitionName, string>> = { pause: 'paused by operator', stop: 'API key rejected', cancel: 'cancelled by operator' };
+  it.each(NAMES)('%s keeps an operator reason only for operator moves, the key stop and the brake', (name) => {
+    const reasons: Partial<Record<TransitionName, string>> = {
+      pause: 'paused by operator',
+      stop: 'API key rejected',
+      cancel: 'cancelled by operator',
+      hold: 'held for approval',
+      reject: 'rejected by operator',
+      expire: 'approval expired',
+    };
     expect(TRANSITIONS[name].reason).toBe(reasons[name] ?? '');
   });
 
@@ -121,16 +143,18 @@ describe('lifecycle: transitions', () => {
 describe('lifecycle: derived sets', () => {
   const SETS: readonly [string, ReadonlySet<BatchStatus> | readonly BatchStatus[], readonly BatchStatus[]][] = [
     ['FINAL', FINAL, ['finished', 'cancelled', 'dry-run']],
-    ['WATCH_ENDS', WATCH_ENDS, ['finished', 'cancelled', 'dry-run', 'stopped']],
+    ['WATCH_ENDS', WATCH_ENDS, ['finished', 'cancelled', 'dry-run', 'stopped', 'awaiting-approval']],
     ['REPORTABLE', REPORTABLE, ['finished', 'cancelled', 'dry-run', 'stopped']],
-    ['ACTIVE', ACTIVE, ['ingesting', 'running', 'paused', 'stopped', 'cancelling', 'finalizing']],
+    ['ACTIVE', ACTIVE, ['ingesting', 'awaiting-approval', 'running', 'paused', 'stopped', 'cancelling', 'finalizing']],
     ['GUARDS.rerunFrom', GUARDS.rerunFrom, ['finished', 'cancelled']],
-    ['GUARDS.parkChats', GUARDS.parkChats, ['paused', 'stopped']],
+    ['GUARDS.parkChats', GUARDS.parkChats, ['paused', 'stopped', 'awaiting-approval']],
     ['GUARDS.cancelChats', GUARDS.cancelChats, ['cancelling']],
     ['OPERATOR_ACTIONS.pause', OPERATOR_ACTIONS.pause, ['running']],
     ['OPERATOR_ACTIONS.resume', OPERATOR_ACTIONS.resume, ['paused', 'stopped']],
     ['OPERATOR_ACTIONS.cancel', OPERATOR_ACTIONS.cancel, ['running', 'paused', 'stopped']],
     ['OPERATOR_ACTIONS.rerun', OPERATOR_ACTIONS.rerun, ['finished', 'cancelled']],
+    ['OPERATOR_ACTIONS.approve', OPERATOR_ACTIONS.approve, ['awaiting-approval']],
+    ['OPERATOR_ACTIONS.reject', OPERATOR_ACTIONS.reject, ['awaiting-approval']],
   ];
 
   it.each(SETS)('%s is exactly %j', (_name, actual, expected) => {
@@ -150,6 +174,17 @@ describe('lifecycle: derived sets', () => {
 
   it('a chat of a parked or cancelling batch is never called, and such a batch can still complete', () => {
     for (const s of [...GUARDS.parkChats, ...GUARDS.cancelChats]) expect(allows('complete', s)).toBe(true);
+  });
+
+  it('a held batch calls nothing, is not over, ends a watch, and leaves only by approve, reject, expire (or its last chat)', () => {
+    const held: BatchStatus = 'awaiting-approval';
+    expect(GUARDS.parkChats).toContain(held);
+    expect(FINAL.has(held)).toBe(false);
+    expect(WATCH_ENDS.has(held)).toBe(true);
+    expect(REPORTABLE.has(held)).toBe(false);
+    expect(NAMES.filter((n) => allows(n, held)).sort()).toEqual(['approve', 'complete', 'expire', 'reject']);
+    expect(TRANSITIONS.reject.to).toBe(TRANSITIONS.cancel.to);
+    expect(GUARDS.cancelChats).toContain(TRANSITIONS.expire.to);
   });
 });
 

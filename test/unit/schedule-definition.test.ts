@@ -85,3 +85,24 @@ describe('scheduler jobs', () => {
     expect(tickOfJob({ id: 'manual-1', timestamp: 5, opts: { delay: 7 } })).toBe(12);
   });
 });
+
+describe('buildDefinition: the brake (--max-chats, --max-share)', () => {
+  const base: ScheduleInput = { cron: '0 2 * * *', chatStatus: 'done' };
+
+  it('keeps the limits as numbers, and none when not given (or blank, as an empty form field)', () => {
+    expect(build({ ...base, maxChats: '2000', maxShare: '0.2' })).toMatchObject({ maxChats: 2000, maxShare: 0.2 });
+    expect(build({ ...base, maxShare: '1' })).toMatchObject({ maxShare: 1 });
+    const none = build({ ...base, maxChats: ' ', maxShare: '' });
+    expect(none).not.toHaveProperty('maxChats');
+    expect(none).not.toHaveProperty('maxShare');
+  });
+
+  it.each(['0', '-1', '2.5', '1e3', 'ten', '100000001', '0x10'])('--max-chats %j is refused, naming the flag', (value) => {
+    expect(() => build({ ...base, maxChats: value })).toThrow(UsageError);
+    expect(() => build({ ...base, maxChats: value })).toThrow(/^Expected `--max-chats` to be a whole number of chats from 1 to 100000000 .*, got `/);
+  });
+
+  it.each(['0', '-0.5', '1.01', '20%', 'NaN', 'Infinity', 'half'])('--max-share %j is refused: a fraction in (0, 1]', (value) => {
+    expect(() => build({ ...base, maxShare: value })).toThrow(/^Expected `--max-share` to be a fraction above 0 and at most 1 /);
+  });
+});

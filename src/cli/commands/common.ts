@@ -11,6 +11,7 @@ import { readDotEnv, resolveConfig, type ResolvedConfig } from '../../config/con
 import type { Context } from '../../runtime/context.js';
 import { makeContext } from '../../runtime/context.js';
 import { uploadCsv } from '../../app/upload.js';
+import { cliActor } from '../../config/actor.js';
 import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
@@ -51,7 +52,11 @@ export async function openContext(config: ResolvedConfig): Promise<Context> {
 }
 
 /** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */
+/** Exit code of a `run` / `upload` whose batch was held for approval (the brake): nothing was sent. */
+export const EXIT_HELD = 4;
+
 export function exitCodeFor(batch: BatchRecord): number {
+  if (batch.status === Status.awaitingApproval) return EXIT_HELD;
   if (batch.status === Status.stopped || batch.status === Status.cancelled) return 3;
   if (batch.counts.failed > 0 || batch.counts.rejected > 0) return 1;
   return 0;
@@ -100,7 +105,7 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
 }
 
 /** Reads a CSV into a new batch (and enqueues it unless --dry-run), with a progress display. */
-export async function ingestFile(ctx: Context, file: string, flags: Flags): Promise<BatchRecord> {
+export async function ingestFile(ctx: Context, file: string, flags: Flags, env: Io['env'] = process.env): Promise<BatchRecord> {
   const progress = makeProgress(`reading ${basename(file)}`, process.stderr, flags.quiet === true || flags.json === true);
   try {
     return await uploadCsv(ctx, {
@@ -109,6 +114,8 @@ export async function ingestFile(ctx: Context, file: string, flags: Flags): Prom
       ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
       dryRun: flags['dry-run'] === true,
+      approve: flags.approve === true,
+      actor: cliActor(env),
       onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? undefined : p.valid, p.phase),
     });
   } finally {

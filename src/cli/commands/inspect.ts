@@ -8,7 +8,7 @@ import { writeReport } from '../../report/report.js';
 import { configFrom, type Io, openContext } from './common.js';
 import { apiPauseOf, apiPauseText, describeBatch, rateAndEta } from '../../app/views.js';
 import { pausedUntil } from '../../execution/pacer.js';
-import { BATCH_STATUSES, isBatchStatus, WATCH_ENDS } from '../../domain/lifecycle.js';
+import { BATCH_STATUSES, isBatchStatus, Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 
 export function batchIdArg(args: readonly string[], command: string): string {
   const id = args[0];
@@ -83,6 +83,11 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
           ` ${new Date(b.createdAt).toISOString().slice(0, 19)}Z  ${meta}`,
         ].join(' '),
       );
+      // A held batch says why and what it would send, so the list alone is enough to decide on it.
+      if (b.status === Status.awaitingApproval) {
+        io.out(`${' '.repeat(25)}${b.reason}; would send ${b.sample.slice(0, 3).join(', ')}${b.sample.length > 3 ? ', …' : ''}`);
+        io.out(`${' '.repeat(25)}approve: bulk-unassign approve ${b.id}    reject: bulk-unassign reject ${b.id}`);
+      }
     }
     return 0;
   } finally {

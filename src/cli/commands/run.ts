@@ -36,8 +36,9 @@ export async function cmdRun(args: readonly string[], flags: Flags, io: Io): Pro
   if (!flags['dry-run']) requireApiKey(config);
   const ctx = await openContext(config);
   try {
-    const batch = await ingestFile(ctx, file, flags);
+    const batch = await ingestFile(ctx, file, flags, io.env);
     if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
+    if (batch.status === Status.awaitingApproval) return held(io, flags, batch);
     return await processHere(ctx, batch, flags, io);
   } finally {
     await ctx.close();
@@ -67,6 +68,21 @@ export async function processHere(ctx: Context, batch: BatchRecord, flags: Flags
   return reportMissing(done, io) ? 2 : exitCodeFor(done);
 }
 
+/**
+ * The brake held the batch (more chats than MAX_BATCH_CHATS): nothing was sent, and this command ends here with
+ * EXIT_HELD, saying how to approve or reject it. Whoever approves it later, any worker runs it.
+ */
+function held(io: Io, flags: Flags, batch: BatchRecord): number {
+  if (flags.json) io.out(JSON.stringify(batch, null, 2));
+  else io.out(describeBatch(batch));
+  io.err(
+    `bulk-unassign: batch ${batch.id} is held for approval and nothing was sent: approve it with \`bulk-unassign approve ${batch.id}\` ` +
+      `(then \`bulk-unassign worker\` or a running worker processes it), or reject it with \`bulk-unassign reject ${batch.id}\`; ` +
+      'pass --approve to run a file this large without holding it',
+  );
+  return exitCodeFor(batch);
+}
+
 /** A batch that finished without its report (the folder refused it) says so, naming the path: exit 2. */
 function reportMissing(batch: BatchRecord, io: Io): boolean {
   const note = batch.notes.find((n) => n.startsWith(REPORT_NOT_WRITTEN));
@@ -88,8 +104,9 @@ export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): 
   const config = configFrom(flags, io);
   const ctx = await openContext(config);
   try {
-    const batch = await ingestFile(ctx, file, flags);
+    const batch = await ingestFile(ctx, file, flags, io.env);
     if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
+    if (batch.status === Status.awaitingApproval) return held(io, flags, batch);
     if (!flags.wait) {
       io.out(
         flags.json

@@ -28,6 +28,8 @@ const set: Sub = async (name, ctx, schedules, flags, io) => {
     tag: flags.tag,
     agent: flags.agent,
     waba: flags.waba,
+    maxChats: flags['max-chats'],
+    maxShare: flags['max-share'],
   };
   const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd });
   io.out(

@@ -226,7 +226,7 @@
       const data = new FormData();
       // Fields first, then the file: the server reads the parts in order.
       for (const name of ['name', 'waba']) data.append(name, form.elements[name].value);
-      for (const name of ['force', 'dryRun']) data.append(name, form.elements[name].checked ? 'true' : 'false');
+      for (const name of ['force', 'dryRun', 'approve']) data.append(name, form.elements[name].checked ? 'true' : 'false');
       data.append('file', file, file.name);
       upload(data, button, errorBox);
     });
@@ -361,6 +361,12 @@
     $('act-cancel').addEventListener('click', () => {
       if (window.confirm(`Cancel this batch? Its ${pending()} pending chat(s) are recorded as cancelled; chats in flight finish.`)) act('cancel');
     });
+    $('act-approve').addEventListener('click', () => {
+      if (window.confirm(`Approve this batch? Its ${current ? current.counts.valid : 0} chat(s) are sent to DoubleTick now.`)) act('approve');
+    });
+    $('act-reject').addEventListener('click', () => {
+      if (window.confirm(`Reject this batch? Nothing is sent: its ${current ? current.counts.valid : 0} chat(s) are recorded as cancelled.`)) act('reject');
+    });
     $('act-rerun').addEventListener('click', async () => {
       const onlyReason = $('rerun-reason').value.trim();
       const includePermanent = $('rerun-permanent').checked;
@@ -453,7 +459,14 @@
       countCard('429 answers', b.rateLimited),
     );
 
-    for (const action of ['pause', 'resume', 'cancel']) $(`act-${action}`).hidden = !b.actions.includes(action);
+    for (const action of ['pause', 'resume', 'cancel', 'approve', 'reject']) $(`act-${action}`).hidden = !b.actions.includes(action);
+    const held = b.actions.includes('approve');
+    $('b-held').hidden = !held;
+    if (held) {
+      $('b-held-chats').textContent = String(b.counts.valid);
+      $('b-held-sample').replaceChildren(...(b.sample || []).map((chat) => node('li', chat)));
+      $('b-held-expires').textContent = b.approvalExpiresAt ? `Rejected on its own at ${when(b.approvalExpiresAt)} unless approved first.` : '';
+    }
     $('b-rerun').hidden = !b.actions.includes('rerun');
     $('b-failures-link').hidden = !(b.counts.failed > 0);
 
@@ -698,7 +711,7 @@
     };
   }
 
-  const FORM_FIELDS = ['cron', 'tz', 'overlap', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'inbox'];
+  const FORM_FIELDS = ['cron', 'tz', 'overlap', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'inbox', 'maxChats', 'maxShare'];
 
   function renderScheduleForm(name) {
     view.replaceChildren($('schedule-form-template').content.cloneNode(true));

@@ -36,6 +36,7 @@ export function batchRecord(overrides: Partial<Omit<BatchRecord, 'counts'>> & { 
     rateLimited: 0,
     reasons: {},
     notes: [],
+    sample: [],
     ...rest,
     counts: { ...ZERO_COUNTS, ...counts },
   };
