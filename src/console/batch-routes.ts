@@ -23,6 +23,7 @@ import { FAILURE_CLASS_FILTERS, type FailureClassFilter, type FailureFilter, fai
 import { type BatchStatus, Status } from '../domain/lifecycle.js';
 import type { BatchKind } from '../store/batch-store.js';
 import { integerParam, refuseUnsafe } from './query.js';
+import { consoleActor } from './actor.js';
 
 /**
  * Report files a client may download, with their content types. A Map, not an object literal: the file name
@@ -192,7 +193,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     app.post<IdParams>(`/api/batches/:id/${action}`, async (request, reply) => {
       const batch = await find(request.params.id);
       if (!batch) return notFound(reply, request.params.id);
-      const chats = await run(ctx, batch.id);
+      const chats = await run(ctx, batch.id, consoleActor(request));
       return { batchId: batch.id, action, chats, batch: batchView(await ctx.batches.require(batch.id)) };
     });
   }
@@ -221,7 +222,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
       const body = request.body ?? {};
       const onlyReason = body.onlyReason?.trim();
       const name = body.name?.trim();
-      const child = await rerunBatch(ctx, parent.id, {
+      const child = await rerunBatch(ctx, parent.id, consoleActor(request), {
         includePermanent: body.includePermanent === true,
         ...(onlyReason ? { onlyReason } : {}),
         ...(name ? { name } : {}),

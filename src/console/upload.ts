@@ -19,6 +19,7 @@ import { uploadCsv } from '../app/upload.js';
 import { Status } from '../domain/lifecycle.js';
 import type { Context } from '../runtime/context.js';
 import { InputError, UsageError } from '../domain/errors.js';
+import { consoleActor } from './actor.js';
 
 /** Form fields the upload understands, besides the file itself. */
 export interface UploadFields {
@@ -141,6 +142,7 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
   try {
     const { fields } = upload;
     const batch = await uploadCsv(ctx, {
+      actor: consoleActor(request),
       file: upload.path,
       displayName: upload.name,
       ...(fields.name ? { name: fields.name } : {}),

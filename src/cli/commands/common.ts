@@ -20,6 +20,7 @@ import { checkDataLayout } from '../../store/layout.js';
 import { apiPauseOf, apiPauseText } from '../../app/views.js';
 import { pausedUntil } from '../../execution/pacer.js';
 import type { StartConsole } from '../../app/console-port.js';
+import type { Actor } from '../../domain/actor.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -100,11 +101,12 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
 }
 
 /** Reads a CSV into a new batch (and enqueues it unless --dry-run), with a progress display. */
-export async function ingestFile(ctx: Context, file: string, flags: Flags): Promise<BatchRecord> {
+export async function ingestFile(ctx: Context, file: string, flags: Flags, actor: Actor): Promise<BatchRecord> {
   const progress = makeProgress(`reading ${basename(file)}`, process.stderr, flags.quiet === true || flags.json === true);
   try {
     return await uploadCsv(ctx, {
       file,
+      actor,
       ...(flags.name ? { name: flags.name } : {}),
       ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
