@@ -47,6 +47,10 @@ export const OPTIONS = {
   'idle-hours': { type: 'string' },
   tag: { type: 'string' },
   agent: { type: 'string' },
+  batch: { type: 'string' },
+  actor: { type: 'string' },
+  since: { type: 'string' },
+  file: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -110,6 +114,11 @@ Commands
   schedule set [name]  Nightly cleanup without a CSV: --cron "0 2 * * *" --tz Asia/Kolkata and a source (below).
                        Stored in Redis; \`worker\` processes run it, once per tick however many there are.
   schedule show|remove|run-now [name]   List / delete a schedule, or run it now (--dry-run previews, --wait).
+  audit                Who did what, when, from where (uploads, pauses, reruns, schedules, console log-ins),
+                       oldest first: --batch <id>, --actor <name>, --since <2026-11-25|24h|7d>, --limit <n>,
+                       --json (one JSON object per line).
+  console-user add <name>   Add a named console operator: prints a new token once, stores only its hash in
+                       CONSOLE_USERS_FILE (or --file <path>, created 0600). Also: console-user remove <name> | list.
 
 Input options
   --waba <number>            Business (WABA) number for rows whose file has no wabaNumber column.
@@ -151,7 +160,9 @@ Environment
   RESULTS_TTL_DAYS (30),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn unless set),
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters; or CONSOLE_TOKEN_FILE, a file holding it,
-  e.g. a Docker secret), TRUST_PROXY (serve: behind a reverse
+  e.g. a Docker secret; its operator is called "console"), CONSOLE_USERS_FILE (serve: named operators, one
+  name:hash line each, see console-user), BULK_UNASSIGN_ACTOR (your name in the audit trail; default user@host),
+  AUDIT_RETENTION_DAYS (365), TRUST_PROXY (serve: behind a reverse
   proxy: true, a hop count or the proxies' addresses), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
   LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed
@@ -176,4 +187,6 @@ Examples
   bulk-unassign resume 20261125-020000-ab12cd           # after fixing a revoked key
   bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
   bulk-unassign schedule set --cron "0 2 * * *" --tz Asia/Kolkata --chat-status done --idle-hours 12
+  bulk-unassign audit --batch 20261125-020000-ab12cd    # who uploaded, paused, cancelled it
+  bulk-unassign console-user add alice --file /etc/bulk-unassign/console-users
 `;
