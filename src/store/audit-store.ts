@@ -113,7 +113,8 @@ function concerns(entry: AuditEntry, batchId: string): boolean {
   return typeof batches === 'string' && batches.split(',').includes(batchId);
 }
 
-function matches(entry: AuditEntry, query: AuditQuery): boolean {
+/** Whether an entry passes the query's batch and actor filters (the time window is the range read). */
+export function matches(entry: AuditEntry, query: AuditQuery): boolean {
   if (query.batchId !== undefined && !concerns(entry, query.batchId)) return false;
   if (query.actor !== undefined && entry.actor !== query.actor) return false;
   return true;
