@@ -106,8 +106,9 @@ Commands
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
                        --detach only enqueues it for workers elsewhere.
   serve                Web console + HTTP API (upload, progress, reports, rerun; Bull Board at /admin/queues)
-                       with an in-process worker. Needs CONSOLE_TOKEN; --port (3000), --host (127.0.0.1),
-                       --no-worker (workers run elsewhere), --demo (loopback only: makes a token, prints the URL).
+                       with an in-process worker. Needs CONSOLE_TOKEN or CONSOLE_USERS_FILE; --port (3000),
+                       --host (127.0.0.1), --no-worker (workers run elsewhere), --demo (loopback only: makes a
+                       token, prints the URL).
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate).
