@@ -14,12 +14,15 @@ import { REPORT_NOT_WRITTEN, type ReportSummary, summarise, writeReport } from '
 import { asEnvironmentError } from '../src/domain/errors.js';
 import type { ResultStore } from '../src/store/result-store.js';
 import type { ScriptedRedis } from '../src/store/scripts.js';
+import type { AuditStore } from '../src/store/audit-store.js';
 
 export interface FinalizeDeps {
   readonly redis: ScriptedRedis;
   readonly keys: Keys;
   readonly batches: BatchStore;
   readonly results: ResultStore;
+  /** The audit trail: the report lists what was done to the batch, and by whom. */
+  readonly audit: AuditStore;
   readonly logger: Logger;
   readonly reportsDir: string;
   readonly resultsTtlDays: number;

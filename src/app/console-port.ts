@@ -6,8 +6,11 @@ import type { JobTable } from '../execution/job-table.js';
 import type { Context } from '../runtime/context.js';
 
 export interface ConsoleOptions {
-  /** The shared secret every route but /healthz and /login requires. */
-  readonly token: string;
+  /**
+   * The shared secret (CONSOLE_TOKEN, operator `console`); with CONSOLE_USERS_FILE set it may be left out, and
+   * each operator uses their own token. Every route but /healthz and /login requires one of them.
+   */
+  readonly token?: string;
   /** @default '127.0.0.1' */
   readonly host?: string;
   /** @default 3000; 0 picks a free port. */

@@ -18,6 +18,7 @@ import { makeScheduleStore, type ScheduleDefinition, type ScheduleRun, type Sche
 import { busyReason, localTime, recordSkip, type RunDeps, type RunResult, runSchedule } from '../schedule/run.js';
 import type { InboxFileResult } from '../schedule/inbox.js';
 import { completeDryRun, dryRunView, type DryRunView } from './dry-run.js';
+import type { Actor } from '../domain/actor.js';
 
 export { DEFAULT_SCHEDULE, type ScheduleInput };
 
@@ -154,11 +155,12 @@ export interface SetScheduleResult {
 
 /** `schedule set`: validates, then creates or replaces the definition and its BullMQ job scheduler. */
 export async function setSchedule(
-  ctx: Pick<Context, 'config'>,
+  ctx: Pick<Context, 'config' | 'audit'>,
   schedules: ScheduleStore,
   name: string,
   input: ScheduleInput,
   origin: DefinitionOrigin,
+  actor: Actor,
 ): Promise<SetScheduleResult> {
   const existing = await schedules.get(checkScheduleName(name));
   const definition = await checkDefinition(ctx, name, input, origin, existing);
@@ -168,13 +170,27 @@ export async function setSchedule(
     // BullMQ's cron parser is the judge of the pattern; its message says which field is wrong.
     throw new UsageError(`--cron ${JSON.stringify(definition.cron)}: ${(error as Error).message}`);
   }
+  await ctx.audit.record({
+    actor,
+    action: 'schedule-set',
+    details: {
+      schedule: definition.name,
+      created: existing === undefined,
+      cron: definition.cron,
+      tz: definition.tz,
+      overlap: definition.overlap,
+      sources: describeSources(definition).join('; '),
+    },
+  });
   return { definition, created: existing === undefined };
 }
 
 /** `schedule remove`: the definition, its scheduler, state and history go; its batches and reports stay. */
-export async function removeSchedule(schedules: ScheduleStore, name: string): Promise<string> {
+export async function removeSchedule(ctx: Pick<Context, 'audit'>, schedules: ScheduleStore, name: string, actor: Actor): Promise<string> {
   const scheduleName = checkScheduleName(name);
+  // Only the call whose remove took the definition away records it: two removes at once leave one entry.
   if (!(await schedules.remove(scheduleName))) throw new UsageError(`no schedule named "${scheduleName}"`);
+  await ctx.audit.record({ actor, action: 'schedule-remove', details: { schedule: scheduleName } });
   return scheduleName;
 }
 
@@ -194,6 +210,8 @@ function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: Schedule
 const WAIT_POLL_MS = 2000;
 
 export interface RunNowOptions {
+  /** Who pressed run-now: the batches' creator and the audit entry's actor. */
+  readonly actor: Actor;
   readonly dryRun?: boolean;
   /**
    * For a schedule with `--overlap wait` whose previous run is still going: called once, then the run waits
@@ -218,14 +236,27 @@ export interface RunNowResult {
  * `schedule run-now`: one run from here with the schedule's overlap rule; the chats are left to the workers.
  * A dry run makes dry-run batches (their reports written, their retention clock started) and moves no file.
  */
-export async function runScheduleNow(ctx: Context, schedules: ScheduleStore, name: string, options: RunNowOptions = {}): Promise<RunNowResult> {
+export async function runScheduleNow(ctx: Context, schedules: ScheduleStore, name: string, options: RunNowOptions): Promise<RunNowResult> {
   const definition = await requireSchedule(schedules, name);
   const { deps, close } = runDepsFor(ctx, schedules, definition);
   const owner = `run-now-${process.pid}-${randomBytes(4).toString('hex')}`;
   const tick = Date.now();
   const dryRun = options.dryRun === true;
+  const createdBy = options.actor.name;
+  const record = (outcome: RunNowResult): Promise<unknown> =>
+    ctx.audit.record({
+      actor: options.actor,
+      action: 'schedule-run-now',
+      ...(outcome.batches.length === 1 ? { batchId: outcome.batches[0]!.id } : {}),
+      details: {
+        schedule: definition.name,
+        outcome: outcome.run.outcome,
+        batches: outcome.batches.map((b) => b.id).join(','),
+        ...(dryRun ? { dryRun: true } : {}),
+      },
+    });
   try {
-    let result: RunResult = await runSchedule(deps, { definition, tick, owner, manual: true, dryRun });
+    let result: RunResult = await runSchedule(deps, { definition, tick, owner, manual: true, dryRun, createdBy });
     if (result.kind === 'busy' && definition.overlap === 'wait') {
       if (!options.onWait)
         throw new BatchStateError(
@@ -235,15 +266,19 @@ export async function runScheduleNow(ctx: Context, schedules: ScheduleStore, nam
       const waited = { since: Date.now(), blockedBy: result.blockedBy };
       while (result.kind === 'busy') {
         await new Promise((r) => setTimeout(r, options.pollMs ?? WAIT_POLL_MS));
-        if ((await busyReason(deps, definition.name)) === '') result = await runSchedule(deps, { definition, tick, owner, manual: true, waited });
+        if ((await busyReason(deps, definition.name)) === '') result = await runSchedule(deps, { definition, tick, owner, manual: true, waited, createdBy });
       }
     }
     if (result.kind === 'busy') {
       const run = await recordSkip(deps, { definition, tick, owner, manual: true }, result);
-      return { definition, run, batches: [], inbox: [], skipped: true };
+      const skipped: RunNowResult = { definition, run, batches: [], inbox: [], skipped: true };
+      await record(skipped);
+      return skipped;
     }
     if (dryRun) for (const batch of result.batches) await completeDryRun(ctx, batch);
-    return { definition, run: result.run, batches: result.batches, inbox: result.inbox, skipped: false };
+    const done: RunNowResult = { definition, run: result.run, batches: result.batches, inbox: result.inbox, skipped: false };
+    await record(done);
+    return done;
   } finally {
     close();
   }
@@ -270,6 +305,7 @@ export async function previewSchedule(
   name: string,
   input: ScheduleInput,
   origin: DefinitionOrigin,
+  actor: Actor,
 ): Promise<SchedulePreview> {
   const existing = await schedules.get(checkScheduleName(name));
   const definition = await checkDefinition(ctx, name, input, origin, existing);
@@ -281,8 +317,16 @@ export async function previewSchedule(
       owner: `preview-${randomBytes(4).toString('hex')}`,
       manual: true,
       dryRun: true,
+      createdBy: actor.name,
     });
     if (result.kind === 'busy') throw new BatchStateError(result.blockedBy); // a dry run never checks overlap; kept for the type
+    // A preview makes dry-run batches (kept with their reports): recorded as a dry run of the schedule's sources.
+    await ctx.audit.record({
+      actor,
+      action: 'dry-run',
+      ...(result.batches.length === 1 ? { batchId: result.batches[0]!.id } : {}),
+      details: { schedule: definition.name, preview: true, batches: result.batches.map((b) => b.id).join(',') },
+    });
     const batches = [];
     for (const batch of result.batches) {
       await completeDryRun(ctx, batch);

@@ -13,6 +13,8 @@ import type { Actor } from '../domain/actor.js';
 import { configuredBrake } from '../ingest/hold.js';
 
 export interface UploadRequest {
+  /** Who uploads: the batch's creator and the audit entry's actor. */
+  readonly actor: Actor;
   /** Path of the CSV to read. */
   readonly file: string;
   /** The file name the operator knows it by (the console stores uploads under a temporary path). @default basename(file) */
@@ -25,16 +27,18 @@ export interface UploadRequest {
   readonly dryRun?: boolean;
   /** --approve: start even above MAX_BATCH_CHATS (audited as an `approve` that skipped the brake). */
   readonly approve?: boolean;
-  /** Who uploads: the audit trail names them when --approve skipped the brake. */
-  readonly actor?: Actor;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
-/** Reads a CSV into a new batch: enqueued for the workers, or a dry run (finish it with `completeDryRun`). */
+/**
+ * Reads a CSV into a new batch: enqueued for the workers, or a dry run (finish it with `completeDryRun`).
+ * Once the batch exists, the audit trail gets one `upload` (or `dry-run`) entry: file, content hash, counts, options.
+ */
 export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<BatchRecord> {
   const source = await openConfiguredCsv(ctx.config, request.file, request.waba);
+  const file = request.displayName ?? basename(request.file);
   const batch = await ingest(ctx, source, {
-    batch: { kind: 'csv', source: request.displayName ?? basename(request.file), ...(request.name ? { name: request.name } : {}) },
+    batch: { kind: 'csv', source: file, createdBy: request.actor.name, ...(request.name ? { name: request.name } : {}) },
     dryRun: request.dryRun === true,
     force: request.force === true,
     duplicateWindowHours: ctx.config.duplicateWindowHours,
@@ -43,9 +47,26 @@ export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<B
     brake: configuredBrake(ctx.config, {
       approved: request.approve === true,
       onSkipped: async (batchId, reason) => {
-        if (request.actor) await ctx.audit.record({ actor: request.actor, action: 'approve', batchId, details: { skippedBrake: true, reason } });
+        await ctx.audit.record({ actor: request.actor, action: 'approve', batchId, details: { skippedBrake: true, reason } });
       },
     }),
+  });
+  const c = batch.counts;
+  await ctx.audit.record({
+    actor: request.actor,
+    action: request.dryRun === true ? 'dry-run' : 'upload',
+    batchId: batch.id,
+    details: {
+      file,
+      sha256: batch.sha256,
+      rows: c.rows,
+      valid: c.valid,
+      rejected: c.rejected,
+      duplicates: c.duplicates,
+      ...(request.name ? { name: request.name } : {}),
+      ...(request.waba ? { waba: request.waba } : {}),
+      ...(request.force === true ? { force: true } : {}),
+    },
   });
   return batch;
 }

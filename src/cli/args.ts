@@ -50,6 +50,10 @@ export const OPTIONS = {
   approve: { type: 'boolean' },
   'max-chats': { type: 'string' },
   'max-share': { type: 'string' },
+  batch: { type: 'string' },
+  actor: { type: 'string' },
+  since: { type: 'string' },
+  file: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -108,14 +112,20 @@ Commands
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
                        --detach only enqueues it for workers elsewhere.
   serve                Web console + HTTP API (upload, progress, reports, rerun; Bull Board at /admin/queues)
-                       with an in-process worker. Needs CONSOLE_TOKEN; --port (3000), --host (127.0.0.1),
-                       --no-worker (workers run elsewhere), --demo (loopback only: makes a token, prints the URL).
+                       with an in-process worker. Needs CONSOLE_TOKEN or CONSOLE_USERS_FILE; --port (3000),
+                       --host (127.0.0.1), --no-worker (workers run elsewhere), --demo (loopback only: makes a
+                       token, prints the URL).
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate).
   schedule set [name]  Nightly cleanup without a CSV: --cron "0 2 * * *" --tz Asia/Kolkata and a source (below).
                        Stored in Redis; \`worker\` processes run it, once per tick however many there are.
   schedule show|remove|run-now [name]   List / delete a schedule, or run it now (--dry-run previews, --wait).
+  audit                Who did what, when, from where (uploads, pauses, reruns, schedules, console log-ins),
+                       oldest first: --batch <id>, --actor <name>, --since <2026-11-25|24h|7d>, --limit <n>,
+                       --json (one JSON object per line).
+  console-user add <name>   Add a named console operator: prints a new token once, stores only its hash in
+                       CONSOLE_USERS_FILE (or --file <path>, created 0600). Also: console-user remove <name> | list.
 
 Input options
   --waba <number>            Business (WABA) number for rows whose file has no wabaNumber column.
@@ -161,7 +171,9 @@ Environment
   APPROVAL_TIMEOUT_HOURS (72; a held batch not approved by then is rejected),
   DUPLICATE_WINDOW_HOURS (24), MAX_FILE_MB (512), DEFAULT_COUNTRY, LOG_LEVEL (warn unless set),
   CONSOLE_TOKEN (serve: the console's access token, ≥ 16 characters; or CONSOLE_TOKEN_FILE, a file holding it,
-  e.g. a Docker secret), TRUST_PROXY (serve: behind a reverse
+  e.g. a Docker secret; its operator is called "console"), CONSOLE_USERS_FILE (serve: named operators, one
+  name:hash line each, see console-user), BULK_UNASSIGN_ACTOR (your name in the audit trail; default user@host),
+  AUDIT_RETENTION_DAYS (365), TRUST_PROXY (serve: behind a reverse
   proxy: true, a hop count or the proxies' addresses), NOTIFY_WEBHOOK_URL (a
   scheduled batch's summary JSON is POSTed there when it finishes, retried with backoff),
   LOCK_DURATION_MS (worker job lock; default max(30 s, 2 × timeout + 5 s), at least timeout + 1 s: a killed
@@ -188,4 +200,6 @@ Examples
   bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
   bulk-unassign approve 20261125-020000-ab12cd          # let a batch held for approval run
   bulk-unassign schedule set --cron "0 2 * * *" --tz Asia/Kolkata --chat-status done --idle-hours 12
+  bulk-unassign audit --batch 20261125-020000-ab12cd    # who uploaded, paused, cancelled it
+  bulk-unassign console-user add alice --file /etc/bulk-unassign/console-users
 `;

@@ -14,6 +14,8 @@ import { cmdRerun } from './commands/rerun.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
 import { cmdSchedule } from './commands/schedule.js';
 import { cmdServe } from './commands/serve.js';
+import { cmdAudit } from './commands/audit.js';
+import { cmdConsoleUser } from './commands/console-user.js';
 import { asEnvironmentError, BulkUnassignError, UsageError } from '../domain/errors.js';
 
 type Command = (args: readonly string[], flags: Flags, io: Io) => Promise<number>;
@@ -35,6 +37,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   demo: cmdDemo,
   'mock-api': cmdMockApi,
   schedule: cmdSchedule,
+  audit: cmdAudit,
+  'console-user': cmdConsoleUser,
 };
 
 /** Exit code for each deliberate error code. */

@@ -8,6 +8,7 @@ import { parseEnv } from 'node:util';
 
 import { ConfigError } from '../domain/errors.js';
 import { isCountryCode } from '../domain/phone.js';
+import { readConsoleUsers } from './console-users.js';
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
@@ -105,6 +106,13 @@ export interface RunnerOptions {
    */
   readonly consoleTokenFile?: string;
   /**
+   * Named console operators: a file of `name:sha256-of-token` lines (`bulk-unassign console-user add <name>`
+   * writes them). Each operator logs in with their own token and is named in the audit trail; deleting a line
+   * revokes one. Works with or without `consoleToken` (whose operator is called `console`). Checked at start-up
+   * (an unreadable file or a malformed line is refused) and re-read by the console when it changes.
+   */
+  readonly consoleUsersFile?: string;
+  /**
    * Proxies in front of `serve` whose X-Forwarded-For / X-Forwarded-Proto the console believes (Fastify's
    * `trustProxy`): `true` (every proxy), a number of proxy hops, or proxy addresses/CIDRs (`10.0.0.0/8,::1`,
    * also `loopback`, `linklocal`, `uniquelocal`). The console then throttles failed logins per client address,
@@ -158,6 +166,8 @@ export interface ResolvedConfig {
   /** undefined = derived from requestTimeoutMs by the worker (`lockDurationFor`). */
   readonly lockDurationMs: number | undefined;
   readonly consoleToken: string | undefined;
+  /** Path of the console users file (checked readable and well-formed); undefined = only CONSOLE_TOKEN. */
+  readonly consoleUsersFile: string | undefined;
   readonly trustProxy: TrustProxy;
   readonly notifyWebhookUrl: string | undefined;
   readonly auditRetentionDays: number;
@@ -214,6 +224,7 @@ export const ENV_NAMES = {
   lockDurationMs: 'LOCK_DURATION_MS',
   consoleToken: 'CONSOLE_TOKEN',
   consoleTokenFile: 'CONSOLE_TOKEN_FILE',
+  consoleUsersFile: 'CONSOLE_USERS_FILE',
   trustProxy: 'TRUST_PROXY',
   notifyWebhookUrl: 'NOTIFY_WEBHOOK_URL',
   auditRetentionDays: 'AUDIT_RETENTION_DAYS',
@@ -439,6 +450,14 @@ function resolveConsoleToken(token: Found | undefined, tokenFile: Found | undefi
   return consoleTokenSetting(readKeyFile(path, source, 'the console token file'), `the console token file \`${path}\` (${source})`);
 }
 
+/** CONSOLE_USERS_FILE: the path, once the file was read and every line of it is well-formed. */
+function consoleUsersFileSetting(found: Found | undefined): string | undefined {
+  if (found === undefined) return undefined;
+  const path = settingText(found.value).trim();
+  readConsoleUsers(path, sourceOf('consoleUsersFile', found));
+  return path;
+}
+
 /** Named ranges Fastify's proxy-address matching (@fastify/proxy-addr) understands besides addresses and CIDRs. */
 const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
 /** Proxy hops beyond this are a typo, not a deployment. */
@@ -529,6 +548,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     logLevelExplicit: get('logLevel') !== undefined,
     lockDurationMs: lockDurationSetting(get('lockDurationMs'), requestTimeoutMs),
     consoleToken: resolveConsoleToken(find('consoleToken'), find('consoleTokenFile')),
+    consoleUsersFile: consoleUsersFileSetting(find('consoleUsersFile')),
     trustProxy: trustProxySetting(get('trustProxy')),
     notifyWebhookUrl: webhookUrlSetting(get('notifyWebhookUrl')),
     auditRetentionDays: intSetting('auditRetentionDays', get('auditRetentionDays')),

@@ -205,7 +205,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     app.post<IdParams>(`/api/batches/:id/${action}`, async (request, reply) => {
       const batch = await find(request.params.id);
       if (!batch) return notFound(reply, request.params.id);
-      const chats = await run(ctx, batch.id);
+      const chats = await run(ctx, batch.id, consoleActor(request));
       return { batchId: batch.id, action, chats, batch: batchView(await ctx.batches.require(batch.id)) };
     });
   }
@@ -234,7 +234,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
       const body = request.body ?? {};
       const onlyReason = body.onlyReason?.trim();
       const name = body.name?.trim();
-      const child = await rerunBatch(ctx, parent.id, {
+      const child = await rerunBatch(ctx, parent.id, consoleActor(request), {
         includePermanent: body.includePermanent === true,
         ...(onlyReason ? { onlyReason } : {}),
         ...(name ? { name } : {}),

@@ -15,6 +15,7 @@ import { checkScheduleName } from '../schedule/definition.js';
 import { maskPhone } from '../domain/phone.js';
 import { CHAT_STATUSES } from '../schedule/rule.js';
 import type { Context } from '../runtime/context.js';
+import { consoleActor } from './actor.js';
 
 /** The fields of `schedule set` a form sends, as the flags' text; '' (an empty form field) means "not given". */
 const INPUT_FIELDS = ['cron', 'tz', 'overlap', 'inbox', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'maxChats', 'maxShare'] as const;
@@ -63,12 +64,19 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: Context): void
   });
 
   app.put<NameParams & { Body: InputBody }>('/api/schedules/:name', { schema: { body: inputSchema } }, async (request, reply) => {
-    const { definition, created } = await setSchedule(ctx, schedules, request.params.name, inputOf(request.body), { cwd: process.cwd() });
+    const { definition, created } = await setSchedule(
+      ctx,
+      schedules,
+      request.params.name,
+      inputOf(request.body),
+      { cwd: process.cwd() },
+      consoleActor(request),
+    );
     return reply.code(created ? 201 : 200).send({ created, schedule: await scheduleDetails(schedules, definition, 10) });
   });
 
   app.post<{ Body: InputBody & { name: string } }>('/api/schedules/preview', { schema: { body: previewSchema } }, async (request) => {
-    const preview = await previewSchedule(ctx, schedules, request.body.name, inputOf(request.body), { cwd: process.cwd() });
+    const preview = await previewSchedule(ctx, schedules, request.body.name, inputOf(request.body), { cwd: process.cwd() }, consoleActor(request));
     return {
       ...preview,
       // Chats as the logs show them: a preview is a count and a shape, not a list of customers.
@@ -81,14 +89,14 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: Context): void
     { schema: { body: { type: ['object', 'null'], properties: { dryRun: { type: 'boolean' } }, additionalProperties: false } } },
     async (request, reply) => {
       if (!(await find(request.params.name))) return notFound(reply, request.params.name);
-      const result = await runScheduleNow(ctx, schedules, request.params.name, { dryRun: request.body?.dryRun === true });
+      const result = await runScheduleNow(ctx, schedules, request.params.name, { actor: consoleActor(request), dryRun: request.body?.dryRun === true });
       return reply.code(result.skipped ? 200 : 201).send({ run: result.run, skipped: result.skipped, batches: result.batches.map((b) => batchView(b)) });
     },
   );
 
   app.delete<NameParams>('/api/schedules/:name', async (request, reply) => {
     if (!(await find(request.params.name))) return notFound(reply, request.params.name);
-    return { removed: await removeSchedule(schedules, request.params.name) };
+    return { removed: await removeSchedule(ctx, schedules, request.params.name, consoleActor(request)) };
   });
 }
 

@@ -3,7 +3,7 @@
  * /metrics, and (unless told otherwise) an in-process worker. `startConsole` opens it on a context the caller
  * owns and returns `{ url, close }`; `bulk-unassign serve` and `demo --console` use it.
  *
- * The page never receives configuration: no route returns the config, the API key or the console token.
+ * The page never receives configuration: no route returns the config, the API key, a console token or a token hash.
  */
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -11,9 +11,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { TrustProxy } from '../config/config.js';
 import type { Context } from '../runtime/context.js';
 import { type RunningWorker, startWorker } from '../execution/worker.js';
-import { makeConsoleAuth, registerAuth } from './auth.js';
+import { loadSessionKey, makeConsoleAuth, registerAuth } from './auth.js';
+import { makeOperatorList } from './operators.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerScheduleRoutes } from './schedule-routes.js';
+import { registerAuditRoutes } from './audit-routes.js';
 import { registerBullBoard } from './bull-board.js';
 import { registerEventStream } from './events.js';
 import { registerHealth } from './health.js';
@@ -56,7 +58,13 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
   });
   // One file per upload; the limit is enforced while streaming, before anything reaches the disk in full.
   await app.register(multipart, { limits: { fileSize: ctx.config.maxFileMb * MIB, files: 1, fields: 10, fieldSize: 4096, parts: 12 } });
-  registerAuth(app, makeConsoleAuth(options.token), { tokenInUrl: options.tokenInUrl === true });
+  const operators = makeOperatorList({
+    ...(options.token === undefined ? {} : { token: options.token }),
+    ...(ctx.config.consoleUsersFile === undefined ? {} : { usersFile: ctx.config.consoleUsersFile }),
+    logger: ctx.logger,
+  });
+  const auth = makeConsoleAuth(operators, await loadSessionKey(ctx.redis, ctx.keys.consoleSessionKey));
+  registerAuth(app, auth, { tokenInUrl: options.tokenInUrl === true, audit: ctx.audit, logger: ctx.logger });
   registerHealth(app, ctx);
   const metrics = makeConsoleMetrics(ctx);
   app.get('/metrics', async (_request, reply) =>
@@ -68,6 +76,7 @@ export async function buildConsole(ctx: Context, options: ConsoleOptions): Promi
   registerPage(app);
   registerBatchRoutes(app, ctx);
   registerScheduleRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
   registerEventStream(app, ctx, {
     ...(options.progressPollMs === undefined ? {} : { pollMs: options.progressPollMs }),
     ...(options.maxEventStreams === undefined ? {} : { maxStreams: options.maxEventStreams }),

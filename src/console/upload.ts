@@ -145,6 +145,7 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
   try {
     const { fields } = upload;
     const batch = await uploadCsv(ctx, {
+      actor: consoleActor(request),
       file: upload.path,
       displayName: upload.name,
       ...(fields.name ? { name: fields.name } : {}),
@@ -152,7 +153,6 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
       force: fields.force === true,
       dryRun: fields.dryRun === true,
       approve: fields.approve === true,
-      actor: consoleActor(request),
     }).catch((error: unknown) => {
       throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
     });

@@ -7,8 +7,10 @@ import { BatchStateError } from '../domain/errors.js';
 import { jobIdFor } from '../store/queue.js';
 import { type QueueCtx, recordCancelled, requeueMissing, unfinishedChats } from '../execution/requeue.js';
 import { describeStatuses, GUARDS, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
+import type { Actor } from '../domain/actor.js';
+import type { Context } from '../runtime/context.js';
 
-type Ctx = QueueCtx;
+type Ctx = QueueCtx & Pick<Context, 'audit'>;
 
 /** Chats parked, then taken off the queue, per status check in `parkWaiting`. */
 const PARK_CHUNK = 100;
@@ -44,9 +46,18 @@ export async function parkWaiting(ctx: Ctx, batchId: string): Promise<number> {
   return removed;
 }
 
-export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.apply(batchId, 'pause');
-  if (previous === undefined) await refuse(ctx, batchId, 'pause');
+/**
+ * Applies the transition (one compare-and-set) and, only when this call made it, records it in the audit trail:
+ * a refused action records nothing, and of two operators clicking at once exactly one is recorded.
+ */
+async function transition(ctx: Ctx, batchId: string, action: 'pause' | 'resume' | 'cancel', actor: Actor): Promise<void> {
+  const previous = await ctx.batches.apply(batchId, action);
+  if (previous === undefined) return refuse(ctx, batchId, action);
+  await ctx.audit.record({ actor, action, batchId, details: { from: previous } });
+}
+
+export async function pauseBatch(ctx: Ctx, batchId: string, actor: Actor): Promise<number> {
+  await transition(ctx, batchId, 'pause', actor);
   return parkWaiting(ctx, batchId);
 }
 
@@ -59,9 +70,8 @@ export async function pauseBatch(ctx: Ctx, batchId: string): Promise<number> {
  * So resume re-adds every unfinished chat that has no job, waits for the jobs that were running to settle, and
  * looks once more.
  */
-export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.apply(batchId, 'resume');
-  if (previous === undefined) await refuse(ctx, batchId, 'resume');
+export async function resumeBatch(ctx: Ctx, batchId: string, actor: Actor): Promise<number> {
+  await transition(ctx, batchId, 'resume', actor);
   const first = await requeueMissing(ctx, batchId);
   let running = first.running;
   for (const deadline = Date.now() + RESUME_SETTLE_MS; running.length > 0 && Date.now() < deadline;) {
@@ -79,9 +89,8 @@ export async function resumeBatch(ctx: Ctx, batchId: string): Promise<number> {
  * Cancels a batch: waiting and parked chats are recorded as `cancelled`; chats already in flight finish.
  * Returns how many chats were cancelled by this call.
  */
-export async function cancelBatch(ctx: Ctx, batchId: string): Promise<number> {
-  const previous = await ctx.batches.apply(batchId, 'cancel');
-  if (previous === undefined) await refuse(ctx, batchId, 'cancel');
+export async function cancelBatch(ctx: Ctx, batchId: string, actor: Actor): Promise<number> {
+  await transition(ctx, batchId, 'cancel', actor);
   const parked = new Set(await ctx.redis.hkeys(ctx.keys.batch(batchId).parked));
   let cancelled = 0;
   for await (const chatKeys of unfinishedChats(ctx, batchId)) {

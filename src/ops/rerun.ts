@@ -17,6 +17,7 @@ import { type FailureIndex, indexFailures } from '../store/failure-index.js';
 import { writeReport } from '../report/report.js';
 import type { ChatResult } from '../store/result-store.js';
 import { chatFromKey, type FailureClass } from '../domain/chat.js';
+import type { Actor } from '../domain/actor.js';
 
 export interface RerunOptions {
   /** Also rerun permanent failures (400/404/422). */
@@ -84,7 +85,7 @@ function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
  * gets a BatchStateError naming it. The slot is free again once that child is final, or gone because its ingest
  * failed (removing it gives the slot back).
  */
-export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOptions = {}): Promise<BatchRecord> {
+export async function rerunBatch(ctx: Context, parentId: string, actor: Actor, opts: RerunOptions = {}): Promise<BatchRecord> {
   const parent = await ctx.batches.require(parentId);
   const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);
   refuse(parent, children);
@@ -107,6 +108,7 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
         parent: parent.id,
         name: opts.name ?? `${parent.name} (rerun)`,
         notes: [`rerun of ${parent.id}: ${failures.selected} of ${parent.counts.failed} failed chat(s), ${filters}`],
+        createdBy: actor.name,
       },
       dryRun: opts.dryRun ?? false,
       duplicateWindowHours: 0,
@@ -114,6 +116,19 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
   } finally {
     await failures.drop();
   }
+  // Recorded on the new batch, naming its parent: the audit store finds it under either id.
+  await ctx.audit.record({
+    actor,
+    action: 'rerun',
+    batchId: child.id,
+    details: {
+      parent: parent.id,
+      chats: child.counts.valid,
+      ...(opts.includePermanent ? { includePermanent: true } : {}),
+      ...(opts.onlyReason ? { onlyReason: opts.onlyReason } : {}),
+      ...(opts.dryRun ? { dryRun: true } : {}),
+    },
+  });
   // The parent's report names its reruns: rewrite it now that it has one.
   if (!opts.dryRun) await writeReport(ctx, await ctx.batches.require(parent.id), ctx.config.reportsDir);
   return child;

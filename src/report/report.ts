@@ -17,6 +17,7 @@ import type { Keys } from '../store/keys.js';
 import { percentileOf, type ResultStore } from '../store/result-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';
 import { decodeRejectedRow } from '../store/codecs.js';
+import type { AuditStore } from '../store/audit-store.js';
 
 export interface ReportSummary {
   readonly batchId: string;
@@ -41,6 +42,29 @@ export interface ReportSummary {
   readonly latencyMs: { readonly p50: number | null; readonly p95: number | null; readonly p99: number | null };
   readonly notes: readonly string[];
   readonly files: Readonly<Record<string, string>>;
+  /** Who created the batch (an operator, `user@host`, `schedule <name>`); '' for a batch made before this was kept. */
+  readonly createdBy: string;
+  /** What was done to the batch and by whom, oldest first (from the audit trail). */
+  readonly actions: readonly ReportAction[];
+}
+
+export interface ReportAction {
+  readonly at: string;
+  readonly actor: string;
+  readonly action: string;
+}
+
+/** Entries read for one batch's report at most: far more than any batch gets (pause/resume many times over). */
+const REPORT_ACTIONS_LIMIT = 200;
+
+/**
+ * The batch's entries of the audit trail. Reading them means scanning the stream newest first (a filter, not an
+ * index), which is cheap enough: the stream is bounded by AUDIT_RETENTION_DAYS, holds one short entry per
+ * operator action (failed log-ins are capped per minute), and a report is written once per batch.
+ */
+export async function batchActions(audit: Pick<AuditStore, 'list'>, batchId: string): Promise<ReportAction[]> {
+  const entries = await audit.list({ batchId, limit: REPORT_ACTIONS_LIMIT });
+  return entries.map((e) => ({ at: new Date(e.at).toISOString(), actor: e.actor, action: e.action }));
 }
 
 /** How a batch's note begins when its report could not be written when it finished. */
@@ -127,6 +151,7 @@ export function summarise(
   failuresByClass: Readonly<Record<string, number>>,
   latencyMs: ReportSummary['latencyMs'],
   files: Record<string, string>,
+  actions: readonly ReportAction[] = [],
 ): ReportSummary {
   const terminalCalls = batch.counts.succeeded + batch.counts.failed;
   return {
@@ -154,6 +179,8 @@ export function summarise(
     latencyMs,
     notes: batch.notes,
     files,
+    createdBy: batch.createdBy,
+    actions,
   };
 }
 
@@ -165,6 +192,7 @@ export function renderMarkdown(s: ReportSummary): string {
     '',
     `**Status:** ${s.status}${s.reason ? ` — ${text(s.reason)}` : ''}${s.dryRun ? ' (dry run: no API calls made)' : ''}`,
     `**Source:** ${text(s.source)} (sha256 ${s.sha256.slice(0, 12) || 'n/a'})${s.parent ? ` · rerun of ${s.parent}` : ''}`,
+    ...(s.createdBy ? [`**Created by:** ${text(s.createdBy)} at ${s.createdAt}`] : []),
     `**Started:** ${s.startedAt ?? '—'} · **Finished:** ${s.finishedAt ?? '—'} · **Duration:** ${s.durationMs === null ? '—' : `${(s.durationMs / 1000).toFixed(1)} s`}`,
     '',
     '| rows | valid | rejected | duplicates | succeeded | failed | cancelled |',
@@ -182,12 +210,17 @@ export function renderMarkdown(s: ReportSummary): string {
   if (c.rejected > 0) lines.push(`${c.rejected} row(s) could not be read as a chat: see \`rejected.csv\`.`, '');
   for (const note of s.notes) lines.push(`> ${text(note).replace(/[\r\n]+/g, ' ')}`, '');
   if (s.children.length > 0) lines.push(`Reruns of this batch: ${s.children.join(', ')}`, '');
+  if (s.actions.length > 0) {
+    lines.push('## Actions', '', '| when | who | what |', '|---|---|---|');
+    for (const a of s.actions) lines.push(`| ${a.at} | ${cell(a.actor)} | ${a.action} |`);
+    lines.push('');
+  }
   return lines.join('\n');
 }
 
 /** Writes the four report files for a batch into `<reportsDir>/<batchId>/` and returns the summary. */
 export async function writeReport(
-  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore },
+  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore; audit: Pick<AuditStore, 'list'> },
   batch: BatchRecord,
   reportsDir: string,
 ): Promise<ReportSummary> {
@@ -207,7 +240,7 @@ export async function writeReport(
     await failures.drop();
   }
   await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
-  const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files);
+  const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files, await batchActions(deps.audit, batch.id));
   await writeLines(files.summaryMd, [renderMarkdown(summary)]);
   await writeLines(files.summaryJson, [`${JSON.stringify(summary, null, 2)}\n`]);
   return summary;

@@ -28,6 +28,8 @@ export interface InboxOptions {
   readonly batchName: (file: string) => string;
   /** Notes every batch starts with (which schedule, which tick). */
   readonly notes: readonly string[];
+  /** Who starts the batches (BatchRecord.createdBy): the schedule, or the operator of a run-now. */
+  readonly createdBy: string;
   /** Validate only: batches are dry runs and no file moves. */
   readonly dryRun?: boolean;
   /** The brake for each file's batch (MAX_BATCH_CHATS, the schedule's --max-chats). */
@@ -73,7 +75,7 @@ export async function moveInto(file: string, targetDir: string, now = new Date()
 async function ingestOne(deps: IngestDeps & { config: ResolvedConfig }, file: string, opts: InboxOptions): Promise<BatchRecord> {
   const source = await openConfiguredCsv(deps.config, file, opts.defaultWaba);
   return ingest(deps, source, {
-    batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes },
+    batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes, createdBy: opts.createdBy },
     dryRun: opts.dryRun ?? false,
     duplicateWindowHours: deps.config.duplicateWindowHours,
     ...(opts.brake ? { brake: opts.brake } : {}),

@@ -20,6 +20,8 @@ import type { ScheduleDefinition, ScheduleRun, ScheduleStore } from './store.js'
 import { FINAL, Status } from '../domain/lifecycle.js';
 import { ownedLock } from '../store/scripts.js';
 import { configuredBrake } from '../ingest/hold.js';
+import type { AuditStore } from '../store/audit-store.js';
+import { scheduleActor } from '../domain/actor.js';
 
 /** Batch states after which a scheduled batch no longer blocks the next run (a stopped or paused batch still does). */
 
@@ -36,6 +38,8 @@ export interface RunDeps extends IngestDeps {
   readonly pace: () => Promise<void>;
   /** Pauses every API caller after a 429. */
   readonly rateLimit: (ms: number) => Promise<void>;
+  /** Where a tick that started batches is recorded. */
+  readonly audit: AuditStore;
 }
 
 export interface RunRequest {
@@ -50,6 +54,12 @@ export interface RunRequest {
   readonly dryRun?: boolean;
   /** Set when the run waited for the previous one (--overlap wait). */
   readonly waited?: { readonly since: number; readonly blockedBy: string };
+  /** Who starts the batches (BatchRecord.createdBy). @default the schedule (`schedule <name>`) */
+  readonly createdBy?: string;
+}
+
+function creatorOf(req: RunRequest): string {
+  return req.createdBy ?? scheduleActor(req.definition.name).name;
 }
 
 export type RunResult =
@@ -152,7 +162,7 @@ async function readQuery(deps: RunDeps, req: RunRequest, notes: string[], out: S
   };
   try {
     const batch = await ingest(deps, source, {
-      batch: { kind: 'nightly', name: `${def.name}-${localDate(req.tick, def.tz)}`, source: describeRule(def.query), notes },
+      batch: { kind: 'nightly', name: `${def.name}-${localDate(req.tick, def.tz)}`, source: describeRule(def.query), notes, createdBy: creatorOf(req) },
       dryRun: req.dryRun ?? false,
       duplicateWindowHours: 0,
       // The brake: a rule that selects more than it should (a filter gone) waits for a person.
@@ -182,6 +192,7 @@ async function readInbox(deps: RunDeps, req: RunRequest, notes: string[], out: S
       notes,
       dryRun: req.dryRun ?? false,
       brake: configuredBrake(deps.config, { maxChats: def.maxChats }),
+      createdBy: creatorOf(req),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -232,6 +243,15 @@ export async function runSchedule(deps: RunDeps, req: RunRequest): Promise<RunRe
       await deps.schedules.setLastBatchIds(def.name, run.batchIds);
       await deps.schedules.setWaiting(def.name, undefined, req.owner);
       await deps.schedules.addRun(def.name, run);
+    }
+    // A tick of the schedule itself (run-now is recorded by whoever pressed it) that started batches.
+    if (!req.manual && !req.dryRun && run.batchIds.length > 0) {
+      await deps.audit.record({
+        actor: scheduleActor(def.name),
+        action: 'schedule-tick',
+        ...(run.batchIds.length === 1 ? { batchId: run.batchIds[0]! } : {}),
+        details: { schedule: def.name, tick: new Date(req.tick).toISOString(), batches: run.batchIds.join(','), message: run.message },
+      });
     }
     const level = sources.failed ? 'error' : 'info';
     deps.logger[level]({ schedule: def.name, tick: new Date(req.tick).toISOString(), outcome, batches: run.batchIds }, `scheduled run: ${run.message}`);

@@ -102,8 +102,20 @@ function decodeEntry(id: string, flat: readonly string[]): AuditEntry | undefine
   };
 }
 
-function matches(entry: AuditEntry, query: AuditQuery): boolean {
-  if (query.batchId !== undefined && entry.batchId !== query.batchId) return false;
+/**
+ * Whether an entry is about that batch: its own batch; a rerun (recorded on the new batch) also under its
+ * `details.parent`; a scheduled run that started several batches under each id of its `details.batches`.
+ */
+function concerns(entry: AuditEntry, batchId: string): boolean {
+  if (entry.batchId === batchId) return true;
+  if (entry.action === 'rerun' && entry.details.parent === batchId) return true;
+  const batches = entry.details.batches;
+  return typeof batches === 'string' && batches.split(',').includes(batchId);
+}
+
+/** Whether an entry passes the query's batch and actor filters (the time window is the range read). */
+export function matches(entry: AuditEntry, query: AuditQuery): boolean {
+  if (query.batchId !== undefined && !concerns(entry, query.batchId)) return false;
   if (query.actor !== undefined && entry.actor !== query.actor) return false;
   return true;
 }

@@ -68,6 +68,11 @@ export interface Keys {
   reconcileLock(batchId: string): string;
   /** STREAM: the audit trail, one entry per state-changing action (audit-store.ts). */
   readonly audit: string;
+  /**
+   * STRING: the random key console session cookies are signed with, made once by the first console (SET NX), so
+   * every console of a deployment and every restart accept the same sessions (console/auth.ts).
+   */
+  readonly consoleSessionKey: string;
   /** STRING: written by watchers to learn whether Redis accepts writes (its value is of no interest). */
   readonly writeProbe: string;
   /** All keys of one batch. */
@@ -91,6 +96,7 @@ export function makeKeys(queuePrefix: string): Keys {
     reconcileLock: (batchId) => `${root}:batch:${batchId}:reconcile`,
     writeProbe: `${root}:write-probe`,
     audit: `${root}:audit`,
+    consoleSessionKey: `${root}:console:session-key`,
     batch: (batchId) => {
       const base = `${root}:batch:${batchId}`;
       return {

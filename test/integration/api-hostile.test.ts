@@ -16,6 +16,7 @@ import type { BatchRecord } from '../../src/store/batch-store.js';
 import { eventually } from '../helpers/eventually.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv, waitForQuiet } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 
@@ -48,7 +49,7 @@ async function expectStoppedUntouched(e: TestEnv, batchId: string, chats: number
 
 /** Resumes the batch and waits for it to finish: every chat unassigned exactly once by the (now sane) stand-in. */
 async function resumeToTheEnd(e: TestEnv, batchId: string, chats: number): Promise<BatchRecord> {
-  expect(await resumeBatch(e.ctx, batchId)).toBe(chats);
+  expect(await resumeBatch(e.ctx, batchId, TEST_ACTOR)).toBe(chats);
   const done = await e.waitFor(batchId, ['finished'], 30_000);
   const stats = e.api.stats();
   expect(done.counts).toMatchObject({ valid: chats, succeeded: chats, failed: 0, cancelled: 0 });

@@ -10,6 +10,7 @@
  *  - each approve / reject / expire / --approve skip leaves exactly one audit entry;
  *  - NOTIFY_WEBHOOK_URL gets `batch.needs_approval` with the reason, a masked sample and the commands.
  */
+import { TEST_ACTOR } from '../helpers/actor.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -263,7 +264,7 @@ describe('the brake: CSV uploads above MAX_BATCH_CHATS', () => {
 
   it('MAX_BATCH_CHATS=0 holds nothing', async () => {
     env = await makeTestEnv({ config: { maxBatchChats: 0 } });
-    const batch = await uploadCsv(env.ctx, { file: env.csv('big.csv', `phone\n${phones(20).join('\n')}\n`), waba: WABA });
+    const batch = await uploadCsv(env.ctx, { file: env.csv('big.csv', `phone\n${phones(20).join('\n')}\n`), waba: WABA, actor: TEST_ACTOR });
     expect(batch.status).toBe('running');
   });
 });

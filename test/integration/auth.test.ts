@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/config/logger.js';
 import { type RunningWorker, startWorker } from '../../src/execution/worker.js';
 import { jobTable } from '../../jobs/index.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv, waitForQuiet } from '../helpers/harness.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 const WORKERS = 3;
@@ -79,7 +80,7 @@ describe('bad API key: the batch stops within a few calls, and resume finishes i
     expect(await env.ctx.redis.hlen(env.ctx.keys.batch(batch.id).parked)).toBe(chats - okBeforeRevoke);
 
     env.api.setFaults({}); // the key works again
-    expect(await resumeBatch(env.ctx, batch.id)).toBe(chats - okBeforeRevoke);
+    expect(await resumeBatch(env.ctx, batch.id, TEST_ACTOR)).toBe(chats - okBeforeRevoke);
     const done = await env.waitFor(batch.id, ['finished'], 30_000);
 
     const stats = env.api.stats();
@@ -132,7 +133,7 @@ describe('bad API key: the batch stops within a few calls, and resume finishes i
     let done = await env.ctx.batches.require(batch.id);
     // A call answered 401 before the key was fixed may stop the batch once more: then resume again, as the reason says.
     for (let resumes = 0; done.status === 'stopped' && resumes < 3; resumes += 1) {
-      await resumeBatch(env.ctx, batch.id);
+      await resumeBatch(env.ctx, batch.id, TEST_ACTOR);
       done = await env.waitFor(batch.id, ['finished', 'stopped'], 30_000);
     }
     const stats = env.api.stats();

@@ -14,6 +14,7 @@ import { writeReport } from '../../src/report/report.js';
 import { rerunBatch } from '../../src/ops/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { eventually } from '../helpers/eventually.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 let env: TestEnv | undefined;
@@ -42,15 +43,15 @@ describe('ops: rerun', () => {
 
     // A rerun of a running batch is refused, so is nothing-to-rerun; both with a clear message.
     const busy = await env.ingestCsv(env.csv('b.csv', csvOf(phones(5, 1000))));
-    await pauseBatch(env.ctx, busy.id);
-    await expect(rerunBatch(env.ctx, busy.id)).rejects.toThrow(/still paused .*wait for it to finish, or `bulk-unassign cancel/);
+    await pauseBatch(env.ctx, busy.id, TEST_ACTOR);
+    await expect(rerunBatch(env.ctx, busy.id, TEST_ACTOR)).rejects.toThrow(/still paused .*wait for it to finish, or `bulk-unassign cancel/);
 
     env.api.setFaults({ flaky: Object.fromEntries(down.slice(0, 2).map((n) => [n, 100])), rejectNumbers: refused });
-    const child = await rerunBatch(env.ctx, parent.id);
+    const child = await rerunBatch(env.ctx, parent.id, TEST_ACTOR);
     expect(child.counts.valid).toBe(6);
     expect(child.parent).toBe(parent.id);
     expect((await env.ctx.batches.require(parent.id)).children).toEqual([child.id]);
-    await expect(rerunBatch(env.ctx, parent.id)).rejects.toThrow(`already has a rerun in progress: ${child.id}`);
+    await expect(rerunBatch(env.ctx, parent.id, TEST_ACTOR)).rejects.toThrow(`already has a rerun in progress: ${child.id}`);
     const childDone = await env.waitFor(child.id);
     expect(childDone.counts).toMatchObject({ succeeded: 4, failed: 2 });
     const childSummary = JSON.parse(readFileSync(join(env.config.reportsDir, child.id, 'summary.json'), 'utf8'));
@@ -61,7 +62,7 @@ describe('ops: rerun', () => {
     expect(readFileSync(join(env.config.reportsDir, child.id, 'failed.csv'), 'utf8').split('\r\n')[0]).toBe('phone,waba,note,status,error');
 
     env.api.setFaults({});
-    const grandchild = await env.waitFor((await rerunBatch(env.ctx, child.id)).id);
+    const grandchild = await env.waitFor((await rerunBatch(env.ctx, child.id, TEST_ACTOR)).id);
     expect(grandchild.counts).toMatchObject({ valid: 2, succeeded: 2, failed: 0 });
     // Every chat was unassigned exactly once over the three batches, and the 422s were never called again.
     const stats = env.api.stats();
@@ -70,9 +71,9 @@ describe('ops: rerun', () => {
     expect(Object.keys(stats.unassigned)).toHaveLength(51 + 4 + 2 + busyDone.counts.succeeded);
     expect(stats.byStatus['422']).toBe(3);
 
-    await expect(rerunBatch(env.ctx, grandchild.id)).rejects.toThrow(/nothing to rerun .*no failed chats/);
-    await expect(rerunBatch(env.ctx, parent.id, { onlyReason: 'no such text' })).rejects.toThrow(/none of its 9 failed chat\(s\) match/);
-    const permanent = await rerunBatch(env.ctx, parent.id, { includePermanent: true, onlyReason: 'not a member' });
+    await expect(rerunBatch(env.ctx, grandchild.id, TEST_ACTOR)).rejects.toThrow(/nothing to rerun .*no failed chats/);
+    await expect(rerunBatch(env.ctx, parent.id, TEST_ACTOR, { onlyReason: 'no such text' })).rejects.toThrow(/none of its 9 failed chat\(s\) match/);
+    const permanent = await rerunBatch(env.ctx, parent.id, TEST_ACTOR, { includePermanent: true, onlyReason: 'not a member' });
     expect(permanent.counts.valid).toBe(3);
     await env.waitFor(permanent.id);
   });
@@ -91,7 +92,7 @@ describe('ops: rerun', () => {
     expect(parent.counts.failed).toBe(5);
     const failedCsv = join(env.config.reportsDir, parent.id, 'failed.csv');
     const reupload = await env.ingestCsv(failedCsv, { dryRun: true });
-    const rerun = await rerunBatch(env.ctx, parent.id, { includePermanent: true, dryRun: true });
+    const rerun = await rerunBatch(env.ctx, parent.id, TEST_ACTOR, { includePermanent: true, dryRun: true });
     const staged = async (id: string): Promise<string[]> => (await env!.ctx.redis.hkeys(env!.ctx.keys.batch(id).chats)).sort();
     expect(reupload.counts).toMatchObject({ valid: 5, rejected: 0 });
     expect(await staged(reupload.id)).toEqual(await staged(rerun.id));
@@ -108,7 +109,7 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
     const batch = await env.ingestCsv(env.csv('c.csv', csvOf(phones(200, 3000))));
     // Cancel once some chats are done (at 40/s most are still waiting): both kinds are in the batch.
     await eventually(async () => (await env!.ctx.batches.require(batch.id)).done >= 10, { timeoutMs: 20_000, message: 'the first 10 chats to finish' });
-    const cancelled = await cancelBatch(env.ctx, batch.id);
+    const cancelled = await cancelBatch(env.ctx, batch.id, TEST_ACTOR);
     const done = await env.waitFor(batch.id, ['cancelled']);
     expect(cancelled).toBeGreaterThan(100);
     // Workers that fetch a chat of a cancelling batch record it as cancelled too.
@@ -128,16 +129,16 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
     env = await makeTestEnv({ config: { rateLimitMax: 100 } });
     const a = await env.ingestCsv(env.csv('a.csv', csvOf(phones(150, 4000))));
     const b = await env.ingestCsv(env.csv('b.csv', csvOf(phones(50, 5000))));
-    await pauseBatch(env.ctx, a.id);
+    await pauseBatch(env.ctx, a.id, TEST_ACTOR);
     env.worker();
     expect((await env.waitFor(b.id)).counts.succeeded).toBe(50);
     const paused = await env.ctx.batches.require(a.id);
     expect(paused.status).toBe('paused');
     expect(paused.done).toBe(0);
-    expect(await resumeBatch(env.ctx, a.id)).toBe(150);
+    expect(await resumeBatch(env.ctx, a.id, TEST_ACTOR)).toBe(150);
     expect((await env.waitFor(a.id)).counts.succeeded).toBe(150);
     expect(Object.values(env.api.stats().unassigned).every((n) => n === 1)).toBe(true);
-    await expect(pauseBatch(env.ctx, a.id)).rejects.toThrow(/cannot pause batch .* it is finished/);
+    await expect(pauseBatch(env.ctx, a.id, TEST_ACTOR)).rejects.toThrow(/cannot pause batch .* it is finished/);
   });
 
   it('report rebuilds the same files from Redis at any time', async () => {
@@ -193,7 +194,7 @@ describe('ops: cancel, pause, resume, report, duplicates, dry run, fairness', ()
     const bigNow = await env.ctx.batches.require(big.id);
     // At 100/s the big batch needs ~15 s; the small one finished while most of it was still waiting.
     expect(bigNow.done).toBeLessThan(bigNow.counts.valid / 2);
-    await cancelBatch(env.ctx, big.id);
+    await cancelBatch(env.ctx, big.id, TEST_ACTOR);
     await env.waitFor(big.id, ['cancelled']);
   });
 });

@@ -8,6 +8,7 @@ import { pauseBatch } from '../../src/ops/batch-control.js';
 import { jobIdFor } from '../../src/store/queue.js';
 import { simpleCsv } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 let env: TestEnv | undefined;
 afterEach(async () => {
@@ -22,7 +23,7 @@ describe('pause', () => {
     const batch = await env.ingestCsv(env.csv('chats.csv', text));
     // 12 chats lose their job (as a crash could leave them): 18 are really waiting.
     for (const chatKey of chatKeys.slice(0, 12)) await env.ctx.queue.remove(jobIdFor(batch.id, chatKey));
-    expect(await pauseBatch(env.ctx, batch.id)).toBe(18);
+    expect(await pauseBatch(env.ctx, batch.id, TEST_ACTOR)).toBe(18);
     for (const chatKey of chatKeys) expect(await env.ctx.queue.getJobState(jobIdFor(batch.id, chatKey))).toBe('unknown');
   });
 });

@@ -21,6 +21,7 @@ import { startTestConsole, type TestConsole } from '../helpers/console.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { expectExactAccounting, simpleCsv } from '../helpers/accounting.js';
 import { eventually } from '../helpers/eventually.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 let env: TestEnv | undefined;
@@ -190,7 +191,7 @@ describe('races: rerun', () => {
   it('five concurrent rerunBatch calls in one process: one child, four BatchStateErrors', async () => {
     env = await makeTestEnv({ config: { maxAttempts: 1 } });
     const { parent } = await failedParent(env, 200);
-    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => rerunBatch(env!.ctx, parent.id)));
+    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => rerunBatch(env!.ctx, parent.id, TEST_ACTOR)));
     const made = outcomes.filter((o): o is PromiseFulfilledResult<BatchRecord> => o.status === 'fulfilled').map((o) => o.value);
     expect(made).toHaveLength(1);
     for (const o of outcomes.filter((x): x is PromiseRejectedResult => x.status === 'rejected')) {
@@ -200,7 +201,7 @@ describe('races: rerun', () => {
     expect((await env.ctx.batches.require(parent.id)).children).toEqual([made[0]!.id]);
     // Once that child is final, the parent's slot is free: the next rerun goes.
     await env.waitFor(made[0]!.id, ['finished']);
-    const next = await rerunBatch(env.ctx, parent.id);
+    const next = await rerunBatch(env.ctx, parent.id, TEST_ACTOR);
     expect((await env.ctx.batches.require(parent.id)).children).toEqual([made[0]!.id, next.id]);
     await env.waitFor(next.id, ['finished']);
   });
@@ -209,9 +210,9 @@ describe('races: rerun', () => {
     env = await makeTestEnv({ config: { maxAttempts: 1 } });
     const { parent } = await failedParent(env, 30);
     const failing = { ...env.ctx, batches: { ...env.ctx.batches, update: () => Promise.reject(new Error('injected failure after staging')) } };
-    await expect(rerunBatch(failing, parent.id)).rejects.toThrow('injected failure');
+    await expect(rerunBatch(failing, parent.id, TEST_ACTOR)).rejects.toThrow('injected failure');
     expect((await env.ctx.batches.require(parent.id)).children).toEqual([]);
-    const child = await rerunBatch(env.ctx, parent.id);
+    const child = await rerunBatch(env.ctx, parent.id, TEST_ACTOR);
     expect((await env.ctx.batches.require(parent.id)).children).toEqual([child.id]);
     await env.waitFor(child.id, ['finished']);
   });

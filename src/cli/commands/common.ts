@@ -11,7 +11,6 @@ import { readDotEnv, resolveConfig, type ResolvedConfig } from '../../config/con
 import type { Context } from '../../runtime/context.js';
 import { makeContext } from '../../runtime/context.js';
 import { uploadCsv } from '../../app/upload.js';
-import { cliActor } from '../../config/actor.js';
 import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
 import { assertRedisReachable } from '../../store/redis.js';
@@ -21,6 +20,7 @@ import { checkDataLayout } from '../../store/layout.js';
 import { apiPauseOf, apiPauseText } from '../../app/views.js';
 import { pausedUntil } from '../../execution/pacer.js';
 import type { StartConsole } from '../../app/console-port.js';
+import type { Actor } from '../../domain/actor.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -105,17 +105,17 @@ export async function waitForBatch(ctx: Context, batchId: string, flags: Flags, 
 }
 
 /** Reads a CSV into a new batch (and enqueues it unless --dry-run), with a progress display. */
-export async function ingestFile(ctx: Context, file: string, flags: Flags, env: Io['env'] = process.env): Promise<BatchRecord> {
+export async function ingestFile(ctx: Context, file: string, flags: Flags, actor: Actor): Promise<BatchRecord> {
   const progress = makeProgress(`reading ${basename(file)}`, process.stderr, flags.quiet === true || flags.json === true);
   try {
     return await uploadCsv(ctx, {
       file,
+      actor,
       ...(flags.name ? { name: flags.name } : {}),
       ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
       dryRun: flags['dry-run'] === true,
       approve: flags.approve === true,
-      actor: cliActor(env),
       onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? undefined : p.valid, p.phase),
     });
   } finally {

@@ -5,6 +5,7 @@ import { cancelBatch, pauseBatch, resumeBatch } from '../../ops/batch-control.js
 import type { Flags } from '../args.js';
 import { configFrom, type Io, openContext } from './common.js';
 import { batchIdArg } from './inspect.js';
+import { cliActor } from '../../config/actor.js';
 
 const ACTIONS = {
   pause: { run: pauseBatch, done: (n: number) => `paused: ${n} waiting chat(s) taken off the queue; chats in flight finish` },
@@ -17,7 +18,7 @@ export function controlCommand(action: keyof typeof ACTIONS) {
     const id = batchIdArg(args, action);
     const ctx = await openContext(configFrom(flags, io));
     try {
-      const n = await ACTIONS[action].run(ctx, id);
+      const n = await ACTIONS[action].run(ctx, id, cliActor(io.env));
       io.out(flags.json ? JSON.stringify({ batchId: id, action, chats: n }) : `batch ${id} ${ACTIONS[action].done(n)}`);
       return 0;
     } finally {

@@ -13,6 +13,7 @@ import { redisAnswers } from '../../store/redis.js';
 import { type PrivateRedis, startPrivateRedis } from '../../devtools/redis-server.js';
 import { startWorker } from '../../execution/worker.js';
 import { configFrom, ingestFile, type Io, openContext, waitForBatch } from './common.js';
+import { cliActor } from '../../config/actor.js';
 import { DEMO_FAULTS, DEMO_RATE } from '../../devtools/demo-data.js';
 import { serveOptions, serveUntilSignal } from './serve.js';
 import { Status } from '../../domain/lifecycle.js';
@@ -66,7 +67,7 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
   const ctx = await openContext(config);
   try {
     io.err(`demo: stand-in DoubleTick API at ${api.url} (limit ${DEMO_RATE}/s; some numbers fail on purpose), CSV ${demoCsvPath()}`);
-    const batch = await ingestFile(ctx, demoCsvPath(), { ...flags, name: 'demo', force: true });
+    const batch = await ingestFile(ctx, demoCsvPath(), { ...flags, name: 'demo', force: true }, cliActor(io.env));
     const running = startWorker(ctx, io.jobs);
     const done = await waitForBatch(ctx, batch.id, flags);
     await running.close();

@@ -10,6 +10,7 @@ import { batchIdArg } from './inspect.js';
 import { finishDryRun, processHere } from './run.js';
 import { Status } from '../../domain/lifecycle.js';
 import { describeBatch } from '../../app/views.js';
+import { cliActor } from '../../config/actor.js';
 
 export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const parentId = batchIdArg(args, 'rerun');
@@ -18,7 +19,7 @@ export async function cmdRerun(args: readonly string[], flags: Flags, io: Io): P
   if (!dryRun && !flags.detach) requireApiKey(config);
   const ctx = await openContext(config);
   try {
-    const child = await rerunBatch(ctx, parentId, {
+    const child = await rerunBatch(ctx, parentId, cliActor(io.env), {
       includePermanent: flags['include-permanent'] === true,
       ...(flags['only-reason'] ? { onlyReason: flags['only-reason'] } : {}),
       ...(flags.name ? { name: flags.name } : {}),

@@ -13,6 +13,7 @@ import { describeBatch } from '../../app/views.js';
 import { REPORT_NOT_WRITTEN } from '../../report/report.js';
 import { configFrom, exitCodeFor, ingestFile, type Io, openContext, waitForBatch } from './common.js';
 import { FINAL, Status } from '../../domain/lifecycle.js';
+import { cliActor } from '../../config/actor.js';
 
 function fileArg(args: readonly string[], command: string): string {
   const file = args[0];
@@ -36,7 +37,7 @@ export async function cmdRun(args: readonly string[], flags: Flags, io: Io): Pro
   if (!flags['dry-run']) requireApiKey(config);
   const ctx = await openContext(config);
   try {
-    const batch = await ingestFile(ctx, file, flags, io.env);
+    const batch = await ingestFile(ctx, file, flags, cliActor(io.env));
     if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
     if (batch.status === Status.awaitingApproval) return held(io, flags, batch);
     return await processHere(ctx, batch, flags, io);
@@ -104,7 +105,7 @@ export async function cmdUpload(args: readonly string[], flags: Flags, io: Io): 
   const config = configFrom(flags, io);
   const ctx = await openContext(config);
   try {
-    const batch = await ingestFile(ctx, file, flags, io.env);
+    const batch = await ingestFile(ctx, file, flags, cliActor(io.env));
     if (batch.status === Status.dryRun) return await finishDryRun(ctx, batch, flags, io);
     if (batch.status === Status.awaitingApproval) return held(io, flags, batch);
     if (!flags.wait) {

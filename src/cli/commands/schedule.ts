@@ -13,6 +13,7 @@ import { dryRunView, renderDryRun } from '../../app/dry-run.js';
 import { describeSchedule, removeSchedule, requireSchedule, runScheduleNow, scheduleStoreOf, setSchedule } from '../../app/schedules.js';
 import { configFrom, exitCodeFor, type Io, openContext, waitForBatch } from './common.js';
 import { describeBatch } from '../../app/views.js';
+import { cliActor } from '../../config/actor.js';
 
 type Sub = (name: string | undefined, ctx: Context, schedules: ScheduleStore, flags: Flags, io: Io) => Promise<number>;
 
@@ -31,7 +32,7 @@ const set: Sub = async (name, ctx, schedules, flags, io) => {
     maxChats: flags['max-chats'],
     maxShare: flags['max-share'],
   };
-  const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd });
+  const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd }, cliActor(io.env));
   io.out(
     flags.json
       ? JSON.stringify({ ...definition, nextRun: await schedules.nextRun(scheduleName) }, null, 2)
@@ -58,8 +59,8 @@ const show: Sub = async (name, _ctx, schedules, flags, io) => {
   return 0;
 };
 
-const remove: Sub = async (name, _ctx, schedules, flags, io) => {
-  const scheduleName = await removeSchedule(schedules, name ?? DEFAULT_SCHEDULE);
+const remove: Sub = async (name, ctx, schedules, flags, io) => {
+  const scheduleName = await removeSchedule(ctx, schedules, name ?? DEFAULT_SCHEDULE, cliActor(io.env));
   io.out(flags.json ? JSON.stringify({ removed: scheduleName }) : `removed schedule ${scheduleName} (its batches and reports stay)`);
   return 0;
 };
@@ -72,6 +73,7 @@ async function printDryRuns(ctx: Context, batches: readonly BatchRecord[], io: I
 const runNow: Sub = async (name, ctx, schedules, flags, io) => {
   const dryRun = flags['dry-run'] === true;
   const result = await runScheduleNow(ctx, schedules, name ?? DEFAULT_SCHEDULE, {
+    actor: cliActor(io.env),
     dryRun,
     onWait: (blockedBy) => io.err(`waiting: ${blockedBy} (--overlap wait; Ctrl-C gives up, nothing started)`),
   });

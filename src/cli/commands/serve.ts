@@ -32,22 +32,25 @@ export function serveOptions(flags: Flags): ServeOptions {
   return { host: flags.host ?? DEFAULT_HOST, port, demo: flags.demo === true, worker: flags['no-worker'] !== true };
 }
 
-/** The console token to use, and whether we made it up (demo only). */
-export function consoleToken(configured: string | undefined, options: ServeOptions): { token: string; generated: boolean } {
+/**
+ * The console token to use (none when only CONSOLE_USERS_FILE's operators log in), and whether we made it up
+ * (demo only).
+ */
+export function consoleToken(configured: string | undefined, options: ServeOptions, usersFile?: string): { token: string | undefined; generated: boolean } {
   if (options.demo && !isLoopback(options.host)) {
     throw new UsageError(`--demo only binds to a loopback address (127.0.0.1, ::1, localhost), not ${options.host}: set CONSOLE_TOKEN to serve on a network`);
   }
-  if (configured !== undefined) return { token: configured, generated: false };
+  if (configured !== undefined || usersFile !== undefined) return { token: configured, generated: false };
   if (options.demo) return { token: randomBytes(24).toString('base64url'), generated: true };
   throw new ConfigError(
-    'CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)), or use --demo on loopback',
+    'CONSOLE_TOKEN (or CONSOLE_TOKEN_FILE) is not set, nor CONSOLE_USERS_FILE: the console needs an access token (e.g. export CONSOLE_TOKEN=$(openssl rand -hex 24)) or named operators (bulk-unassign console-user add <name>), or use --demo on loopback',
   );
 }
 
-async function listen(ctx: Context, options: ServeOptions, token: { token: string; generated: boolean }, io: Io): Promise<ConsoleHandle> {
+async function listen(ctx: Context, options: ServeOptions, token: { token: string | undefined; generated: boolean }, io: Io): Promise<ConsoleHandle> {
   try {
     return await io.startConsole(ctx, {
-      token: token.token,
+      ...(token.token === undefined ? {} : { token: token.token }),
       host: options.host,
       port: options.port,
       worker: options.worker ? io.jobs : false,
@@ -63,7 +66,7 @@ async function listen(ctx: Context, options: ServeOptions, token: { token: strin
 
 /** Serves the console on an open context until SIGINT/SIGTERM, then closes it (the context stays the caller's). */
 export async function serveUntilSignal(ctx: Context, options: ServeOptions, io: Io): Promise<void> {
-  const token = consoleToken(ctx.config.consoleToken, options);
+  const token = consoleToken(ctx.config.consoleToken, options, ctx.config.consoleUsersFile);
   const running = await listen(ctx, options, token, io);
   const where = options.worker
     ? `with a worker (limit ${ctx.config.rateLimitMax} per ${ctx.config.rateLimitDurationMs} ms, global)`
@@ -81,7 +84,7 @@ export async function serveUntilSignal(ctx: Context, options: ServeOptions, io: 
 export async function cmdServe(_args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const options = serveOptions(flags);
   const config = configFrom(flags, io);
-  consoleToken(config.consoleToken, options); // refuse before touching Redis
+  consoleToken(config.consoleToken, options, config.consoleUsersFile); // refuse before touching Redis
   if (options.worker && config.apiKey === undefined) {
     throw new ConfigError('DOUBLETICK_API_KEY is not set, and the console runs a worker: set the key, or pass --no-worker when workers run elsewhere');
   }

@@ -427,6 +427,9 @@
     $('b-id').textContent = b.id;
     $('b-source').textContent = b.source;
     $('b-created').textContent = when(b.createdAt);
+    $('b-created-by').textContent = b.createdBy || '';
+    $('b-created-by-wrap').hidden = !b.createdBy;
+    $('b-audit').href = `#/audit?batch=${encodeURIComponent(b.id)}`;
     // The API's 429 pause is not a status (the batch still runs): shown beside the reason while it holds.
     const apiPause = b.pausedByApiUntil ? `Paused by the API until ${new Date(b.pausedByApiUntil).toTimeString().slice(0, 8)}` : '';
     $('b-reason').textContent = [b.reason, apiPause].filter(Boolean).join(' · ');
@@ -811,7 +814,71 @@
 
   // ---------- routing ----------
 
+  // ---------- audit trail ----------
+
+  function auditDetails(details) {
+    return Object.entries(details)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+  }
+
+  /** Filters live in the hash (`#/audit?batch=…&actor=…&since=…`), so a batch page can link to its entries. */
+  function renderAudit(query) {
+    view.replaceChildren($('audit-template').content.cloneNode(true));
+    const params = new URLSearchParams(query || '');
+    const fields = ['batch', 'actor', 'since'];
+    for (const f of fields) $(`a-${f}`).value = params.get(f) || '';
+    const errorBox = $('a-error');
+    let alive = true;
+    const load = async () => {
+      errorBox.hidden = true;
+      const q = new URLSearchParams();
+      for (const f of fields) if (params.get(f)) q.set(f, params.get(f));
+      let page;
+      try {
+        page = await api(`/api/audit?${q}`);
+      } catch (error) {
+        $('audit-rows').replaceChildren();
+        return showError(errorBox, error);
+      }
+      if (!alive) return;
+      $('audit-none').hidden = page.entries.length > 0;
+      $('audit-rows').replaceChildren(
+        ...page.entries.map((e) => {
+          const tr = node('tr');
+          tr.dataset.action = e.action;
+          const batch = node('td');
+          if (e.batchId) {
+            const a = node('a', e.batchId);
+            a.href = `#/batches/${encodeURIComponent(e.batchId)}`;
+            batch.appendChild(a);
+          }
+          tr.append(
+            node('td', when(e.at)),
+            node('td', e.actor),
+            node('td', e.from ? `${e.via} ${e.from}` : e.via),
+            node('td', e.action),
+            batch,
+            node('td', auditDetails(e.details)),
+          );
+          return tr;
+        }),
+      );
+    };
+    $('audit-filter').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const next = new URLSearchParams();
+      for (const f of fields) if ($(`a-${f}`).value.trim()) next.set(f, $(`a-${f}`).value.trim());
+      window.location.hash = `#/audit${next.toString() ? `?${next}` : ''}`;
+    });
+    load();
+    return () => {
+      alive = false;
+    };
+  }
+
   const ROUTES = [
+    [/^#\/audit(?:\?(.*))?$/, (m) => renderAudit(m[1])],
     [/^#\/batches\/([^/]+)\/failures$/, (m) => renderFailures(decodeURIComponent(m[1]))],
     [/^#\/batches\/([^/]+)$/, (m) => renderBatch(decodeURIComponent(m[1]))],
     [/^#\/schedules$/, () => renderSchedules()],
