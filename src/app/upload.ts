@@ -21,6 +21,8 @@ export interface UploadRequest {
   /** Run content again that already ran within DUPLICATE_WINDOW_HOURS. */
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  /** Read each chat's agent right before its unassign call, so the batch can be restored (doubles the calls). */
+  readonly captureAssignees?: boolean;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
@@ -28,7 +30,12 @@ export interface UploadRequest {
 export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<BatchRecord> {
   const source = await openConfiguredCsv(ctx.config, request.file, request.waba);
   const batch = await ingest(ctx, source, {
-    batch: { kind: 'csv', source: request.displayName ?? basename(request.file), ...(request.name ? { name: request.name } : {}) },
+    batch: {
+      kind: 'csv',
+      source: request.displayName ?? basename(request.file),
+      ...(request.name ? { name: request.name } : {}),
+      ...(request.captureAssignees ? { captureAssignees: true } : {}),
+    },
     dryRun: request.dryRun === true,
     force: request.force === true,
     duplicateWindowHours: ctx.config.duplicateWindowHours,

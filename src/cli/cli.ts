@@ -10,6 +10,7 @@ import { controlCommand } from './commands/control.js';
 import { cmdDemo, cmdMockApi } from './commands/demo.js';
 import type { Io } from './commands/common.js';
 import { cmdRerun } from './commands/rerun.js';
+import { cmdRestore } from './commands/restore.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
 import { cmdSchedule } from './commands/schedule.js';
 import { cmdServe } from './commands/serve.js';
@@ -28,6 +29,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   resume: controlCommand('resume'),
   cancel: controlCommand('cancel'),
   rerun: cmdRerun,
+  restore: cmdRestore,
   serve: cmdServe,
   demo: cmdDemo,
   'mock-api': cmdMockApi,

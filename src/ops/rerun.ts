@@ -51,7 +51,7 @@ function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
     );
   }
   // An early, friendly answer only: the rule itself is enforced atomically when the child is created (see rerunBatch).
-  const active = children.find((c) => ACTIVE.has(c.status));
+  const active = children.find((c) => c.kind !== 'restore' && ACTIVE.has(c.status));
   if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
 }
 

@@ -109,6 +109,7 @@ export async function ingestFile(ctx: Context, file: string, flags: Flags): Prom
       ...(flags.waba ? { waba: flags.waba } : {}),
       force: flags.force === true,
       dryRun: flags['dry-run'] === true,
+      captureAssignees: flags['capture-assignees'] === true,
       onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? undefined : p.valid, p.phase),
     });
   } finally {
