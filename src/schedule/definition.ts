@@ -27,6 +27,8 @@ export interface ScheduleInput {
   readonly tag?: string | undefined;
   readonly agent?: string | undefined;
   readonly waba?: string | undefined;
+  /** --capture-assignees: the inbox's batches read each chat's agent before unassigning it (a rule's listing already has it). */
+  readonly captureAssignees?: boolean | undefined;
 }
 
 export interface DefinitionContext {
@@ -137,6 +139,7 @@ export function buildDefinition(name: string, input: ScheduleInput, ctx: Definit
     overlap,
     ...(wantsQuery ? { query: rule } : {}),
     ...(inbox ? { inbox } : {}),
+    ...(input.captureAssignees === true ? { captureAssignees: true } : {}),
     createdAt: ctx.existing?.createdAt ?? ctx.now,
     updatedAt: ctx.now,
   };

@@ -29,6 +29,8 @@ export interface InboxOptions {
   readonly notes: readonly string[];
   /** Validate only: batches are dry runs and no file moves. */
   readonly dryRun?: boolean;
+  /** Read each chat's agent right before its unassign call (--capture-assignees). */
+  readonly captureAssignees?: boolean;
 }
 
 export interface InboxFileResult {
@@ -70,7 +72,13 @@ export async function moveInto(file: string, targetDir: string, now = new Date()
 async function ingestOne(deps: IngestDeps & { config: ResolvedConfig }, file: string, opts: InboxOptions): Promise<BatchRecord> {
   const source = await openConfiguredCsv(deps.config, file, opts.defaultWaba);
   return ingest(deps, source, {
-    batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes },
+    batch: {
+      kind: 'nightly',
+      source: basename(file),
+      name: opts.batchName(basename(file)),
+      notes: opts.notes,
+      ...(opts.captureAssignees ? { captureAssignees: true } : {}),
+    },
     dryRun: opts.dryRun ?? false,
     duplicateWindowHours: deps.config.duplicateWindowHours,
   });

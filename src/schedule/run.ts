@@ -178,6 +178,7 @@ async function readInbox(deps: RunDeps, req: RunRequest, notes: string[], out: S
       batchName: (file) => `${def.name}-${localDate(req.tick, def.tz)} ${file}`,
       notes,
       dryRun: req.dryRun ?? false,
+      ...(def.captureAssignees ? { captureAssignees: true } : {}),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -46,6 +46,11 @@ export interface ScheduleDefinition {
   readonly query?: ChatRule;
   /** Inbox folder source, when the schedule has one: every *.csv in it becomes a batch. */
   readonly inbox?: { readonly dir: string; readonly defaultWaba?: string };
+  /**
+   * The inbox's batches read each chat's agent right before its unassign call (--capture-assignees), so they can
+   * be restored. A rule's batches need no capture: GET /chats gives each chat's agent.
+   */
+  readonly captureAssignees?: boolean;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -114,6 +119,7 @@ export function decodeScheduleDefinition(text: string, where: string): ScheduleD
     overlap: isOverlapRule(overlap) ? overlap : mismatch(`${where} member "overlap"`, 'skip or wait', overlap),
     ...(query === undefined ? {} : { query: decodeChatRule(query, `${where} member "query"`) }),
     ...(inbox === undefined ? {} : { inbox: decodeInbox(inbox, `${where} member "inbox"`) }),
+    ...(memberOf(obj, 'captureAssignees') === undefined ? {} : { captureAssignees: booleanMember(obj, 'captureAssignees', where) }),
     createdAt: numberMember(obj, 'createdAt', where),
     updatedAt: numberMember(obj, 'updatedAt', where),
   };

@@ -28,6 +28,7 @@ const set: Sub = async (name, ctx, schedules, flags, io) => {
     tag: flags.tag,
     agent: flags.agent,
     waba: flags.waba,
+    captureAssignees: flags['capture-assignees'] === true,
   };
   const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd });
   io.out(
