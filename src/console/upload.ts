@@ -28,6 +28,8 @@ export interface UploadFields {
   /** Run content again that ran within DUPLICATE_WINDOW_HOURS (the CLI's --force). */
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  /** Read each chat's agent before its unassign call, so the batch can be restored (the CLI's --capture-assignees). */
+  readonly captureAssignees?: boolean;
 }
 
 interface ReceivedFile {
@@ -65,6 +67,7 @@ function toFields(raw: ReadonlyMap<string, string>): UploadFields {
     ...(waba ? { waba } : {}),
     force: flag(raw.get('force')),
     dryRun: flag(raw.get('dryRun')),
+    captureAssignees: flag(raw.get('captureAssignees')),
   };
 }
 
@@ -147,6 +150,7 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
       ...(fields.waba ? { waba: fields.waba } : {}),
       force: fields.force === true,
       dryRun: fields.dryRun === true,
+      captureAssignees: fields.captureAssignees === true,
     }).catch((error: unknown) => {
       throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
     });

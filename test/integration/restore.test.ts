@@ -24,6 +24,7 @@ import type { BatchRecord } from '../../src/store/batch-store.js';
 import type { SeedChat } from '../../src/devtools/mock-api.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { scheduleStoreOf, waitForRuns } from '../helpers/schedule.js';
+import { closeTestConsole, startTestConsole, type TestConsole } from '../helpers/console.js';
 
 const WABA = '919000000000';
 const AGENTS = ['919811111111', '919822222222', '919833333333'] as const;
@@ -31,9 +32,11 @@ const NEWCOMER = '919844444444';
 const ALICE: Actor = { name: 'alice', via: 'cli' };
 
 let env: TestEnv | undefined;
+let con: TestConsole | undefined;
 afterEach(async () => {
-  await env?.cleanup();
-  env = undefined;
+  if (con) await closeTestConsole(con, env);
+  else await env?.cleanup();
+  [con, env] = [undefined, undefined];
 });
 
 const keyOf = (phone: string): string => `p:${phone}@${WABA}`;
@@ -205,5 +208,40 @@ describe('restore: CSV batches', () => {
     );
     expect((await env.ctx.batches.require(plain.id)).children).toEqual([]);
     expect((await env.ctx.batches.list(100)).filter((b) => b.kind === 'restore')).toEqual([]);
+  });
+});
+
+describe('restore: the console', () => {
+  it('the upload form captures agents; the batch page offers Restore with the restorable count; a double click makes one batch', async () => {
+    const numbers = phones(6, 1200);
+    env = await makeTestEnv({ api: { agents: Object.fromEntries(numbers.map((n, i) => [keyOf(n), AGENTS[i % 3]!])) } });
+    con = await startTestConsole(env);
+    const uploaded = await con.upload(`phone,waba\n${numbers.map((n) => `${n},${WABA}`).join('\n')}\n`, 'console.csv', { captureAssignees: 'true' });
+    expect(uploaded.status).toBe(201);
+    const id = uploaded.body.id as string;
+    const parent = await env.waitFor(id, ['finished']);
+    expect(parent).toMatchObject({ captureAssignees: true, restorable: 6 });
+    const view = await con.json<{ actions: string[]; restorable: number }>(`/api/batches/${id}`);
+    expect(view.body.actions).toContain('restore');
+    expect(view.body.restorable).toBe(6);
+
+    const post = (): Promise<{ status: number; body: Record<string, unknown> }> =>
+      con!.json(`/api/batches/${id}/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const [a, b] = await Promise.all([post(), post()]);
+    expect([a.status, b.status].sort()).toEqual([201, 409]);
+    const made = (a.status === 201 ? a : b).body;
+    expect(made).toMatchObject({ kind: 'restore', parent: id, actions: expect.not.arrayContaining(['restore']) as unknown });
+    expect((a.status === 409 ? a : b).body.message).toMatch(/restore in progress|already restored/);
+    await env.waitFor(made.id as string, ['finished']);
+    numbers.forEach((n, i) => expect(env!.api.agentOf(keyOf(n))).toBe(AGENTS[i % 3]));
+    expect(
+      await con.json(`/api/batches/${made.id as string}/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"force":true}' }),
+    ).toMatchObject({
+      status: 409,
+      body: { error: 'ERR_BATCH_STATE' },
+    });
+    expect(
+      (await con.json(`/api/batches/${id}/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"force":"yes"}' })).status,
+    ).toBe(400);
   });
 });
