@@ -103,6 +103,9 @@ export async function rerunBatch(ctx: Context, parentId: string, opts: RerunOpti
     child = await ingest(ctx, rowsOf(failures, parent.header), {
       batch: {
         kind: 'rerun',
+        // A rerun of a restore assigns (each row carries its agent), and a capturing batch's rerun captures too.
+        action: parent.action,
+        captureAssignees: parent.captureAssignees,
         source: `rerun of ${parent.id} (${parent.source})`,
         parent: parent.id,
         name: opts.name ?? `${parent.name} (rerun)`,

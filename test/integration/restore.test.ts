@@ -19,6 +19,7 @@ import { BatchStateError, NoValidRowsError } from '../../src/domain/errors.js';
 import { GROUP_NOT_CAPTURED } from '../../jobs/unassign.js';
 import { ASSIGNED_SINCE_REASON } from '../../src/execution/classify.js';
 import { restoreBatch } from '../../src/ops/restore.js';
+import { rerunBatch } from '../../src/ops/rerun.js';
 import { buildDefinition } from '../../src/schedule/definition.js';
 import type { BatchRecord } from '../../src/store/batch-store.js';
 import type { SeedChat } from '../../src/devtools/mock-api.js';
@@ -176,6 +177,26 @@ describe('restore: CSV batches', () => {
     await restoreAndCheck(env, parent, restorable, new Map());
     expect(env.api.stats().detailsRequests).toBe(0);
     expect(env.api.agentOf(keyOf(numbers[11]!))).toBeNull(); // its agent was never known
+  });
+
+  it('a restore’s failures rerun as assigns, back to the same agents; a rerun of a restore cannot be restored', async () => {
+    const numbers = phones(6, 1500);
+    const original = new Map(numbers.map((n, i) => [keyOf(n), AGENTS[i % 3]!]));
+    env = await makeTestEnv({ api: { agents: Object.fromEntries(original) }, config: { maxAttempts: 2 } });
+    env.worker();
+    const file = env.csv('rerun.csv', `phone,waba,agent\n${numbers.map((n, i) => `${n},${WABA},${AGENTS[i % 3]!}`).join('\n')}\n`);
+    const parent = await env.waitFor((await env.ingestCsv(file)).id, ['finished']);
+    env.api.setFaults({ flaky: { [numbers[0]!]: 100, [numbers[4]!]: 100 } }); // the API is down for two of them
+    const restore = await env.waitFor((await restoreBatch(env.ctx, parent.id, { actor: ALICE })).id, ['finished']);
+    expect(restore.counts).toMatchObject({ succeeded: 4, failed: 2 });
+    expect([env.api.agentOf(keyOf(numbers[0]!)), env.api.agentOf(keyOf(numbers[4]!))]).toEqual([null, null]);
+    env.api.setFaults({});
+    env.api.reset();
+    const rerun = await env.waitFor((await rerunBatch(env.ctx, restore.id)).id, ['finished']);
+    expect(rerun).toMatchObject({ kind: 'rerun', action: 'assign', counts: { valid: 2, succeeded: 2 } });
+    expect(env.api.stats().unassigned).toEqual({});
+    for (const [key, agent] of original) expect(env.api.agentOf(key)).toBe(agent);
+    await expect(restoreBatch(env.ctx, rerun.id, { actor: ALICE })).rejects.toThrow(/is a restore .*refused/);
   });
 
   it('two restores at once: exactly one batch is made, the other is refused', async () => {
