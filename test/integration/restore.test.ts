@@ -26,6 +26,7 @@ import type { SeedChat } from '../../src/devtools/mock-api.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { scheduleStoreOf, waitForRuns } from '../helpers/schedule.js';
 import { closeTestConsole, startTestConsole, type TestConsole } from '../helpers/console.js';
+import { killAllChildren, spawnCli } from '../helpers/processes.js';
 
 const WABA = '919000000000';
 const AGENTS = ['919811111111', '919822222222', '919833333333'] as const;
@@ -35,6 +36,7 @@ const ALICE: Actor = { name: 'alice', via: 'cli' };
 let env: TestEnv | undefined;
 let con: TestConsole | undefined;
 afterEach(async () => {
+  await killAllChildren();
   if (con) await closeTestConsole(con, env);
   else await env?.cleanup();
   [con, env] = [undefined, undefined];
@@ -264,5 +266,30 @@ describe('restore: the console', () => {
     expect(
       (await con.json(`/api/batches/${id}/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"force":"yes"}' })).status,
     ).toBe(400);
+  });
+});
+
+describe('restore: the CLI', () => {
+  it('`run --capture-assignees` then `restore`: exit 0 and every agent back; again without --force: exit 2 saying what to do', async () => {
+    const numbers = phones(5, 1800);
+    const original = new Map(numbers.map((n, i) => [keyOf(n), AGENTS[i % 3]!]));
+    env = await makeTestEnv({ api: { agents: Object.fromEntries(original) } });
+    const help = spawnCli(env, ['--help']);
+    expect((await help.exited).code).toBe(0);
+    for (const word of ['restore <batchId>', '--capture-assignees', 'Doubles the API calls']) expect(help.output()).toContain(word);
+
+    const run = spawnCli(env, ['run', env.csv('cli.csv', `phone\n${numbers.join('\n')}\n`), '--waba', WABA, '--capture-assignees', '--json', '-q']);
+    expect((await run.exited).code).toBe(0);
+    const parent = JSON.parse(run.output().slice(run.output().indexOf('{'))) as BatchRecord;
+    expect(parent).toMatchObject({ captureAssignees: true, restorable: 5 });
+    for (const key of original.keys()) expect(env.api.agentOf(key)).toBeNull();
+
+    const restore = spawnCli(env, ['restore', parent.id, '-q']);
+    expect((await restore.exited).code).toBe(0);
+    expect(restore.output()).toContain(`restore of ${parent.id}: batch `);
+    for (const [key, agent] of original) expect(env.api.agentOf(key)).toBe(agent);
+    const again = spawnCli(env, ['restore', parent.id, '-q']);
+    expect((await again.exited).code).toBe(2);
+    expect(again.output()).toMatch(/already restored by batch .*restoring again needs --force/);
   });
 });
