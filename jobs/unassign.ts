@@ -8,6 +8,12 @@
  * Redis steps are waited out when Redis cannot serve them (full, loading, unreachable): an outage is never a
  * failed attempt of the chat, and a result the API already gave is held and written once Redis takes it.
  *
+ * One processor for both directions, by the batch's `action` (read once per batch and process, it never changes):
+ * an unassigning batch calls POST /team-member/unassign; a restore (and its reruns) calls POST /team-member/assign
+ * with the chat's kept agent and `reassign: false`, and a chat someone assigned since is `skipped` (classifyAssign).
+ * With --capture-assignees the unassign call is preceded by GET /customer/details under its own call slot: the
+ * agent is kept for a restore, and a chat found without one is `skipped: already unassigned`, not called.
+ *
  * Attempts are the calls made, counted in Redis right before each call (result-store.ts `countCall`), not
  * BullMQ's `attemptsMade`: a job re-run after its worker died, or after its lock lapsed, made a call BullMQ
  * never counted. The record step takes the count as the result's attempts.
@@ -15,16 +21,18 @@
 import { type Job, Worker } from 'bullmq';
 
 import type { DoubleTickApi } from '../src/execution/api-client.js';
-import { classify, rateLimitBackoffMs, type Verdict } from '../src/execution/classify.js';
+import { agentInDetails, type ApiOutcome, type AssignVerdict, classify, classifyAssign, rateLimitBackoffMs, type Verdict } from '../src/execution/classify.js';
 import { type OutageOptions, untilRedisServes } from '../src/execution/outage.js';
 import type { BatchStore } from '../src/store/batch-store.js';
 import { maskChatKey, type Logger } from '../src/config/logger.js';
 import type { UnassignJobData } from '../src/store/queue.js';
 import type { ChatResult, ResultStore } from '../src/store/result-store.js';
-import { chatFromKey } from '../src/domain/chat.js';
+import { chatFromKey, type ChatTarget } from '../src/domain/chat.js';
+import type { BatchAction } from '../src/store/codecs.js';
 
 export interface UnassignDeps {
-  readonly api: Pick<DoubleTickApi, 'unassign'>;
+  /** `assign` is needed for restore batches, `customerDetails` for batches that capture agents. */
+  readonly api: Pick<DoubleTickApi, 'unassign'> & Partial<Pick<DoubleTickApi, 'assign' | 'customerDetails'>>;
   readonly results: ResultStore;
   readonly batches: BatchStore;
   readonly logger: Logger;
@@ -62,6 +70,21 @@ export type UnassignOutcome = 'succeeded' | 'failed' | 'cancelled' | 'skipped' |
  */
 export const RATE_LIMIT_RUN_GAP_MS = 60_000;
 
+/** What a batch does to each of its chats: fixed when the batch is made. */
+interface BatchMode {
+  readonly action: BatchAction;
+  readonly captureAssignees: boolean;
+}
+
+/** Batches whose mode a process remembers; past it the memory starts over (a read per batch, not per chat). */
+const MODES_KEPT = 1000;
+
+/** Reason of a chat found without an agent right before its unassign (--capture-assignees): no call made. */
+export const ALREADY_UNASSIGNED = 'already unassigned';
+/** Reason of a group chat in a capturing batch whose agent its source did not give. */
+export const GROUP_NOT_CAPTURED =
+  'group chat: its agent cannot be read (GET /customer/details takes a phone number), so it was not unassigned — give its agent in the file, or run it without --capture-assignees';
+
 /** Minutes as an operator wrote them: 60, 0.05. */
 function minutesText(ms: number): string {
   return String(Math.round((ms / 60_000) * 1000) / 1000);
@@ -92,6 +115,99 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
   });
 
   const holds = async (job: Job<UnassignJobData>, token: string | undefined): Promise<boolean> => (deps.stillHolds ? deps.stillHolds(job, token) : true);
+
+  const modes = new Map<string, BatchMode>();
+  const modeOf = async (batchId: string): Promise<BatchMode> => {
+    const known = modes.get(batchId);
+    if (known) return known;
+    const batch = await redis('read the batch', () => deps.batches.get(batchId));
+    const mode: BatchMode = { action: batch?.action ?? 'unassign', captureAssignees: batch?.captureAssignees ?? false };
+    if (modes.size >= MODES_KEPT) modes.clear();
+    modes.set(batchId, mode);
+    return mode;
+  };
+
+  /** A result with no failure: `succeeded` or `skipped`, with a reason when there is one to tell. */
+  const settled = (state: 'succeeded' | 'skipped', attempts: number, outcome: ApiOutcome | undefined, reason: string): ChatResult => ({
+    state,
+    httpStatus: outcome?.kind === 'response' ? outcome.statusCode : 0,
+    attempts,
+    finishedAt: now(),
+    latencyMs: outcome?.latencyMs ?? 0,
+    reason,
+  });
+
+  /** What the API call step hands on: an answer for the verdict table, or the job's end (no unassign call to make). */
+  type Called = { readonly outcome: ApiOutcome; readonly verdict: Verdict | AssignVerdict; readonly calls: number } | { readonly done: UnassignOutcome };
+
+  /**
+   * --capture-assignees, before an unassign call: the chat's agent is read (this call used the slot and count the
+   * job took), kept for a restore, and the unassign call takes a slot and count of its own. A chat without an
+   * agent is not called. An answer that is not a success goes to the verdict table like an unassign's (429,
+   * a rejected key, retries), its reason saying it was the read.
+   */
+  const captureThenUnassign = async (job: Job<UnassignJobData>, token: string | undefined, chat: ChatTarget, calls: number): Promise<Called> => {
+    const { b: batchId, k: chatKey } = job.data;
+    const api = deps.api;
+    if (chat.kind === 'group') {
+      if ((await redis('read the agent', () => deps.results.agentOf(batchId, chatKey))) !== undefined) return unassign(chat, calls);
+      await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
+      return { done: await finish(job, settled('skipped', 0, undefined, GROUP_NOT_CAPTURED)) };
+    }
+    if (!api.customerDetails) throw new Error('this worker cannot capture agents: its API client has no customerDetails');
+    const details = await api.customerDetails(chat);
+    const verdict = classify(details, now(), { misrouted: 'stop' });
+    if (verdict.kind !== 'success') {
+      const reason = `agent not read, chat not unassigned (GET /customer/details ${verdict.reason})`;
+      return { outcome: details, verdict: verdict.kind === 'rate_limited' ? verdict : { ...verdict, reason }, calls };
+    }
+    const agent = details.kind === 'response' ? agentInDetails(details.body) : undefined;
+    if (agent === undefined) {
+      const reason = 'agent not read, chat not unassigned: GET /customer/details answered without customer.assignedUserNumber (has the API changed?)';
+      return { outcome: details, verdict: { kind: 'permanent', reason }, calls };
+    }
+    if (agent === null) {
+      // An earlier attempt of this batch kept an agent and called unassign, whose answer was lost (a timeout, a
+      // 5xx after the change): that call did it.
+      const earlier = await redis('read the agent', () => deps.results.agentOf(batchId, chatKey));
+      const result =
+        earlier === undefined
+          ? settled('skipped', calls, details, ALREADY_UNASSIGNED)
+          : settled('succeeded', calls, details, 'already unassigned by an earlier attempt of this batch, whose answer was lost');
+      return { done: await finish(job, result) };
+    }
+    await redis('keep the agent', () => deps.results.keepAgent(batchId, chatKey, agent));
+    const paced = await redisStep('wait for a call slot', deps.pace);
+    if (paced.waited && !(await holds(job, token))) return { done: handedOver(batchId, chatKey) };
+    const counted = await redisStep('count the call', () => deps.results.countCall(batchId, chatKey));
+    if (counted.waited) {
+      if (!(await holds(job, token))) {
+        await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
+        return { done: handedOver(batchId, chatKey) };
+      }
+      await redis('wait for a call slot', deps.pace);
+    }
+    return unassign(chat, counted.value);
+  };
+
+  const unassign = async (chat: ChatTarget, calls: number): Promise<Called> => {
+    const outcome = await deps.api.unassign(chat);
+    return { outcome, verdict: classify(outcome, now(), { misrouted: 'stop' }), calls };
+  };
+
+  /** A restore's call: the chat back to its kept agent, never taking it from an agent it has now. */
+  const assignBack = async (job: Job<UnassignJobData>, chat: ChatTarget, calls: number): Promise<Called> => {
+    const { b: batchId, k: chatKey } = job.data;
+    if (!deps.api.assign) throw new Error('this worker cannot restore: its API client has no assign');
+    const agent = await redis('read the agent', () => deps.results.agentOf(batchId, chatKey));
+    if (agent === undefined) {
+      await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
+      const reason = 'no agent kept for this chat: nothing to assign it back to';
+      return { done: await finish(job, { state: 'failed', httpStatus: 0, attempts: 0, finishedAt: now(), latencyMs: 0, failureClass: 'permanent', reason }) };
+    }
+    const outcome = await deps.api.assign(chat, agent, { reassign: false });
+    return { outcome, verdict: classifyAssign(outcome, now(), { misrouted: 'stop' }), calls };
+  };
 
   const handedOver = (batchId: string, chatKey: string): UnassignOutcome => {
     deps.logger.warn({ batchId, chat: maskChatKey(chatKey) }, 'lock lost during a Redis outage: the job is left to the worker that holds it now');
@@ -144,15 +260,27 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       await redis('wait for a call slot', deps.pace);
     }
     const calls = counted.value;
-    const outcome = await deps.api.unassign(chatFromKey(chatKey));
-    const verdict = classify(outcome, now(), { misrouted: 'stop' });
+    const chat = chatFromKey(chatKey);
+    const mode = await modeOf(batchId);
+    const called =
+      mode.action === 'assign'
+        ? await assignBack(job, chat, calls)
+        : mode.captureAssignees
+          ? await captureThenUnassign(job, token, chat, calls)
+          : await unassign(chat, calls);
+    if ('done' in called) return called.done;
+    const { outcome, verdict } = called;
+    const attempts = called.calls;
     const httpStatus = outcome.kind === 'response' ? outcome.statusCode : 0;
     switch (verdict.kind) {
       case 'success':
         consecutive429s = 0;
-        return finish(job, { state: 'succeeded', httpStatus, attempts: calls, finishedAt: now(), latencyMs: outcome.latencyMs, reason: '' });
+        return finish(job, { state: 'succeeded', httpStatus, attempts, finishedAt: now(), latencyMs: outcome.latencyMs, reason: '' });
+      case 'skipped':
+        consecutive429s = 0;
+        return finish(job, settled('skipped', attempts, outcome, verdict.reason));
       case 'permanent':
-        return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
+        return finish(job, failure(verdict, attempts, httpStatus, outcome.latencyMs));
       case 'auth': {
         const reason = `API key rejected (${verdict.reason}); fix DOUBLETICK_API_KEY, then \`bulk-unassign resume ${batchId}\``;
         return stopBatch(batchId, chatKey, reason, { message: 'API key rejected: batch stopped', reason: verdict.reason });
@@ -185,7 +313,7 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       }
       case 'transient': {
         if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-          return finish(job, failure(verdict, calls, httpStatus, outcome.latencyMs));
+          return finish(job, failure(verdict, attempts, httpStatus, outcome.latencyMs));
         }
         // Another copy of this job (one whose lock lapsed) may have recorded the chat while this call was out: then
         // there is nothing to retry, and the claim adds this call to the batch's attempts.

@@ -44,7 +44,8 @@ export function describeSources(def: ScheduleDefinition): string[] {
   if (def.query) lines.push(`chats  ${describeRule(def.query)}`);
   if (def.inbox)
     lines.push(
-      `inbox  ${def.inbox.dir}/*.csv → processed/ or rejected/${def.inbox.defaultWaba ? ` (waba ${def.inbox.defaultWaba} for files without the column)` : ''}`,
+      `inbox  ${def.inbox.dir}/*.csv → processed/ or rejected/${def.inbox.defaultWaba ? ` (waba ${def.inbox.defaultWaba} for files without the column)` : ''}` +
+        (def.captureAssignees ? '; agents read before each unassign (--capture-assignees)' : ''),
     );
   return lines;
 }
@@ -73,7 +74,7 @@ export async function describeSchedule(def: ScheduleDefinition, schedules: Sched
  * The flags that would rebuild this definition (`schedule set` replaces a definition whole): what an edit form
  * starts from. --waba is the rule's business numbers, or else the inbox's default one.
  */
-export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in keyof ScheduleInput]: string }> {
+export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in Exclude<keyof ScheduleInput, 'captureAssignees'>]: string }> {
   const q = def.query;
   return {
     cron: def.cron,

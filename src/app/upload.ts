@@ -27,6 +27,8 @@ export interface UploadRequest {
   readonly dryRun?: boolean;
   /** --approve: start even above MAX_BATCH_CHATS (audited as an `approve` that skipped the brake). */
   readonly approve?: boolean;
+  /** Read each chat's agent right before its unassign call, so the batch can be restored (doubles the calls). */
+  readonly captureAssignees?: boolean;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
@@ -38,7 +40,13 @@ export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<B
   const source = await openConfiguredCsv(ctx.config, request.file, request.waba);
   const file = request.displayName ?? basename(request.file);
   const batch = await ingest(ctx, source, {
-    batch: { kind: 'csv', source: file, createdBy: request.actor.name, ...(request.name ? { name: request.name } : {}) },
+    batch: {
+      kind: 'csv',
+      source: file,
+      createdBy: request.actor.name,
+      ...(request.name ? { name: request.name } : {}),
+      ...(request.captureAssignees ? { captureAssignees: true } : {}),
+    },
     dryRun: request.dryRun === true,
     force: request.force === true,
     duplicateWindowHours: ctx.config.duplicateWindowHours,

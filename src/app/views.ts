@@ -22,7 +22,7 @@ export interface BatchView extends BatchRecord {
 
 export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
   const actions = (Object.keys(OPERATOR_ACTIONS) as BatchAction[]).filter(
-    (a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0),
+    (a) => OPERATOR_ACTIONS[a].includes(batch.status) && (a !== 'rerun' || batch.counts.failed > 0) && (a !== 'restore' || restorable(batch)),
   );
   return {
     ...batch,
@@ -32,6 +32,11 @@ export function batchView(batch: BatchRecord, now = Date.now()): BatchView {
     reportReady: REPORTABLE.has(batch.status),
     pausedByApiUntil: apiPauseOf(batch, now),
   };
+}
+
+/** Whether a restore can be offered: an unassigning batch whose report counted chats a restore would give back. */
+export function restorable(batch: BatchRecord): boolean {
+  return batch.action === 'unassign' && !batch.dryRun && (batch.restorable ?? 0) > 0;
 }
 
 /**
@@ -64,15 +69,19 @@ export function describeBatch(batch: BatchRecord): string {
   const lines = [
     `batch ${batch.id} (${batch.name}) — ${batch.status}${batch.reason ? `: ${batch.reason}` : ''}`,
     `  rows ${c.rows} = valid ${c.valid} + rejected ${c.rejected} + duplicates ${c.duplicates}`,
-    `  valid ${c.valid}: succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}, pending ${Math.max(0, c.valid - batch.done)}`,
+    `  valid ${c.valid}: succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}, skipped ${c.skipped}, pending ${Math.max(0, c.valid - batch.done)}`,
   ];
+  if (batch.captureAssignees) lines.push('  agents captured before each unassign (--capture-assignees)');
+  if (batch.restorable !== undefined && batch.action === 'unassign') {
+    lines.push(`  restorable: ${batch.restorable} chat(s) can be given back to their previous agent (\`bulk-unassign restore ${batch.id}\`)`);
+  }
   const top = Object.entries(batch.reasons)
     .sort((a, b) => b[1] - a[1])
     .slice(0, 5);
   if (top.length > 0) lines.push('  top failure reasons:', ...top.map(([r, n]) => `    ${String(n).padStart(6)}  ${r}`));
   if (batch.status === Status.awaitingApproval) lines.push(...heldLines(batch));
-  if (batch.parent) lines.push(`  rerun of ${batch.parent}`);
-  if (batch.children.length) lines.push(`  reruns: ${batch.children.join(', ')}`);
+  if (batch.parent) lines.push(`  ${batch.kind === 'restore' ? 'restore' : 'rerun'} of ${batch.parent}`);
+  if (batch.children.length) lines.push(`  reruns and restores: ${batch.children.join(', ')}`);
   return lines.join('\n');
 }
 

@@ -35,6 +35,7 @@ export const OPTIONS = {
   'reports-dir': { type: 'string' },
   'include-permanent': { type: 'boolean' },
   'only-reason': { type: 'string' },
+  'capture-assignees': { type: 'boolean' },
   'api-key': { type: 'string' },
   'seed-chats': { type: 'string' },
   'group-conflicts': { type: 'string' },
@@ -111,6 +112,10 @@ Commands
                        run here. Default: only failures a rerun can fix (5xx, 408, timeouts, network errors).
                        --include-permanent adds 400/404/422; --only-reason <text> filters by reason;
                        --detach only enqueues it for workers elsewhere.
+  restore <batchId>    Undo: new batch (linked parent/child) that assigns every chat the batch unassigned back to
+                       the agent it had, run here; a chat assigned to someone since is left alone (skipped). Needs
+                       the previous agents: GET /chats (schedules), a CSV agent column, or --capture-assignees.
+                       Refused for a restore; a second restore needs --force. --detach, --dry-run, --name as rerun.
   serve                Web console + HTTP API (upload, progress, reports, rerun; Bull Board at /admin/queues)
                        with an in-process worker. Needs CONSOLE_TOKEN or CONSOLE_USERS_FILE; --port (3000),
                        --host (127.0.0.1), --no-worker (workers run elsewhere), --demo (loopback only: makes a
@@ -132,11 +137,15 @@ Input options
   --default-country <CC>     Country (ISO, e.g. IN) for numbers written without a country code.
   --name <text>              Batch name shown in lists and reports (default: the batch id).
   --dry-run                  Validate and report what would be sent; no API call is made.
-  --force                    Run a file again even though the same content ran recently.
+  --force                    Run a file again even though the same content ran recently; restore: restore again.
   --approve                  run/upload: start even above MAX_BATCH_CHATS (not held for approval; audited).
+  --capture-assignees        run/upload, schedule set: read each chat's agent (GET /customer/details) right before
+                             its unassign call, so \`restore\` can give it back. Doubles the API calls (same rate
+                             limit); a chat found without an agent is skipped, not called. Not needed when the
+                             CSV has an agent column (assignedUserNumber, agent, agentPhone ...).
   --include-permanent        rerun: also rerun permanent failures (400/404/422).
   --only-reason <text>       rerun: only failures whose reason contains <text> (case-insensitive).
-  --detach                   rerun: enqueue for workers elsewhere instead of running here.
+  --detach                   rerun, restore: enqueue for workers elsewhere instead of running here.
 
 Schedule options (schedule set; name defaults to "nightly"; batches are named <name>-<date in --tz>)
   --cron <pattern>           When: 5 cron fields (6 with seconds first), read in --tz.
@@ -199,6 +208,8 @@ Examples
   bulk-unassign resume 20261125-020000-ab12cd           # after fixing a revoked key
   bulk-unassign rerun 20261125-020000-ab12cd            # retry what failed for fixable reasons
   bulk-unassign approve 20261125-020000-ab12cd          # let a batch held for approval run
+  bulk-unassign run chats.csv --capture-assignees       # keep each chat's agent, so it can be undone
+  bulk-unassign restore 20261125-020000-ab12cd          # undo: give the chats back to their agents
   bulk-unassign schedule set --cron "0 2 * * *" --tz Asia/Kolkata --chat-status done --idle-hours 12
   bulk-unassign audit --batch 20261125-020000-ab12cd    # who uploaded, paused, cancelled it
   bulk-unassign console-user add alice --file /etc/bulk-unassign/console-users

@@ -11,6 +11,7 @@ import { approvalCommand } from './commands/approval.js';
 import { cmdDemo, cmdMockApi } from './commands/demo.js';
 import type { Io } from './commands/common.js';
 import { cmdRerun } from './commands/rerun.js';
+import { cmdRestore } from './commands/restore.js';
 import { cmdRun, cmdUpload, cmdWorker } from './commands/run.js';
 import { cmdSchedule } from './commands/schedule.js';
 import { cmdServe } from './commands/serve.js';
@@ -33,6 +34,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   approve: approvalCommand('approve'),
   reject: approvalCommand('reject'),
   rerun: cmdRerun,
+  restore: cmdRestore,
   serve: cmdServe,
   demo: cmdDemo,
   'mock-api': cmdMockApi,

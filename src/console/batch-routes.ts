@@ -15,6 +15,7 @@ import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
 import { writeReport } from '../report/report.js';
 import { rerunBatch } from '../ops/rerun.js';
+import { restoreBatch } from '../ops/restore.js';
 import { makeTimelineCache } from './timeline.js';
 import { BATCH_NAME_MAX, ingestUpload } from './upload.js';
 import { completeDryRun } from '../app/dry-run.js';
@@ -241,6 +242,40 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
         dryRun: body.dryRun === true,
       });
       // As an uploaded dry run (upload.ts) and `rerun --dry-run`: its report is written before the page shows it.
+      if (child.status === Status.dryRun) await completeDryRun(ctx, child);
+      return reply.code(201).send(batchView(child));
+    },
+  );
+
+  // Undo (`bulk-unassign restore`): a new batch giving the parent's unassigned chats back to their previous agent.
+  // Two clicks at once make one batch: the restore slot is claimed atomically with creating it.
+  app.post<IdParams & { Body: { force?: boolean; name?: string; dryRun?: boolean } | null }>(
+    '/api/batches/:id/restore',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          properties: {
+            // The CLI's --force: restore a batch that was restored before.
+            force: { type: 'boolean' },
+            name: { type: 'string', maxLength: BATCH_NAME_MAX },
+            dryRun: { type: 'boolean' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      const parent = await find(request.params.id);
+      if (!parent) return notFound(reply, request.params.id);
+      const body = request.body ?? {};
+      const name = body.name?.trim();
+      const child = await restoreBatch(ctx, parent.id, {
+        actor: consoleActor(request),
+        force: body.force === true,
+        ...(name ? { name } : {}),
+        dryRun: body.dryRun === true,
+      });
       if (child.status === Status.dryRun) await completeDryRun(ctx, child);
       return reply.code(201).send(batchView(child));
     },

@@ -30,7 +30,7 @@ const MAX_BATCHES_SCANNED = 5000;
  * 1 s, 100 ms to 10 s, then 1 s: see `latencyBucket`), so every count lands in exactly the right bucket.
  */
 export const LATENCY_BUCKETS_S = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-const OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
+const OUTCOMES = ['succeeded', 'failed', 'cancelled', 'skipped'] as const;
 /** Every outcome a schedule run can have (`satisfies`: a new outcome is a compile error here until it is listed). */
 const SCHEDULE_OUTCOME_SET = { started: true, empty: true, skipped: true, failed: true, 'dry-run': true } satisfies Record<RunOutcome, true>;
 const SCHEDULE_OUTCOMES = Object.keys(SCHEDULE_OUTCOME_SET) as RunOutcome[];
@@ -140,6 +140,7 @@ export function makeConsoleMetrics(ctx: Pick<Context, 'config' | 'redis' | 'keys
       succeeded: batch.counts.succeeded,
       failed: batch.counts.failed,
       cancelled: batch.counts.cancelled,
+      skipped: batch.counts.skipped,
       rateLimited: batch.rateLimited,
       attempts: batch.attempts,
     };

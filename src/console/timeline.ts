@@ -32,7 +32,8 @@ const RUNNING_CACHE_MS = 3 * SECOND;
 const CACHED_BATCHES = 50;
 
 type Counts = [succeeded: number, failed: number, cancelled: number];
-const INDEX: Record<ResultState, 0 | 1 | 2> = { succeeded: 0, failed: 1, cancelled: 2 };
+/** A skipped chat (left alone on purpose: no call changed it) is charted with the cancelled ones. */
+const INDEX: Record<ResultState, 0 | 1 | 2> = { succeeded: 0, failed: 1, cancelled: 2, skipped: 2 };
 
 /** Merges per-second counts into at most MAX_POINTS buckets, with empty buckets filled in (a gap is a stall). */
 export function bucketise(batchId: string, perSecond: ReadonlyMap<number, Counts>, startMs?: number): Timeline {

@@ -31,6 +31,8 @@ export interface UploadFields {
   readonly dryRun?: boolean;
   /** Start even above MAX_BATCH_CHATS (the CLI's --approve; audited). */
   readonly approve?: boolean;
+  /** Read each chat's agent before its unassign call, so the batch can be restored (the CLI's --capture-assignees). */
+  readonly captureAssignees?: boolean;
 }
 
 interface ReceivedFile {
@@ -69,6 +71,7 @@ function toFields(raw: ReadonlyMap<string, string>): UploadFields {
     force: flag(raw.get('force')),
     dryRun: flag(raw.get('dryRun')),
     approve: flag(raw.get('approve')),
+    captureAssignees: flag(raw.get('captureAssignees')),
   };
 }
 
@@ -153,6 +156,7 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
       force: fields.force === true,
       dryRun: fields.dryRun === true,
       approve: fields.approve === true,
+      captureAssignees: fields.captureAssignees === true,
     }).catch((error: unknown) => {
       throw error instanceof InputError ? relocate(error, upload.path, upload.name) : error;
     });

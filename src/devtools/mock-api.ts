@@ -41,6 +41,11 @@ export interface MockApiOptions {
    * on the same WABA number (ambiguous), then no group listed at all (unknown). @default 0
    */
   groupConflicts?: number;
+  /**
+   * Agents of chats by chat key (`chatKeyOf`): digits, or null for a chat without one. A listed chat's entry sets
+   * its `assignedUserNumber`; any other key makes a chat that only unassign, assign and customer details know.
+   */
+  agents?: Record<string, string | null>;
 }
 
 /** One group as GET /whatsapp/wa-group/list shows it, plus the WABA number it belongs to. */
@@ -105,6 +110,10 @@ export interface MockApiStats {
   /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
   /** GET /chats calls. */ listRequests: number;
   /** GET /whatsapp/wa-group/list calls. */ groupListRequests: number;
+  /** POST /team-member/assign calls, all statuses. */ assignRequests: number;
+  /** POST /team-member/assign answers by status. */ assignByStatus: Record<string, number>;
+  /** Chat key -> number of 201 answers to assign calls for it. */ assigned: Record<string, number>;
+  /** GET /customer/details calls. */ detailsRequests: number;
 }
 
 /** A running mock server. */
@@ -118,6 +127,13 @@ export interface MockApi {
   /** Starts (or with null, ends) answering as something other than the API. */ setMisroute(m: MockMisroute | null): void;
   /** Current chats, newest first; a 201 nulls assignedUserName/Number. */ chats(): SeedChat[];
   /** The groups the group listing serves, newest first. */ groups(): SeedGroup[];
+  /**
+   * A chat's agent (digits), null when it has none, undefined when the stand-in does not know the chat. The same
+   * memory unassign, assign, customer details and GET /chats read and change.
+   */
+  agentOf(chatKey: string): string | null | undefined;
+  /** Sets a chat's agent (null: none), as if someone assigned it in DoubleTick's own inbox. */
+  setAgent(chatKey: string, agent: string | null): void;
   /** Closes the server and destroys held and keep-alive sockets. */ close(): Promise<void>;
 }
 
@@ -159,6 +175,8 @@ const BODY_404 = json({ statusCode: 404, message: 'Chat not found', error: 'Not 
 const BODY_503 = json({ statusCode: 503, message: 'Service Unavailable' });
 const BODY_500 = json({ statusCode: 500, message: 'Internal server error' });
 const BODY_201 = json({ success: true });
+const BODY_409_ASSIGNED = json({ statusCode: 409, message: 'Chat is already assigned' });
+const BODY_404_DETAILS = json({ statusCode: 404, message: 'NotFound' });
 const HTML_PAGE = '<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><h1>Sign in to continue</h1></body></html>\n';
 const badRequest = (message: string[]): string => json({ statusCode: 400, message, error: 'Bad Request' });
 const ISO_DATE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
@@ -408,7 +426,36 @@ function keyOfChat(c: SeedChat): string | null {
   return chatKeyOf({ kind: 'individual', customerPhoneNumber: c.phoneNumber, wabaNumber: c.wabaNumber });
 }
 
-const emptyStats = (): MockApiStats => ({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0, groupListRequests: 0 });
+const emptyStats = (): MockApiStats => ({
+  requests: 0,
+  byStatus: {},
+  unassigned: {},
+  rateLimited: 0,
+  maxPerSecond: 0,
+  listRequests: 0,
+  groupListRequests: 0,
+  assignRequests: 0,
+  assignByStatus: {},
+  assigned: {},
+  detailsRequests: 0,
+});
+
+/** Assign body -> chat key, fault id, agent and `reassign`, or the 400 messages. */
+function parseAssign(raw: string): { key: string; id: string; agent: string; reassign: boolean } | string[] {
+  const target = parseUnassign(raw);
+  if (Array.isArray(target)) return target;
+  const b = asObject(JSON.parse(raw));
+  const { assignedUserPhoneNumber: agent, reassign } = b;
+  const errors: string[] = [];
+  if (!isDigits(agent)) errors.push('assignedUserPhoneNumber must be 7 to 15 digits');
+  if (reassign != null && typeof reassign !== 'boolean') errors.push('reassign must be a boolean value');
+  return errors.length > 0 ? errors : { ...target, agent: agent as string, reassign: reassign === true };
+}
+
+/** An agent's name as the stand-in's team knows it. */
+function agentName(agent: string): string {
+  return AGENTS.find(([n]) => n === agent)?.[1] ?? `Agent ${agent.slice(-4)}`;
+}
 
 /** The server's state and request handlers; `startMockApi` wraps it in the public `MockApi`. */
 class MockState {
@@ -430,6 +477,11 @@ class MockState {
   /** WABA numbers the group listing knows; any other answers 400, as for a number with no integration. */
   private readonly wabas: Set<string>;
   private readonly byKey = new Map<string, SeedChat>();
+  /**
+   * Agents of chats the listing does not hold (a test's CSV chats), by chat key; null = none. Only chats given an
+   * agent are kept: unassigning a chat nobody named stores nothing, so a million-call benchmark stays small.
+   */
+  private readonly otherAgents = new Map<string, string | null>();
 
   constructor(private readonly opts: MockApiOptions) {
     this.window = new FixedWindow(checkRateLimit(opts.rateLimit));
@@ -441,6 +493,7 @@ class MockState {
     this.groups = groupsOf(this.sorted, seeded, opts);
     this.wabas = new Set([...WABAS, ...this.sorted.flatMap((c) => (c.wabaNumber ? [c.wabaNumber] : [])), ...this.groups.map((g) => g.wabaNumber)]);
     for (const c of this.sorted) this.byKey.set(keyOfChat(c) ?? `id:${c.id}`, c);
+    for (const [key, agent] of Object.entries(opts.agents ?? {})) this.setAgent(key, agent);
     this.setFaults(opts.faults ?? {});
   }
 
@@ -453,6 +506,8 @@ class MockState {
     'POST /team-member/unassign': (req, res, body) => this.unassign(req, res, body),
     'GET /chats': (req, res) => this.listChats(req, res),
     'GET /whatsapp/wa-group/list': (req, res) => this.listGroups(req, res),
+    'POST /team-member/assign': (req, res, body) => this.assign(req, res, body),
+    'GET /customer/details': (req, res) => this.customerDetails(req, res),
     'GET /__admin/stats': (_req, res) => send(res, 200, json(this.snapshot())),
     'GET /__admin/chats': (_req, res) => send(res, 200, json(this.sorted)),
     'POST /__admin/faults': (_req, res, body) => this.admin(res, () => this.setFaults(asObject(JSON.parse(body)))),
@@ -463,7 +518,14 @@ class MockState {
 
   snapshot(): MockApiStats {
     const s = this.stats;
-    return { ...s, byStatus: { ...s.byStatus }, unassigned: { ...s.unassigned }, maxPerSecond: this.peak.peak };
+    return {
+      ...s,
+      byStatus: { ...s.byStatus },
+      unassigned: { ...s.unassigned },
+      assignByStatus: { ...s.assignByStatus },
+      assigned: { ...s.assigned },
+      maxPerSecond: this.peak.peak,
+    };
   }
 
   setFaults(f: MockFaults): void {
@@ -573,8 +635,7 @@ class MockState {
   private succeed(res: ServerResponse, key: string): void {
     this.okCount++;
     this.stats.unassigned[key] = (this.stats.unassigned[key] ?? 0) + 1;
-    const chat = this.byKey.get(key);
-    if (chat) [chat.assignedUserName, chat.assignedUserNumber] = [null, null];
+    if (this.agentOf(key) !== undefined) this.setAgent(key, null);
     this.answer(res, 201, BODY_201);
   }
 
@@ -603,6 +664,80 @@ class MockState {
     if (!this.wabas.has(waba)) return send(res, 400, badRequest(['No integration found for the given wabaNumber']));
     const after = id !== null ? ({ groupId: id, groupCreatedAt: Date.parse(ts!) } as SeedGroup) : null;
     send(res, 200, json(groupPageOf(this.groups, waba, after, this.opts.groupPageSize ?? 20)));
+  }
+
+  agentOf(key: string): string | null | undefined {
+    const chat = this.byKey.get(key);
+    return chat ? chat.assignedUserNumber : this.otherAgents.get(key);
+  }
+
+  setAgent(key: string, agent: string | null): void {
+    if (agent !== null && !PHONE.test(agent)) throw new TypeError(`Expected an agent of 7 to 15 digits or null, got \`${json(agent)}\``);
+    const chat = this.byKey.get(key);
+    if (chat) [chat.assignedUserName, chat.assignedUserNumber] = [agent === null ? null : agentName(agent), agent];
+    else this.otherAgents.set(key, agent);
+  }
+
+  /**
+   * POST /team-member/assign: the unassign call's checks (misroute, key, rate-limit window, body, the per-number
+   * faults, whose counters both calls share), then `reassign` semantics: without it a chat that has an agent is
+   * left alone and answered 409 (the real API's answer there is not documented: an assumption).
+   */
+  private assign(req: IncomingMessage, res: ServerResponse, body: string): void {
+    this.stats.assignRequests++;
+    this.peak.hit(performance.now());
+    const answer = (status: number | string, text?: string, headers?: Record<string, string>): void => {
+      this.stats.assignByStatus[status] = (this.stats.assignByStatus[status] ?? 0) + 1;
+      if (text !== undefined) send(res, Number(status), text, headers);
+    };
+    if (this.misrouted(req, res, false)) return;
+    if (!this.authorized(req)) return answer(401, BODY_401);
+    const waitMs = this.window.take(Date.now());
+    if (waitMs > 0) {
+      this.stats.rateLimited++;
+      return answer(429, BODY_429, this.retryAfterFor(waitMs));
+    }
+    const target = parseAssign(body);
+    if (Array.isArray(target)) return answer(400, badRequest(target));
+    const fault = this.faultFor(target.id);
+    if (fault === 'reset') req.socket.destroy();
+    if (fault === 'reset' || fault === 'timeout') return answer(fault);
+    if (fault) return answer(fault[0], fault[1]);
+    if (this.agentOf(target.key) && !target.reassign) return answer(409, BODY_409_ASSIGNED);
+    this.setAgent(target.key, target.agent);
+    this.okCount++;
+    this.stats.assigned[target.key] = (this.stats.assigned[target.key] ?? 0) + 1;
+    answer(201, json({ name: agentName(target.agent), email: `agent${target.agent.slice(-4)}@example.com`, phone: target.agent }));
+  }
+
+  /** GET /customer/details?phoneNumber=&wabaNumber=: the chat's customer and its agent; 404 for a chat the stand-in does not know. */
+  private customerDetails(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.detailsRequests++;
+    this.peak.hit(performance.now());
+    if (this.misrouted(req, res, false)) return;
+    if (!this.authorized(req)) return send(res, 401, BODY_401);
+    const waitMs = this.window.take(Date.now());
+    if (waitMs > 0) {
+      this.stats.rateLimited++;
+      return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
+    }
+    const q = new URL(req.url ?? '/', 'http://mock').searchParams;
+    const [phone, waba] = [q.get('phoneNumber')?.replace(/^\+/, ''), q.get('wabaNumber')?.replace(/^\+/, '')];
+    const errors = [...(isDigits(phone) ? [] : ['phoneNumber must be 7 to 15 digits']), ...(isDigits(waba) ? [] : ['wabaNumber must be 7 to 15 digits'])];
+    if (errors.length > 0) return send(res, 400, badRequest(errors));
+    const key = chatKeyOf({ kind: 'individual', customerPhoneNumber: phone as string, wabaNumber: waba as string });
+    const agent = this.agentOf(key);
+    if (agent === undefined) return send(res, 404, BODY_404_DETAILS);
+    const customer = {
+      id: `cust_${phone as string}`,
+      name: this.byKey.get(key)?.name ?? `Customer ${(phone as string).slice(-4)}`,
+      phone: `+${phone as string}`,
+      tags: [],
+      customFields: [],
+      assignedToUser: agent === null ? null : agentName(agent),
+      assignedUserNumber: agent,
+    };
+    send(res, 200, json({ customer }));
   }
 
   /** Runs an admin action; bad input is the caller's mistake: 400 with the reason. */
@@ -657,6 +792,8 @@ export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
     reset: () => state.reset(),
     chats: () => state.sorted.map((c) => ({ ...c, tagNames: [...c.tagNames] })),
     groups: () => state.groups.map((g) => ({ ...g })),
+    agentOf: (chatKey) => state.agentOf(chatKey),
+    setAgent: (chatKey, agent) => state.setAgent(chatKey, agent),
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of state.timers) clearTimeout(t);

@@ -42,8 +42,12 @@ export interface RejectedRow {
   readonly cells: Readonly<Record<string, string>>;
 }
 
-/** Outcome classes for a chat's result. `failed` carries a failure class. */
-export type ResultState = 'succeeded' | 'failed' | 'cancelled';
+/**
+ * Outcome classes for a chat's result. `failed` carries a failure class. `skipped`: no change was made on
+ * purpose, with the reason (a chat found without an agent before its unassign, a restore's chat someone
+ * assigned since).
+ */
+export type ResultState = 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 
 /**
  * Why a failure happened, in the terms a rerun cares about: permanent (the API refused this chat:

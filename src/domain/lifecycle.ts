@@ -91,6 +91,8 @@ export type TransitionName = keyof typeof TRANSITIONS;
 export const GUARDS = {
   /** A rerun batch can be made of a batch whose chats are all settled. */
   rerunFrom: ['finished', 'cancelled'],
+  /** A restore (its unassigned chats assigned back) can be made of a batch whose chats are all settled. */
+  restoreFrom: ['finished', 'cancelled'],
   /** A chat of a batch in these statuses is parked (not called) when a worker picks it up. */
   parkChats: ['paused', 'stopped', 'awaiting-approval'],
   /** A chat of a batch in these statuses is recorded as cancelled when a worker picks it up. */
@@ -119,7 +121,7 @@ export function allows(name: TransitionName, status: BatchStatus): boolean {
 }
 
 /** Operator actions the console offers as buttons, and what each needs. */
-export type OperatorAction = 'pause' | 'resume' | 'cancel' | 'rerun' | 'approve' | 'reject';
+export type OperatorAction = 'pause' | 'resume' | 'cancel' | 'rerun' | 'approve' | 'reject' | 'restore';
 
 /** The statuses each operator action accepts. */
 export const OPERATOR_ACTIONS: Readonly<Record<OperatorAction, readonly BatchStatus[]>> = {
@@ -129,6 +131,7 @@ export const OPERATOR_ACTIONS: Readonly<Record<OperatorAction, readonly BatchSta
   rerun: GUARDS.rerunFrom,
   approve: TRANSITIONS.approve.from,
   reject: TRANSITIONS.reject.from,
+  restore: GUARDS.restoreFrom,
 };
 
 /** Status names joined for messages: "running, paused or stopped". */

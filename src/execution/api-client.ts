@@ -27,6 +27,14 @@ export function unassignBody(chat: ChatTarget): Record<string, string> {
   return chat.kind === 'individual' ? { customerPhoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber } : { groupId: chat.groupId };
 }
 
+/**
+ * The body of POST /team-member/assign: the chat as for unassign, the agent, and `reassign`. A restore sends
+ * `reassign: false`, so that a chat someone assigned since the unassign is never taken from its new agent.
+ */
+export function assignBody(chat: ChatTarget, agent: string, reassign: boolean): Record<string, string | boolean> {
+  return { ...unassignBody(chat), assignedUserPhoneNumber: agent, reassign };
+}
+
 /** Query for GET /chats (see doubletick-api.md). */
 export interface ListChatsQuery {
   readonly limit?: number;
@@ -49,6 +57,10 @@ export interface ListGroupsQuery {
 export interface DoubleTickApi {
   /** POST /team-member/unassign for one chat. Never throws for HTTP or network failures: returns the outcome. */
   unassign(chat: ChatTarget): Promise<ApiOutcome>;
+  /** POST /team-member/assign for one chat (see `assignBody`). Same contract as `unassign`. */
+  assign(chat: ChatTarget, agent: string, options: { readonly reassign: boolean }): Promise<ApiOutcome>;
+  /** GET /customer/details of a one-to-one chat: its customer, and the agent it is assigned to. Same contract as `unassign`. */
+  customerDetails(chat: Extract<ChatTarget, { kind: 'individual' }>): Promise<ApiOutcome>;
   /** GET /chats, one page. Same contract as `unassign`. */
   listChats(query: ListChatsQuery): Promise<ApiOutcome>;
   /** GET /whatsapp/wa-group/list, one page of one WABA number's groups. Same contract as `unassign`. */
@@ -117,6 +129,9 @@ export function makeApiClient(options: ApiClientOptions): DoubleTickApi {
   });
   return {
     unassign: (chat) => send(() => client.post('team-member/unassign', { json: unassignBody(chat) })),
+    assign: (chat, agent, { reassign }) => send(() => client.post('team-member/assign', { json: assignBody(chat, agent, reassign) })),
+    customerDetails: (chat) =>
+      send(() => client.get('customer/details', { searchParams: { phoneNumber: chat.customerPhoneNumber, wabaNumber: chat.wabaNumber } })),
     listChats: (query) => send(() => client.get('chats', { searchParams: searchParamsOf(query) })),
     // The group API's spec authenticates with `x-public-api-key`, not `Authorization`: the key goes in that header
     // alone (undefined drops the client's default), so it is never sent twice.

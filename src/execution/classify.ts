@@ -161,3 +161,38 @@ export function classify(outcome: ApiOutcome, now: number = Date.now(), options:
 export function rateLimitBackoffMs(consecutive429s: number, random: () => number = Math.random): number {
   return delayMs(RETRY_POLICIES.rateLimited, consecutive429s, random);
 }
+
+/** Reason of a restore's chat that was assigned again since the unassign (see `classifyAssign`). */
+export const ASSIGNED_SINCE_REASON = 'left alone: assigned to an agent since the unassign';
+
+/** What an assign call's answer means: the unassign table, plus `skipped` for a chat that has an agent already. */
+export type AssignVerdict = Verdict | { readonly kind: 'skipped'; readonly reason: string };
+
+/**
+ * An assign call sent with `reassign: false` (a restore) → verdict. 409 is how the API declines to take a chat
+ * away from the agent it has now (an assumption: docs/doubletick-api.md): the chat is left alone on purpose, a
+ * `skipped` result, never a failure to retry. Every other answer reads as an unassign's would.
+ */
+export function classifyAssign(outcome: ApiOutcome, now: number = Date.now(), options: ClassifyOptions = {}): AssignVerdict {
+  // Only the API's own JSON answer: a proxy's 409 page says nothing about the chat.
+  if (outcome.kind === 'response' && outcome.statusCode === 409 && outcome.html !== true) {
+    const message = messageOf(outcome.body);
+    return { kind: 'skipped', reason: message ? `${ASSIGNED_SINCE_REASON} (HTTP 409: ${message})` : ASSIGNED_SINCE_REASON };
+  }
+  return classify(outcome, now, options);
+}
+
+/**
+ * The agent in a GET /customer/details answer's body: `customer.assignedUserNumber` as digits (a leading `+`
+ * dropped), null when the chat has none, undefined when the body does not say (not the documented shape).
+ */
+export function agentInDetails(body: unknown): string | null | undefined {
+  if (typeof body !== 'object' || body === null || !Object.hasOwn(body, 'customer')) return undefined;
+  const customer = (body as { customer: unknown }).customer;
+  if (typeof customer !== 'object' || customer === null || !Object.hasOwn(customer, 'assignedUserNumber')) return undefined;
+  const agent = (customer as { assignedUserNumber: unknown }).assignedUserNumber;
+  if (agent === null || agent === '') return null;
+  if (typeof agent !== 'string' && typeof agent !== 'number') return undefined;
+  const digits = String(agent).replace(/^\+/, '');
+  return /^\d{7,15}$/.test(digits) ? digits : undefined;
+}

@@ -4,7 +4,7 @@
  */
 
 /** The columns the ingester understands. Any other column is kept as is (for failed.csv). */
-export type Role = 'phone' | 'waba' | 'group';
+export type Role = 'phone' | 'waba' | 'group' | 'agent';
 
 const ALIASES: Record<Role, readonly string[]> = {
   phone: [
@@ -26,10 +26,28 @@ const ALIASES: Record<Role, readonly string[]> = {
   ],
   waba: ['wabaNumber', 'waba', 'wabaPhone', 'wabaPhoneNumber', 'businessNumber', 'businessPhone', 'businessPhoneNumber', 'integrationNumber'],
   group: ['groupId', 'group', 'waGroupId', 'whatsappGroupId', 'groupChatId'],
+  /** The chat's agent before the unassign (optional): what `bulk-unassign restore` gives the chat back to. */
+  agent: [
+    'assignedUserNumber',
+    'assignedUserPhone',
+    'assignedUserPhoneNumber',
+    'assignedAgent',
+    'assignedAgentNumber',
+    'assignedAgentPhone',
+    'assignedTo',
+    'assignee',
+    'assigneeNumber',
+    'assigneePhone',
+    'agent',
+    'agentNumber',
+    'agentPhone',
+    'agentPhoneNumber',
+    'agentMobile',
+  ],
 };
 
 /** The canonical name users see in messages, first alias of each role. */
-export const CANONICAL: Record<Role, string> = { phone: 'customerPhoneNumber', waba: 'wabaNumber', group: 'groupId' };
+export const CANONICAL: Record<Role, string> = { phone: 'customerPhoneNumber', waba: 'wabaNumber', group: 'groupId', agent: 'assignedUserNumber' };
 
 /** "Customer Phone_Number" → "customerphonenumber". */
 export function foldHeader(name: string): string {
@@ -50,6 +68,27 @@ export function mapColumns(header: readonly string[]): ColumnMap {
     if (role !== undefined && map[role] === undefined) map[role] = i;
   });
   return map;
+}
+
+/** The name (as the source's cells are keyed) of its agent column, if it has one. */
+export function agentColumnOf(header: readonly string[]): string | undefined {
+  const index = mapColumns(header).agent;
+  return index === undefined ? undefined : header[index];
+}
+
+/**
+ * An agent cell → the agent's digits (7–15, country code first), or undefined when the cell is empty or not a
+ * number: such a chat is unassigned as usual, only not restorable. Spaces, dashes, dots, brackets, a leading `+`
+ * and a spreadsheet's leading `'` are dropped.
+ */
+export function agentOfCell(cell: string | undefined): string | undefined {
+  if (cell === undefined) return undefined;
+  const digits = cell
+    .trim()
+    .replace(/^'/, '')
+    .replace(/[\s().-]/g, '')
+    .replace(/^\+/, '');
+  return /^\d{7,15}$/.test(digits) ? digits : undefined;
 }
 
 /** Aliases of a role, for "expected one of ..." messages. */

@@ -15,6 +15,7 @@ import { claimSource, releaseClaim, type ScriptedRedis, type StagedRow, stageRow
 import type { RejectedRow } from '../domain/chat.js';
 import { decodeRejectedRow } from '../store/codecs.js';
 import { admit, afterAdmission, type IngestBrake } from './hold.js';
+import { agentColumnOf, agentOfCell } from './csv-headers.js';
 
 /** Rows per Redis round trip when staging. */
 export const CHUNK_SIZE = 1000;
@@ -78,24 +79,36 @@ interface Tally {
  */
 export const STAGE_WRITES_IN_FLIGHT = 4;
 
-/** Reads every row into staging. Returns the tally; throws whatever the source throws. */
+/**
+ * Reads every row into staging. Returns the tally; throws whatever the source throws. A source with an agent
+ * column (csv-headers.ts: a CSV's, GET /chats' `assignedUserNumber`, a restore's) has each staged chat's agent
+ * kept in the batch's agents hash, for a restore; a duplicate row's agent is not (the first row wins).
+ */
 async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChunk: (t: Tally) => void): Promise<Tally> {
   const k = deps.keys.batch(batchId);
   const tally: Tally = { rows: 0, valid: 0, rejected: 0, duplicates: 0, enqueued: 0 };
+  const agentColumn = agentColumnOf(source.header);
   let valid: StagedRow[] = [];
+  let agents: (string | undefined)[] = [];
   let rejected: string[] = [];
   const inFlight = new Set<Promise<void>>();
   const flush = async (): Promise<void> => {
     // Both commands are issued before either is awaited: they reach Redis in file order.
     const staged = stageRows(deps.redis, k, valid);
     const pushed = rejected.length > 0 ? deps.redis.rpush(k.rejected, ...rejected) : Promise.resolve(0);
+    const [chunk, chunkAgents] = [valid, agents];
     valid = [];
+    agents = [];
     rejected = [];
-    const write = Promise.all([staged, pushed]).then(([flags]) => {
-      for (const flag of flags) {
+    const write = Promise.all([staged, pushed]).then(async ([flags]) => {
+      const kept: string[] = [];
+      flags.forEach((flag, i) => {
         if (flag === 'staged') tally.valid += 1;
         else tally.duplicates += 1;
-      }
+        const agent = chunkAgents[i];
+        if (flag === 'staged' && agent !== undefined) kept.push((chunk[i] as StagedRow).chatKey, agent);
+      });
+      if (kept.length > 0) await deps.redis.hset(k.agents, ...kept);
       onChunk(tally);
     });
     inFlight.add(write);
@@ -111,6 +124,7 @@ async function stage(deps: IngestDeps, batchId: string, source: RowSource, onChu
       tally.rows += 1;
       if (item.kind === 'valid') {
         valid.push({ chatKey: item.row.key, input: JSON.stringify({ line: item.row.line, cells: item.row.cells }) });
+        if (agentColumn !== undefined) agents.push(agentOfCell(item.row.cells[agentColumn]));
       } else {
         tally.rejected += 1;
         rejected.push(JSON.stringify(item.row satisfies RejectedRow));

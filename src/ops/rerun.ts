@@ -52,7 +52,7 @@ function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
     );
   }
   // An early, friendly answer only: the rule itself is enforced atomically when the child is created (see rerunBatch).
-  const active = children.find((c) => ACTIVE.has(c.status));
+  const active = children.find((c) => c.kind !== 'restore' && ACTIVE.has(c.status));
   if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
 }
 
@@ -104,6 +104,9 @@ export async function rerunBatch(ctx: Context, parentId: string, actor: Actor, o
     child = await ingest(ctx, rowsOf(failures, parent.header), {
       batch: {
         kind: 'rerun',
+        // A rerun of a restore assigns (each row carries its agent), and a capturing batch's rerun captures too.
+        action: parent.action,
+        captureAssignees: parent.captureAssignees,
         source: `rerun of ${parent.id} (${parent.source})`,
         parent: parent.id,
         name: opts.name ?? `${parent.name} (rerun)`,

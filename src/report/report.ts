@@ -10,11 +10,11 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
-import type { BatchRecord } from '../store/batch-store.js';
+import type { BatchRecord, BatchStore } from '../store/batch-store.js';
 import { csvLine } from './csv-write.js';
 import { type Failure, indexFailures } from '../store/failure-index.js';
 import type { Keys } from '../store/keys.js';
-import { percentileOf, type ResultStore } from '../store/result-store.js';
+import { countRestorable, percentileOf, type ResultStore } from '../store/result-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';
 import { decodeRejectedRow } from '../store/codecs.js';
 import type { AuditStore } from '../store/audit-store.js';
@@ -35,6 +35,15 @@ export interface ReportSummary {
   readonly finishedAt: string | null;
   readonly durationMs: number | null;
   readonly counts: BatchRecord['counts'];
+  /** What the batch does to each chat: `unassign`, or `assign` (a restore and its reruns). */
+  readonly action: BatchRecord['action'];
+  /** Agents were read right before each unassign call (--capture-assignees). */
+  readonly captureAssignees: boolean;
+  /**
+   * Succeeded chats whose previous agent is known: how many `bulk-unassign restore` would give back. null for a
+   * batch that assigns (a restore), or a dry run.
+   */
+  readonly restorable: number | null;
   readonly failureReasons: readonly { reason: string; count: number }[];
   readonly failuresByClass: Readonly<Record<string, number>>;
   readonly rateLimited: number;
@@ -170,6 +179,9 @@ export function summarise(
     finishedAt: iso(batch.finishedAt),
     durationMs: batch.startedAt !== undefined && batch.finishedAt !== undefined ? batch.finishedAt - batch.startedAt : null,
     counts: batch.counts,
+    action: batch.action,
+    captureAssignees: batch.captureAssignees,
+    restorable: batch.action === 'unassign' && !batch.dryRun ? (batch.restorable ?? 0) : null,
     failureReasons: Object.entries(batch.reasons)
       .map(([reason, count]) => ({ reason, count }))
       .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
@@ -184,6 +196,27 @@ export function summarise(
   };
 }
 
+/** What the report says about undoing the batch (restorable chats), or about a restore's chats left alone. */
+function restoreLines(s: ReportSummary): string[] {
+  if (s.action === 'assign') {
+    const skipped = s.counts.skipped;
+    return [
+      `Restore: ${s.counts.succeeded} chat(s) assigned back to their previous agent` +
+        (skipped > 0 ? `; ${skipped} left alone (assigned to an agent since, or not called)` : '') +
+        '. A restore cannot be restored.',
+      '',
+    ];
+  }
+  if (s.restorable === null) return [];
+  const skipped = s.counts.skipped > 0 ? `${s.counts.skipped} chat(s) skipped (no agent to take away). ` : '';
+  return [
+    s.restorable > 0
+      ? `${skipped}**Restorable:** ${s.restorable} of ${s.counts.succeeded} unassigned chat(s) have a known previous agent: \`bulk-unassign restore ${s.batchId}\` gives them back.`
+      : `${skipped}**Restorable:** none (no previous agent known: the source had no agent column, and the batch ran without --capture-assignees).`,
+    '',
+  ];
+}
+
 export function renderMarkdown(s: ReportSummary): string {
   const c = s.counts;
   const text = escapeMarkdownText;
@@ -195,10 +228,11 @@ export function renderMarkdown(s: ReportSummary): string {
     ...(s.createdBy ? [`**Created by:** ${text(s.createdBy)} at ${s.createdAt}`] : []),
     `**Started:** ${s.startedAt ?? '—'} · **Finished:** ${s.finishedAt ?? '—'} · **Duration:** ${s.durationMs === null ? '—' : `${(s.durationMs / 1000).toFixed(1)} s`}`,
     '',
-    '| rows | valid | rejected | duplicates | succeeded | failed | cancelled |',
-    '|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${c.rows} | ${c.valid} | ${c.rejected} | ${c.duplicates} | ${c.succeeded} | ${c.failed} | ${c.cancelled} |`,
+    '| rows | valid | rejected | duplicates | succeeded | failed | cancelled | skipped |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${c.rows} | ${c.valid} | ${c.rejected} | ${c.duplicates} | ${c.succeeded} | ${c.failed} | ${c.cancelled} | ${c.skipped} |`,
     '',
+    ...restoreLines(s),
     `API: ${s.attempts.total + s.rateLimited} calls (${s.attempts.total} attempts of which ${s.attempts.retries} retries, plus ${s.rateLimited} answered 429), latency p50 ${s.latencyMs.p50 ?? '—'} ms · p95 ${s.latencyMs.p95 ?? '—'} ms · p99 ${s.latencyMs.p99 ?? '—'} ms`,
     '',
   ];
@@ -209,7 +243,7 @@ export function renderMarkdown(s: ReportSummary): string {
   }
   if (c.rejected > 0) lines.push(`${c.rejected} row(s) could not be read as a chat: see \`rejected.csv\`.`, '');
   for (const note of s.notes) lines.push(`> ${text(note).replace(/[\r\n]+/g, ' ')}`, '');
-  if (s.children.length > 0) lines.push(`Reruns of this batch: ${s.children.join(', ')}`, '');
+  if (s.children.length > 0) lines.push(`Reruns and restores of this batch: ${s.children.join(', ')}`, '');
   if (s.actions.length > 0) {
     lines.push('## Actions', '', '| when | who | what |', '|---|---|---|');
     for (const a of s.actions) lines.push(`| ${a.at} | ${cell(a.actor)} | ${a.action} |`);
@@ -220,7 +254,7 @@ export function renderMarkdown(s: ReportSummary): string {
 
 /** Writes the four report files for a batch into `<reportsDir>/<batchId>/` and returns the summary. */
 export async function writeReport(
-  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore; audit: Pick<AuditStore, 'list'> },
+  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore; audit: Pick<AuditStore, 'list'>; batches: Pick<BatchStore, 'update'> },
   batch: BatchRecord,
   reportsDir: string,
 ): Promise<ReportSummary> {
@@ -240,7 +274,19 @@ export async function writeReport(
     await failures.drop();
   }
   await writeLines(files.rejectedCsv, rejectedCsv(deps.redis, deps.keys, batch));
-  const summary = summarise(batch, failuresByClass, await latencyPercentiles(deps.redis, deps.keys, batch.id), files, await batchActions(deps.audit, batch.id));
+  // Kept on the record too: the console's Restore confirmation and `status` show it without a scan.
+  let restorable: number | undefined;
+  if (batch.action === 'unassign' && !batch.dryRun) {
+    restorable = await countRestorable(deps.results, batch.id);
+    await deps.batches.update(batch.id, { restorable });
+  }
+  const summary = summarise(
+    restorable === undefined ? batch : { ...batch, restorable },
+    failuresByClass,
+    await latencyPercentiles(deps.redis, deps.keys, batch.id),
+    files,
+    await batchActions(deps.audit, batch.id),
+  );
   await writeLines(files.summaryMd, [renderMarkdown(summary)]);
   await writeLines(files.summaryJson, [`${JSON.stringify(summary, null, 2)}\n`]);
   return summary;

@@ -29,6 +29,8 @@ export interface ScheduleInput {
   readonly waba?: string | undefined;
   readonly maxChats?: string | undefined;
   readonly maxShare?: string | undefined;
+  /** --capture-assignees: the inbox's batches read each chat's agent before unassigning it (a rule's listing already has it). */
+  readonly captureAssignees?: boolean | undefined;
 }
 
 export interface DefinitionContext {
@@ -167,6 +169,7 @@ export function buildDefinition(name: string, input: ScheduleInput, ctx: Definit
     ...(wantsQuery ? { query: rule } : {}),
     ...(inbox ? { inbox } : {}),
     ...limitsOf(input),
+    ...(input.captureAssignees === true ? { captureAssignees: true } : {}),
     createdAt: ctx.existing?.createdAt ?? ctx.now,
     updatedAt: ctx.now,
   };

@@ -34,6 +34,8 @@ export interface InboxOptions {
   readonly dryRun?: boolean;
   /** The brake for each file's batch (MAX_BATCH_CHATS, the schedule's --max-chats). */
   readonly brake?: IngestBrake;
+  /** Read each chat's agent right before its unassign call (--capture-assignees). */
+  readonly captureAssignees?: boolean;
 }
 
 export interface InboxFileResult {
@@ -75,7 +77,14 @@ export async function moveInto(file: string, targetDir: string, now = new Date()
 async function ingestOne(deps: IngestDeps & { config: ResolvedConfig }, file: string, opts: InboxOptions): Promise<BatchRecord> {
   const source = await openConfiguredCsv(deps.config, file, opts.defaultWaba);
   return ingest(deps, source, {
-    batch: { kind: 'nightly', source: basename(file), name: opts.batchName(basename(file)), notes: opts.notes, createdBy: opts.createdBy },
+    batch: {
+      kind: 'nightly',
+      source: basename(file),
+      name: opts.batchName(basename(file)),
+      notes: opts.notes,
+      createdBy: opts.createdBy,
+      ...(opts.captureAssignees ? { captureAssignees: true } : {}),
+    },
     dryRun: opts.dryRun ?? false,
     duplicateWindowHours: deps.config.duplicateWindowHours,
     ...(opts.brake ? { brake: opts.brake } : {}),

@@ -193,6 +193,7 @@ async function readInbox(deps: RunDeps, req: RunRequest, notes: string[], out: S
       dryRun: req.dryRun ?? false,
       brake: configuredBrake(deps.config, { maxChats: def.maxChats }),
       createdBy: creatorOf(req),
+      ...(def.captureAssignees ? { captureAssignees: true } : {}),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -50,6 +50,11 @@ export interface ScheduleDefinition {
   readonly maxChats?: number;
   /** --max-share: a query batch selecting more than this share, in (0, 1], of the chats listed is held for approval. */
   readonly maxShare?: number;
+  /**
+   * The inbox's batches read each chat's agent right before its unassign call (--capture-assignees), so they can
+   * be restored. A rule's batches need no capture: GET /chats gives each chat's agent.
+   */
+  readonly captureAssignees?: boolean;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -120,6 +125,7 @@ export function decodeScheduleDefinition(text: string, where: string): ScheduleD
     ...(inbox === undefined ? {} : { inbox: decodeInbox(inbox, `${where} member "inbox"`) }),
     ...(memberOf(obj, 'maxChats') === undefined ? {} : { maxChats: numberMember(obj, 'maxChats', where, true) }),
     ...(memberOf(obj, 'maxShare') === undefined ? {} : { maxShare: numberMember(obj, 'maxShare', where) }),
+    ...(memberOf(obj, 'captureAssignees') === undefined ? {} : { captureAssignees: booleanMember(obj, 'captureAssignees', where) }),
     createdAt: numberMember(obj, 'createdAt', where),
     updatedAt: numberMember(obj, 'updatedAt', where),
   };

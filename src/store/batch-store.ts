@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { BatchStateError } from '../domain/errors.js';
-import { type BatchKind, type BatchRecord, COUNT_FIELDS, decodeBatchHash } from './codecs.js';
+import { type BatchAction, type BatchKind, type BatchRecord, COUNT_FIELDS, decodeBatchHash } from './codecs.js';
 import { allBatchKeys, type Keys } from './keys.js';
 import { appendNote, createChild, releaseClaim, type ScriptedRedis, transitionStatus } from './scripts.js';
 import { ACTIVE, type BatchStatus, Status, TRANSITIONS, type TransitionName } from '../domain/lifecycle.js';
@@ -26,6 +26,15 @@ export interface NewBatch {
   readonly notes?: readonly string[];
   /** Who created it: the audit actor's name. */
   readonly createdBy?: string;
+  /** @default 'unassign' */
+  readonly action?: BatchAction;
+  /** Read each chat's agent right before its unassign call (--capture-assignees). */
+  readonly captureAssignees?: boolean;
+  /**
+   * A restore (kind `restore`, with `parent`) claims the parent's restore slot instead of its rerun slot: refused
+   * while any earlier restore of the parent exists, or with this set, while one is not final.
+   */
+  readonly force?: boolean;
 }
 
 /** Batch ids sort by time and never contain ':' (BullMQ custom job ids may not). */
@@ -78,6 +87,8 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
         createdBy: batch.createdBy ?? '',
         status: Status.ingesting,
         dryRun: batch.dryRun ? 1 : 0,
+        ...(batch.action === 'assign' ? { action: 'assign' } : {}),
+        ...(batch.captureAssignees ? { capture: 1 } : {}),
         ...Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])),
         done: 0,
         attempts: 0,
@@ -87,7 +98,7 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
       const k = keys.batch(id);
       if (batch.parent) {
         fields.parent = batch.parent;
-        await createRerun(batch.parent, { childId: id, createdAt: now, fields, notes });
+        await createRerun(batch.parent, { childId: id, createdAt: now, fields, notes }, batch.kind === 'restore' ? { force: batch.force === true } : undefined);
       } else {
         const tx = redis.multi().hset(k.batch, fields);
         if (notes.length > 0) tx.rpush(k.notes, ...notes);
@@ -144,7 +155,10 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
         .zrem(keys.batchIndex, batchId);
       if (parent) tx.lrem(keys.batch(parent).children, 0, batchId);
       await tx.exec();
-      if (parent) await releaseClaim(redis, keys.batch(parent).rerun, batchId);
+      if (parent) {
+        await releaseClaim(redis, keys.batch(parent).rerun, batchId);
+        await releaseClaim(redis, keys.batch(parent).restore, batchId);
+      }
     },
   };
 
@@ -152,23 +166,34 @@ export function makeBatchStore(redis: ScriptedRedis, keys: Keys): BatchStore {
    * Creates a rerun and claims its parent's rerun slot in one step. The slot names the parent's latest rerun;
    * when that one is final (or its record is gone), it may be replaced — by exactly one of any reruns that
    * try at once, since each names the rerun it found over and the step replaces only that one.
+   * A restore (`restore` given) claims the parent's restore slot by the same step: a restore that exists is
+   * replaced only when forced and final, so two restores started together still make exactly one batch.
    */
   async function createRerun(
     parentId: string,
     child: { childId: string; createdAt: number; fields: Record<string, string | number>; notes: readonly string[] },
+    restore?: { readonly force: boolean },
   ): Promise<void> {
     let previous = '';
+    const slot = restore ? 'restore' : 'rerun';
     for (let attempt = 0; attempt < MAX_SLOT_TAKEOVERS; attempt += 1) {
       const reply = await createChild(
         redis,
         { child: keys.batch(child.childId), parent: keys.batch(parentId), batchIndex: keys.batchIndex },
-        { ...child, previous },
+        { ...child, previous, slot },
       );
       if (reply.claimed) return;
       const holder = await store.get(reply.holder);
       // A record without its id is a partial hash re-created by a late write after expiry: gone, not running.
-      if (holder?.id === reply.holder && ACTIVE.has(holder.status)) {
-        throw new BatchStateError(`batch ${parentId} already has a rerun in progress: ${holder.id} (${holder.status})`);
+      const exists = holder?.id === reply.holder;
+      if (exists && ACTIVE.has(holder.status)) {
+        throw new BatchStateError(`batch ${parentId} already has a ${slot} in progress: ${holder.id} (${holder.status})`);
+      }
+      // A dry run of a restore restored nothing: it never stands in the way.
+      if (exists && restore && !restore.force && holder.status !== Status.dryRun) {
+        throw new BatchStateError(
+          `batch ${parentId} was already restored by batch ${holder.id} (${holder.status}): restoring again needs --force (\`bulk-unassign restore ${parentId} --force\`)`,
+        );
       }
       previous = reply.holder;
     }

@@ -15,7 +15,7 @@ import { type BatchStatus, isBatchStatus, Status } from '../domain/lifecycle.js'
 // ---------------------------------------------------------------------------------------------------------
 // Shapes
 
-/** Counters of a batch. Invariants: rows = valid + rejected + duplicates; when finished, valid = succeeded + failed + cancelled. */
+/** Counters of a batch. Invariants: rows = valid + rejected + duplicates; when finished, valid = succeeded + failed + cancelled + skipped. */
 export interface BatchCounts {
   readonly rows: number;
   readonly valid: number;
@@ -24,10 +24,15 @@ export interface BatchCounts {
   readonly succeeded: number;
   readonly failed: number;
   readonly cancelled: number;
+  /** Chats left alone on purpose (see ResultState). */
+  readonly skipped: number;
 }
 
 /** How the batch came to be. */
-export type BatchKind = 'csv' | 'rerun' | 'nightly';
+export type BatchKind = 'csv' | 'rerun' | 'nightly' | 'restore';
+
+/** What a batch does to each chat: unassign it, or assign it back to its previous agent (a restore, and its reruns). */
+export type BatchAction = 'unassign' | 'assign';
 
 /** A batch record: the batch hash (keys.ts `BatchKeys.batch`) decoded. */
 export interface BatchRecord {
@@ -48,6 +53,11 @@ export interface BatchRecord {
   readonly parent?: string;
   readonly children: readonly string[];
   readonly dryRun: boolean;
+  readonly action: BatchAction;
+  /** Each chat's agent is read (GET /customer/details) right before its unassign call, so a restore can give it back. */
+  readonly captureAssignees: boolean;
+  /** Succeeded chats whose previous agent is known: what a restore would assign back. Set when the report is written. */
+  readonly restorable?: number;
   /** The source's header, in order: failed.csv repeats these columns. */
   readonly header: readonly string[];
   readonly counts: BatchCounts;
@@ -193,9 +203,19 @@ export function decodeStringArray(text: string, where: string): string[] {
 // Batch hash
 
 /** The batch hash's counter fields, in the order BatchCounts lists them. */
-export const COUNT_FIELDS = ['rows', 'valid', 'rejected', 'duplicates', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly (keyof BatchCounts)[];
+export const COUNT_FIELDS = [
+  'rows',
+  'valid',
+  'rejected',
+  'duplicates',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'skipped',
+] as const satisfies readonly (keyof BatchCounts)[];
 
-const isBatchKind = oneOf<BatchKind>({ csv: true, rerun: true, nightly: true });
+const isBatchKind = oneOf<BatchKind>({ csv: true, rerun: true, nightly: true, restore: true });
+const isBatchAction = oneOf<BatchAction>({ unassign: true, assign: true });
 
 /** Numbers in the hash are what String(number) wrote (HINCRBY counters, epoch ms). */
 const NUMBER_TEXT = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
@@ -246,7 +266,12 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
     succeeded: hashNumber(h, 'succeeded', key) ?? 0,
     failed: hashNumber(h, 'failed', key) ?? 0,
     cancelled: hashNumber(h, 'cancelled', key) ?? 0,
+    skipped: hashNumber(h, 'skipped', key) ?? 0,
   };
+  const action = field(h, 'action') ?? 'unassign';
+  const capture = field(h, 'capture') ?? '0';
+  if (capture !== '0' && capture !== '1') mismatch(hashField(key, 'capture'), '0 or 1', capture);
+  const restorable = hashNumber(h, 'restorable', key);
   const kind = field(h, 'kind') ?? 'csv';
   const status = field(h, 'status') ?? Status.ingesting;
   const dryRun = field(h, 'dryRun') ?? '0';
@@ -261,7 +286,7 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
   return {
     id: field(h, 'id') ?? '',
     name: field(h, 'name') ?? '',
-    kind: isBatchKind(kind) ? kind : mismatch(hashField(key, 'kind'), 'csv, rerun or nightly', kind),
+    kind: isBatchKind(kind) ? kind : mismatch(hashField(key, 'kind'), 'csv, rerun, nightly or restore', kind),
     source: field(h, 'source') ?? '',
     sha256: field(h, 'sha256') ?? '',
     createdAt: hashNumber(h, 'createdAt', key) ?? 0,
@@ -273,6 +298,9 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
     ...(parent ? { parent } : {}),
     children: [...(children ? children.split(',') : []), ...(lists.children ?? [])],
     dryRun: dryRun === '1',
+    action: isBatchAction(action) ? action : mismatch(hashField(key, 'action'), 'unassign or assign', action),
+    captureAssignees: capture === '1',
+    ...(restorable === undefined ? {} : { restorable }),
     header: hashJsonStrings(h, 'header', key),
     counts,
     done: hashNumber(h, 'done', key) ?? 0,
@@ -290,8 +318,8 @@ export function decodeBatchHash(h: Hash, key: string, lists: BatchLists = {}): B
 // ---------------------------------------------------------------------------------------------------------
 // Result records
 
-const STATE_CODE: Readonly<Record<ResultState, string>> = { succeeded: 'S', failed: 'F', cancelled: 'C' };
-const CODE_STATE: Readonly<Record<string, ResultState>> = { S: 'succeeded', F: 'failed', C: 'cancelled' };
+const STATE_CODE: Readonly<Record<ResultState, string>> = { succeeded: 'S', failed: 'F', cancelled: 'C', skipped: 'K' };
+const CODE_STATE: Readonly<Record<string, ResultState>> = { S: 'succeeded', F: 'failed', C: 'cancelled', K: 'skipped' };
 const isFailureClass = oneOf<FailureClass>({ permanent: true, transient: true });
 const MAX_REASON_CHARS = 300;
 const INTEGER_TEXT = /^-?\d+$/;
@@ -311,7 +339,7 @@ export function decodeResult(text: string, where = 'a result record'): ChatResul
   const [code, http, attempts, at, latency, cls, ...rest] = text.split('|');
   if (rest.length === 0) mismatch(where, 'a result record of 7 |-separated parts', text);
   const state = code !== undefined && Object.hasOwn(CODE_STATE, code) ? CODE_STATE[code] : undefined;
-  if (state === undefined) mismatch(`${where} (state)`, 'S, F or C', code);
+  if (state === undefined) mismatch(`${where} (state)`, 'S, F, C or K', code);
   const integer = (part: string | undefined, name: string): number =>
     part !== undefined && INTEGER_TEXT.test(part) ? Number(part) : mismatch(`${where} (${name})`, 'an integer', part);
   const number = (part: string | undefined, name: string): number =>

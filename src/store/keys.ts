@@ -36,6 +36,17 @@ export interface BatchKeys {
    * only start while that one is final or gone, so two operators can never rerun the same chats at once.
    */
   readonly rerun: string;
+  /**
+   * HASH: chat key → the agent (digits) the chat had before this batch's call: from the source (a CSV agent
+   * column, GET /chats) at ingest, or read by the worker right before the unassign call (--capture-assignees). For
+   * a restore batch, the agent each chat is assigned back to. Outlives the chat's entry in `chats`.
+   */
+  readonly agents: string;
+  /**
+   * STRING: id of the batch's latest restore, claimed atomically with creating it (createChild step, as `rerun`):
+   * a second restore is refused unless forced, and never while that one is not final.
+   */
+  readonly restore: string;
 }
 
 export interface Keys {
@@ -111,6 +122,8 @@ export function makeKeys(queuePrefix: string): Keys {
         children: `${base}:children`,
         notes: `${base}:notes`,
         rerun: `${base}:rerun`,
+        agents: `${base}:agents`,
+        restore: `${base}:restore`,
       };
     },
   };

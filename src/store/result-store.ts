@@ -66,6 +66,22 @@ export interface ResultStore {
   /** Every result of a batch, streamed with HSCAN (a million results never sit in memory at once). */
   scan(batchId: string): AsyncIterable<[chatKey: string, result: ChatResult]>;
   get(batchId: string, chatKey: string): Promise<ChatResult | undefined>;
+  /** The agent kept for a chat (keys.ts `BatchKeys.agents`): its previous agent, or in a restore the one to give it back to. */
+  agentOf(batchId: string, chatKey: string): Promise<string | undefined>;
+  /** Keeps a chat's agent, read right before its unassign call (--capture-assignees). */
+  keepAgent(batchId: string, chatKey: string, agent: string): Promise<void>;
+  /**
+   * The chats a restore would give back: succeeded, with a kept agent. Streamed in pages of the agents hash
+   * (HSCAN), each page's results read in one round trip.
+   */
+  restorable(batchId: string): AsyncIterable<readonly (readonly [chatKey: string, agent: string])[]>;
+}
+
+/** Counts a batch's restorable chats (see `ResultStore.restorable`). */
+export async function countRestorable(results: Pick<ResultStore, 'restorable'>, batchId: string): Promise<number> {
+  let n = 0;
+  for await (const page of results.restorable(batchId)) n += page.length;
+  return n;
 }
 
 export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
@@ -96,7 +112,26 @@ export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
       return text === null ? undefined : decodeResult(text, hashField(key, chatKey));
     },
     scan: (batchId) => scanHash(redis, keys.batch(batchId).results, decodeResult),
+    agentOf: async (batchId, chatKey) => (await redis.hget(keys.batch(batchId).agents, chatKey)) ?? undefined,
+    keepAgent: async (batchId, chatKey, agent) => {
+      await redis.hset(keys.batch(batchId).agents, chatKey, agent);
+    },
+    restorable: (batchId) => restorablePages(redis, keys.batch(batchId)),
   };
+}
+
+/** Succeeded chats with a kept agent, a page of the agents hash at a time (a result record of a success starts `S|`). */
+async function* restorablePages(redis: ScriptedRedis, k: { agents: string; results: string }): AsyncIterable<(readonly [string, string])[]> {
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(k.agents, cursor, 'COUNT', 1000);
+    cursor = next;
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i] as string, flat[i + 1] as string]);
+    if (pairs.length === 0) continue;
+    const records = await redis.hmget(k.results, ...pairs.map(([chatKey]) => chatKey));
+    yield pairs.filter((_, i) => records[i]?.startsWith('S|') === true);
+  } while (cursor !== '0');
 }
 
 /** HSCAN a hash as an async iterable of [field, decoded value]; `decode` gets where the value is, for its errors. */

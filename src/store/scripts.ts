@@ -318,11 +318,13 @@ export interface ChildCreation {
   /** The child's batch hash. */
   readonly fields: Readonly<Record<string, string | number>>;
   readonly notes: readonly string[];
+  /** Which of the parent's slots the child claims: its rerun slot, or its restore slot (keys.ts `BatchKeys.restore`). @default 'rerun' */
+  readonly slot?: 'rerun' | 'restore';
 }
 
 /**
- * createChild-6: creates a rerun batch and claims its parent's rerun slot in one step. Not claimed: another rerun
- * (not `previous`) holds the slot, and nothing was written.
+ * createChild-6: creates a rerun (or restore) batch and claims its parent's rerun (or restore) slot in one step.
+ * Not claimed: another child (not `previous`) holds the slot, and nothing was written.
  */
 export async function createChild(
   redis: ScriptedRedis,
@@ -336,7 +338,7 @@ export async function createChild(
     keys.batchIndex,
     keys.parent.batch,
     keys.parent.children,
-    keys.parent.rerun,
+    keys.parent[c.slot ?? 'rerun'],
     c.childId,
     String(c.createdAt),
     c.previous,

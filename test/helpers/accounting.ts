@@ -60,7 +60,7 @@ export async function expectExactAccounting(env: TestEnv, batchId: string, chatK
   }
   expect(await env.ctx.redis.hlen(env.ctx.keys.batch(batchId).results)).toBe(chatKeys.length);
   expect([...results.keys()].sort()).toEqual([...chatKeys].sort());
-  const tally = { succeeded: 0, failed: 0, cancelled: 0 };
+  const tally = { succeeded: 0, failed: 0, cancelled: 0, skipped: 0 };
   for (const r of results.values()) tally[r.state] += 1;
   expect(batch.counts).toMatchObject({ valid: chatKeys.length, ...tally });
   expect(batch.done).toBe(chatKeys.length);

@@ -118,6 +118,10 @@ describe('mock-api: POST /team-member/unassign', () => {
         maxPerSecond: 4,
         listRequests: 0,
         groupListRequests: 0,
+        assignRequests: 0,
+        assignByStatus: {},
+        assigned: {},
+        detailsRequests: 0,
       });
     }));
 
@@ -508,7 +512,19 @@ describe('mock-api: admin endpoints and lifecycle', () => {
       expect(stats.body).toMatchObject({ requests: 3, byStatus: { '422': 1, '201': 1, '429': 1 } });
       expect(await post(api, '/__admin/rate-limit', { rateLimit: null })).toMatchObject({ status: 200 });
       expect(await post(api, '/__admin/reset', {})).toMatchObject({ status: 200 });
-      expect(api.stats()).toEqual({ requests: 0, byStatus: {}, unassigned: {}, rateLimited: 0, maxPerSecond: 0, listRequests: 0, groupListRequests: 0 });
+      expect(api.stats()).toEqual({
+        requests: 0,
+        byStatus: {},
+        unassigned: {},
+        rateLimited: 0,
+        maxPerSecond: 0,
+        listRequests: 0,
+        groupListRequests: 0,
+        assignRequests: 0,
+        assignByStatus: {},
+        assigned: {},
+        detailsRequests: 0,
+      });
       expect((await unassign(api, phone('919999999999'))).status).toBe(201);
       const chats = await call(api, '/__admin/chats');
       expect(chats).toMatchObject({ status: 200, body: api.chats() });
@@ -570,5 +586,84 @@ describe('mock-api: admin endpoints and lifecycle', () => {
     withMock({}, async (api) => {
       expect(api.port).toBeGreaterThan(0);
       expect(api.url).toBe(`http://127.0.0.1:${api.port}`);
+    }));
+});
+
+describe('stand-in API: assign, customer details and the chats’ agents', () => {
+  const AGENT = '919811111111';
+  const OTHER = '919822222222';
+  const CUSTOMER = '919876500001';
+  const key = `p:${CUSTOMER}@${WABA}`;
+  const post = (api: MockApi, path: string, body: unknown, auth: string = KEY): Promise<Answer> =>
+    call(api, path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify(body) });
+  const assign = (api: MockApi, body: object): Promise<Answer> => post(api, '/team-member/assign', { ...phone(CUSTOMER), ...body });
+  const details = (api: MockApi, query: string, auth: string = KEY): Promise<Answer> =>
+    call(api, `/customer/details?${query}`, { headers: { authorization: auth } });
+
+  it('unassign, assign and customer details read and change one memory of each chat’s agent', () =>
+    withMock({ agents: { [key]: AGENT } }, async (api) => {
+      expect(api.agentOf(key)).toBe(AGENT);
+      const before = await details(api, `phoneNumber=%2B${CUSTOMER}&wabaNumber=${WABA}`);
+      expect(before.status).toBe(200);
+      expect(before.body).toEqual({
+        customer: expect.objectContaining({ phone: `+${CUSTOMER}`, tags: [], customFields: [], assignedToUser: 'Asha', assignedUserNumber: AGENT }) as unknown,
+      });
+      expect((await unassign(api, phone(CUSTOMER))).status).toBe(201);
+      expect(api.agentOf(key)).toBeNull();
+      expect(((await details(api, `phoneNumber=${CUSTOMER}&wabaNumber=${WABA}`)).body as { customer: object }).customer).toMatchObject({
+        assignedToUser: null,
+        assignedUserNumber: null,
+      });
+      const assigned = await assign(api, { assignedUserPhoneNumber: OTHER, reassign: false });
+      expect(assigned).toMatchObject({ status: 201, body: { name: 'Ravi', phone: OTHER } });
+      expect(api.agentOf(key)).toBe(OTHER);
+      expect(api.stats()).toMatchObject({ assignRequests: 1, assigned: { [key]: 1 }, assignByStatus: { 201: 1 }, detailsRequests: 2 });
+    }));
+
+  it('without reassign, a chat that has an agent is left alone with 409; with reassign it is taken over', () =>
+    withMock({ agents: { [key]: AGENT } }, async (api) => {
+      for (const body of [{ assignedUserPhoneNumber: OTHER, reassign: false }, { assignedUserPhoneNumber: OTHER }]) {
+        expect(await assign(api, body)).toMatchObject({ status: 409, body: { statusCode: 409, message: 'Chat is already assigned' } });
+      }
+      expect(api.agentOf(key)).toBe(AGENT);
+      expect((await assign(api, { assignedUserPhoneNumber: OTHER, reassign: true })).status).toBe(201);
+      expect(api.agentOf(key)).toBe(OTHER);
+    }));
+
+  it('a listed chat’s agent is the one GET /chats shows, before and after the calls', () =>
+    withMock({ seedChats: 30, now: NOW }, async (api) => {
+      const chat = api.chats().find((c) => c.chatType === 'INDIVIDUAL' && c.assignedUserNumber !== null)!;
+      const chatKey = `p:${chat.phoneNumber!}@${chat.wabaNumber!}`;
+      expect(api.agentOf(chatKey)).toBe(chat.assignedUserNumber);
+      await unassign(api, { customerPhoneNumber: chat.phoneNumber, wabaNumber: chat.wabaNumber });
+      const listed = (await allPages(api, 'limit=100')).chats.find((c) => c.phoneNumber === chat.phoneNumber)!;
+      expect(listed.assignedUserNumber).toBeNull();
+      api.setAgent(chatKey, OTHER);
+      const again = (await allPages(api, 'limit=100')).chats.find((c) => c.phoneNumber === chat.phoneNumber)!;
+      expect([again.assignedUserNumber, again.assignedUserName]).toEqual([OTHER, 'Ravi']);
+    }));
+
+  it('refuses bad bodies and queries with 400, unknown customers with 404, a wrong key with 401', () =>
+    withMock({ agents: { [key]: null } }, async (api) => {
+      const bad = await assign(api, { assignedUserPhoneNumber: 'agent', reassign: 'no' });
+      expect(bad.status).toBe(400);
+      expect((bad.body as { message: string[] }).message).toEqual(['assignedUserPhoneNumber must be 7 to 15 digits', 'reassign must be a boolean value']);
+      expect((await post(api, '/team-member/assign', { groupId: 'g1' })).status).toBe(400);
+      expect((await details(api, 'phoneNumber=abc&wabaNumber=1')).status).toBe(400);
+      expect(await details(api, `phoneNumber=919000011111&wabaNumber=${WABA}`)).toMatchObject({ status: 404, body: { statusCode: 404, message: 'NotFound' } });
+      expect((await details(api, `phoneNumber=${CUSTOMER}&wabaNumber=${WABA}`, 'wrong')).status).toBe(401);
+      expect((await post(api, '/team-member/assign', { ...phone(CUSTOMER), assignedUserPhoneNumber: AGENT }, 'wrong')).status).toBe(401);
+      expect(api.agentOf(key)).toBeNull();
+      expect(() => api.setAgent(key, 'x')).toThrow(/7 to 15 digits/);
+    }));
+
+  it('assign and customer details share the rate-limit window with unassign', () =>
+    withMock({ rateLimit: { max: 2, windowMs: 60_000 }, agents: { [key]: null } }, async (api) => {
+      expect((await unassign(api, phone(CUSTOMER))).status).toBe(201);
+      expect((await details(api, `phoneNumber=${CUSTOMER}&wabaNumber=${WABA}`)).status).toBe(200);
+      const limited = await assign(api, { assignedUserPhoneNumber: AGENT, reassign: false });
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).not.toBeNull();
+      expect(api.agentOf(key)).toBeNull();
     }));
 });

@@ -90,10 +90,12 @@ describe('decodeBatchHash', () => {
       parent: 'b0',
       children: ['c1', 'c2'],
       dryRun: false,
+      action: 'unassign',
+      captureAssignees: false,
       header: ['phone', 'waba'],
       notes: ['a note'],
       sample: [],
-      counts: { rows: 10, valid: 8, rejected: 1, duplicates: 1, succeeded: 6, failed: 2, cancelled: 0 },
+      counts: { rows: 10, valid: 8, rejected: 1, duplicates: 1, succeeded: 6, failed: 2, cancelled: 0, skipped: 0 },
       done: 8,
       attempts: 9,
       rateLimited: 3,
@@ -115,7 +117,7 @@ describe('decodeBatchHash', () => {
   it('reads absent fields as their zero values (a late HINCRBY can leave a partial hash)', () => {
     const batch = decodeBatchHash({ rateLimited: '1' }, KEY);
     expect(batch).toMatchObject({ id: '', kind: 'csv', status: 'ingesting', header: [], notes: [], children: [], dryRun: false, rateLimited: 1, reasons: {} });
-    expect(batch.counts).toEqual({ rows: 0, valid: 0, rejected: 0, duplicates: 0, succeeded: 0, failed: 0, cancelled: 0 });
+    expect(batch.counts).toEqual({ rows: 0, valid: 0, rejected: 0, duplicates: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0 });
     expect('startedAt' in batch || 'finishedAt' in batch || 'parent' in batch).toBe(false);
     const emptied = decodeBatchHash({ ...FULL, dryRun: '1', rows: '', startedAt: '' }, KEY);
     expect(emptied).toMatchObject({ dryRun: true, counts: { rows: 0 } });
@@ -135,7 +137,7 @@ describe('decodeBatchHash', () => {
 
   const BAD: readonly [string, Record<string, string>, string][] = [
     ['a status this build does not know', { status: 'runnin' }, 'field "status": expected a batch status, got "runnin"'],
-    ['a kind this build does not know', { kind: 'xml' }, 'field "kind": expected csv, rerun or nightly, got "xml"'],
+    ['a kind this build does not know', { kind: 'xml' }, 'field "kind": expected csv, rerun, nightly or restore, got "xml"'],
     ['a counter that is not a number', { rows: '12abc' }, 'field "rows": expected a number, got "12abc"'],
     ['a time that is not a number', { createdAt: 'yesterday' }, 'field "createdAt": expected a number'],
     ['a reason tally that is not a number', { 'reason:HTTP 500': 'x' }, 'field "reason:HTTP 500": expected a number'],
@@ -176,8 +178,8 @@ describe('decodeResult', () => {
   const BAD: readonly [string, string, string][] = [
     ['an empty string', '', 'expected a result record of 7 |-separated parts'],
     ['too few parts', 'S|201|1|5', 'expected a result record of 7 |-separated parts'],
-    ['an unknown state code', 'X|201|1|5|0||', '(state): expected S, F or C, got "X"'],
-    ['a state code that is an Object.prototype member', 'constructor|201|1|5|0||', '(state): expected S, F or C'],
+    ['an unknown state code', 'X|201|1|5|0||', '(state): expected S, F, C or K, got "X"'],
+    ['a state code that is an Object.prototype member', 'constructor|201|1|5|0||', '(state): expected S, F, C or K'],
     ['an http status that is not an integer', 'S|2o1|1|5|0||', '(http status): expected an integer, got "2o1"'],
     ['attempts that are empty', 'S|201||5|0||', '(attempts): expected an integer, got ""'],
     ['a finish time that is not a number', 'S|201|1|soon|0||', '(finished at): expected a number'],

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { aliasesOf, CANONICAL, foldHeader, mapColumns, uniqueHeaderNames } from '../../src/ingest/csv-headers.js';
+import { agentColumnOf, agentOfCell, aliasesOf, CANONICAL, foldHeader, mapColumns, uniqueHeaderNames } from '../../src/ingest/csv-headers.js';
 
 describe('mapColumns', () => {
   it.each([
@@ -42,8 +42,9 @@ describe('mapColumns', () => {
   });
 
   it('every alias folds to a distinct name, and every canonical name is the first alias of its role', () => {
-    const folded = (['phone', 'waba', 'group'] as const).flatMap((role) => aliasesOf(role).map(foldHeader));
+    const folded = (['phone', 'waba', 'group', 'agent'] as const).flatMap((role) => aliasesOf(role).map(foldHeader));
     expect(new Set(folded).size).toBe(folded.length);
+    expect(aliasesOf('agent')[0]).toBe(CANONICAL.agent);
     expect(aliasesOf('phone')[0]).toBe(CANONICAL.phone);
     expect(aliasesOf('waba')[0]).toBe(CANONICAL.waba);
     expect(aliasesOf('group')[0]).toBe(CANONICAL.group);
@@ -82,5 +83,40 @@ describe('uniqueHeaderNames', () => {
       expect(new Set(names).size).toBe(names.length);
       expect(uniqueHeaderNames(names)).toEqual(names);
     }
+  });
+});
+
+describe('the agent column (what a restore gives each chat back to)', () => {
+  it.each([
+    ['assignedUserNumber', 'assignedUserNumber'],
+    ['Assigned User Phone', 'Assigned User Phone'],
+    ['agent', 'agent'],
+    ['Agent Phone', 'Agent Phone'],
+    ['agent_number', 'agent_number'],
+    ['ASSIGNEE', 'ASSIGNEE'],
+    ['Assigned To', 'Assigned To'],
+  ])('%j is the agent column', (name, column) => {
+    expect(mapColumns(['phone', 'waba', name])).toEqual({ phone: 0, waba: 1, agent: 2 });
+    expect(agentColumnOf(['phone', 'waba', name])).toBe(column);
+  });
+
+  it('is optional, and never taken for the customer phone', () => {
+    expect(agentColumnOf(['phone', 'waba'])).toBeUndefined();
+    expect(agentColumnOf(['agent name', 'phone'])).toBeUndefined();
+    expect(mapColumns(['Agent Phone', 'Phone'])).toEqual({ agent: 0, phone: 1 });
+  });
+
+  it.each([
+    ['919811111111', '919811111111'],
+    ['+91 98111-11111', '919811111111'],
+    ["'919811111111", '919811111111'],
+    ['(91) 9811.111.111', '919811111111'],
+    ['  919811111111  ', '919811111111'],
+  ])('cell %j → agent %j', (cell, agent) => {
+    expect(agentOfCell(cell)).toBe(agent);
+  });
+
+  it.each([[''], ['Asha'], ['12345'], ['1234567890123456'], ['91981111111a'], ['__proto__'], [undefined]])('cell %j → no agent (not restorable)', (cell) => {
+    expect(agentOfCell(cell)).toBeUndefined();
   });
 });

@@ -168,7 +168,7 @@ describe('lifecycle: derived sets', () => {
   });
 
   it.each(Object.keys(OPERATOR_ACTIONS) as (keyof typeof OPERATOR_ACTIONS)[])('operator action %s: the transition (or guard) it stands for', (action) => {
-    const source = action === 'rerun' ? GUARDS.rerunFrom : TRANSITIONS[action].from;
+    const source = action === 'rerun' ? GUARDS.rerunFrom : action === 'restore' ? GUARDS.restoreFrom : TRANSITIONS[action].from;
     expect(OPERATOR_ACTIONS[action]).toEqual(source);
   });
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from '@jest/globals';
 
 import { UsageError } from '../../src/domain/errors.js';
 import { buildDefinition, type ScheduleInput } from '../../src/schedule/definition.js';
-import { schedulerIdFor, tickOfJob } from '../../src/schedule/store.js';
+import { decodeScheduleDefinition, schedulerIdFor, tickOfJob } from '../../src/schedule/store.js';
 
 const CTX = { cwd: '/srv/bulk', now: 1_000, defaultTz: 'UTC' };
 const build = (input: ScheduleInput, name = 'nightly') => buildDefinition(name, input, CTX);
@@ -104,5 +104,17 @@ describe('buildDefinition: the brake (--max-chats, --max-share)', () => {
 
   it.each(['0', '-0.5', '1.01', '20%', 'NaN', 'Infinity', 'half'])('--max-share %j is refused: a fraction in (0, 1]', (value) => {
     expect(() => build({ ...base, maxShare: value })).toThrow(/^Expected `--max-share` to be a fraction above 0 and at most 1 /);
+  });
+});
+
+describe('--capture-assignees on a schedule', () => {
+  it('is kept on the definition only when asked for, and survives the round trip through Redis', () => {
+    const asked = build({ cron: '0 2 * * *', inbox: 'drop', waba: '919000000000', captureAssignees: true });
+    expect(asked.captureAssignees).toBe(true);
+    expect(decodeScheduleDefinition(JSON.stringify(asked), 'x')).toEqual(asked);
+    const plain = build({ cron: '0 2 * * *', inbox: 'drop', captureAssignees: false });
+    expect('captureAssignees' in plain).toBe(false);
+    expect(decodeScheduleDefinition(JSON.stringify(plain), 'x')).toEqual(plain);
+    expect(() => decodeScheduleDefinition(JSON.stringify({ ...asked, captureAssignees: 'yes' }), 'x')).toThrow(/captureAssignees/);
   });
 });

@@ -116,6 +116,7 @@ export async function ingestFile(ctx: Context, file: string, flags: Flags, actor
       force: flags.force === true,
       dryRun: flags['dry-run'] === true,
       approve: flags.approve === true,
+      captureAssignees: flags['capture-assignees'] === true,
       onProgress: (p) => progress.update(p.phase === 'reading' ? p.rows : p.enqueued, p.phase === 'reading' ? undefined : p.valid, p.phase),
     });
   } finally {

@@ -31,6 +31,7 @@ const set: Sub = async (name, ctx, schedules, flags, io) => {
     waba: flags.waba,
     maxChats: flags['max-chats'],
     maxShare: flags['max-share'],
+    captureAssignees: flags['capture-assignees'] === true,
   };
   const { definition, created } = await setSchedule(ctx, schedules, scheduleName, input, { cwd: io.cwd }, cliActor(io.env));
   io.out(

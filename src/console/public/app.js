@@ -340,7 +340,7 @@
       errorBox.hidden = true;
       try {
         const result = await postJson(`${base}/${action}`, body);
-        if (action === 'rerun') {
+        if (action === 'rerun' || action === 'restore') {
           window.location.hash = `#/batches/${encodeURIComponent(result.id)}`;
           return;
         }
@@ -381,6 +381,15 @@
       const what = options.dryRun ? 'Dry-run a rerun of' : 'Rerun';
       if (window.confirm(`${what} ${count} failed chat(s) of this batch as a new batch?`))
         act('rerun', { includePermanent, ...(onlyReason ? { onlyReason } : {}), ...options });
+    });
+    $('act-restore').addEventListener('click', () => {
+      const n = current ? current.restorable || 0 : 0;
+      const force = $('restore-force').checked;
+      const text =
+        `Restore ${n} chat(s) of this batch to the agent each had before it was unassigned?` +
+        ' A chat assigned to someone since is left with its new agent.' +
+        (force ? ' (Restoring again: this batch was restored before.)' : '');
+      if (window.confirm(text)) act('restore', force ? { force } : {});
     });
     $('b-failures').href = `#/batches/${encodeURIComponent(id)}/failures`;
     const remember = update;
@@ -441,8 +450,8 @@
       a.href = `#/batches/${encodeURIComponent(id)}`;
       links.append(label, a, ' ');
     };
-    if (b.parent) addLink('rerun of ', b.parent);
-    for (const child of b.children) addLink('rerun: ', child);
+    if (b.parent) addLink(b.kind === 'restore' ? 'restore of ' : 'rerun of ', b.parent);
+    for (const child of b.children) addLink('rerun or restore: ', child);
 
     const valid = b.counts.valid || 0;
     $('b-bar').replaceChildren(...barSegments(b));
@@ -457,6 +466,7 @@
       countCard('succeeded', b.counts.succeeded),
       countCard('failed', b.counts.failed),
       countCard('cancelled', b.counts.cancelled),
+      countCard('skipped', b.counts.skipped || 0),
       countCard('pending', b.pending),
       countCard('API calls', b.attempts),
       countCard('429 answers', b.rateLimited),
@@ -471,6 +481,8 @@
       $('b-held-expires').textContent = b.approvalExpiresAt ? `Rejected on its own at ${when(b.approvalExpiresAt)} unless approved first.` : '';
     }
     $('b-rerun').hidden = !b.actions.includes('rerun');
+    $('b-restore').hidden = !b.actions.includes('restore');
+    $('b-restorable').textContent = b.restorable ? `${b.restorable} chat(s) can go back to their previous agent` : '';
     $('b-failures-link').hidden = !(b.counts.failed > 0);
 
     const reasons = Object.entries(b.reasons).sort((x, y) => y[1] - x[1]);

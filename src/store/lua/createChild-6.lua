@@ -4,7 +4,8 @@
   same chats twice). The slot names the parent's latest rerun; the caller decides whether that one is over (final
   status, or gone) and then passes it as ARGV[3], which lets this call replace it.
   KEYS[1] the child's batch hash, KEYS[2] the child's notes list, KEYS[3] the batch index (ZSET),
-  KEYS[4] the parent's batch hash, KEYS[5] the parent's children list, KEYS[6] the parent's rerun claim.
+  KEYS[4] the parent's batch hash, KEYS[5] the parent's children list, KEYS[6] the parent's rerun claim (or, for a
+  restore, its restore claim: the same rules, another slot).
   ARGV[1] the child's id, ARGV[2] created-at ms (its index score), ARGV[3] the previous rerun the caller found
   over ('' when none), ARGV[4] n, the number of field/value pairs of the child's hash that follow,
   ARGV[5 .. 4+2n] those pairs, ARGV[5+2n ..] the child's notes.

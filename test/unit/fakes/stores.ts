@@ -13,7 +13,7 @@ export interface Call {
   readonly args: readonly unknown[];
 }
 
-const ZERO_COUNTS: BatchCounts = { rows: 0, valid: 0, rejected: 0, duplicates: 0, succeeded: 0, failed: 0, cancelled: 0 };
+const ZERO_COUNTS: BatchCounts = { rows: 0, valid: 0, rejected: 0, duplicates: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0 };
 
 /** A batch record with sensible defaults; `valid` chats, status running unless said otherwise. */
 export function batchRecord(overrides: Partial<Omit<BatchRecord, 'counts'>> & { counts?: Partial<BatchCounts> } = {}): BatchRecord {
@@ -30,6 +30,8 @@ export function batchRecord(overrides: Partial<Omit<BatchRecord, 'counts'>> & { 
     reason: '',
     children: [],
     dryRun: false,
+    action: 'unassign',
+    captureAssignees: false,
     header: ['phone', 'waba'],
     done: 0,
     attempts: 0,
@@ -134,6 +136,8 @@ export interface FakeResultStore extends ResultStore {
   readonly rateLimited: Map<string, number>;
   /** API calls counted and not yet recorded (keys.ts `BatchKeys.calls`), by batch id, then chat key. */
   readonly apiCalls: Map<string, Map<string, number>>;
+  /** Kept agents (keys.ts `BatchKeys.agents`), by batch id, then chat key. */
+  readonly agents: Map<string, Map<string, string>>;
 }
 
 /**
@@ -149,6 +153,8 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
   const parked = new Map<string, Set<string>>();
   const rateLimited = new Map<string, number>();
   const apiCalls = new Map<string, Map<string, number>>();
+  /** Batch id → chat key → kept agent (the agents hash). */
+  const agents = new Map<string, Map<string, string>>();
   const calls: Call[] = [];
   const log = (method: string, ...args: unknown[]): void => void calls.push({ method, args });
   const resultsOf = (batchId: string): Map<string, ChatResult> => results.get(batchId) ?? results.set(batchId, new Map()).get(batchId)!;
@@ -163,6 +169,15 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
     parked,
     rateLimited,
     apiCalls,
+    agents,
+    agentOf: async (batchId, chatKey) => agents.get(batchId)?.get(chatKey),
+    keepAgent: async (batchId, chatKey, agent) => {
+      log('keepAgent', batchId, chatKey, agent);
+      (agents.get(batchId) ?? agents.set(batchId, new Map()).get(batchId)!).set(chatKey, agent);
+    },
+    restorable: async function* (batchId) {
+      yield [...(agents.get(batchId) ?? new Map<string, string>())].filter(([chatKey]) => resultsOf(batchId).get(chatKey)?.state === 'succeeded');
+    },
     claim: async (batchId, chatKey): Promise<ClaimOutcome> => {
       log('claim', batchId, chatKey);
       const batch = batches.records.get(batchId);
