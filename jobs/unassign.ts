@@ -26,7 +26,7 @@ import { type OutageOptions, untilRedisServes } from '../src/execution/outage.js
 import type { BatchStore } from '../src/store/batch-store.js';
 import { maskChatKey, type Logger } from '../src/config/logger.js';
 import type { UnassignJobData } from '../src/store/queue.js';
-import type { ChatResult, ResultStore } from '../src/store/result-store.js';
+import type { ChatResult, ClaimOutcome, ResultStore } from '../src/store/result-store.js';
 import { chatFromKey, type ChatTarget } from '../src/domain/chat.js';
 import type { BatchAction } from '../src/store/codecs.js';
 
@@ -40,6 +40,14 @@ export interface UnassignDeps {
   readonly rateLimit: (ms: number) => Promise<void>;
   /** Waits for this call's slot under the global rate limit (see src/execution/pacer.ts). */
   readonly pace: () => Promise<void>;
+  /**
+   * The pacer gives no call slots (RATE_LIMIT_MAX 0: it only holds calls through a 429 pause), so the call follows
+   * the claim at once: the claim step counts it too (`claimCall`), one Redis round trip per chat instead of two.
+   * Only a 429 pause can come between that count and the call; a process that dies during one leaves a call counted
+   * that was not made (attempts one high for that chat), as a death right after any count would.
+   * @default false (claim, wait for the slot, then count the call right before it)
+   */
+  readonly countOnClaim?: boolean;
   /** Called once, by whoever recorded a batch's last chat: enqueue its report. */
   readonly onBatchComplete: (batchId: string) => Promise<void>;
   /** Called once, by whoever stopped a batch: take its waiting chats off the queue. */
@@ -238,7 +246,9 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
 
   return async (job, token) => {
     const { b: batchId, k: chatKey } = job.data;
-    const claimed = await redisStep('claim chat', () => deps.results.claim(batchId, chatKey));
+    const claimed = await redisStep('claim chat', (): Promise<ClaimOutcome | number> =>
+      deps.countOnClaim ? deps.results.claimCall(batchId, chatKey) : deps.results.claim(batchId, chatKey),
+    );
     const claim = claimed.value;
     if (claim === 'done' || claim === 'gone') return 'skipped';
     if (claim === 'parked') return 'parked';
@@ -247,8 +257,13 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
     }
 
     const paced = await redisStep('wait for a call slot', deps.pace);
-    if ((claimed.waited || paced.waited) && !(await holds(job, token))) return handedOver(batchId, chatKey);
-    const counted = await redisStep('count the call', () => deps.results.countCall(batchId, chatKey));
+    if ((claimed.waited || paced.waited) && !(await holds(job, token))) {
+      // The call is the new holder's: a count the claim made goes back.
+      if (typeof claim === 'number') await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
+      return handedOver(batchId, chatKey);
+    }
+    const counted =
+      typeof claim === 'number' ? { value: claim, waited: false } : await redisStep('count the call', () => deps.results.countCall(batchId, chatKey));
     if (counted.waited) {
       // Redis was out between the call's slot and the call. The lock may have lapsed: then the call is the new
       // holder's, and the count goes back. And the slot is stale (a call made now could bunch with the calls

@@ -5,7 +5,16 @@
  */
 import { type ChatResult, cleanReason, decodeResult, encodeResult, hashField } from './codecs.js';
 import type { Keys } from './keys.js';
-import { claimChat, type ClaimOutcome, type RateLimitedCall, type RateLimitRun, rateLimited, recordResult, type ScriptedRedis } from './scripts.js';
+import {
+  claimChat,
+  claimChatCounted,
+  type ClaimOutcome,
+  type RateLimitedCall,
+  type RateLimitRun,
+  rateLimited,
+  recordResult,
+  type ScriptedRedis,
+} from './scripts.js';
 import { Status } from '../domain/lifecycle.js';
 
 // The record's shape and codec live with the other stored values (codecs.ts), the claim outcomes with their
@@ -44,6 +53,11 @@ export function percentileOf(histogram: ReadonlyMap<number, number>, p: number):
 
 export interface ResultStore {
   claim(batchId: string, chatKey: string): Promise<ClaimOutcome>;
+  /**
+   * `claim` and, on go, `countCall` in one atomic step (one Redis round trip instead of two): the chat's calls so
+   * far (a number) means go. For callers that make the call right after the claim (no call slot to wait for).
+   */
+  claimCall(batchId: string, chatKey: string): Promise<Exclude<ClaimOutcome, 'go'> | number>;
   /**
    * Records a terminal result. Returns 'duplicate' if the chat already had one, 'last' if it completed the batch.
    * The chat's call count (`countCall`), when it has one, is the result's `attempts`, whatever `result` says.
@@ -87,6 +101,7 @@ export async function countRestorable(results: Pick<ResultStore, 'restorable'>, 
 export function makeResultStore(redis: ScriptedRedis, keys: Keys): ResultStore {
   return {
     claim: async (batchId, chatKey) => claimChat(redis, keys.batch(batchId), chatKey),
+    claimCall: async (batchId, chatKey) => claimChatCounted(redis, keys.batch(batchId), chatKey),
     record: async (batchId, chatKey, result) =>
       recordResult(redis, keys.batch(batchId), {
         chatKey,

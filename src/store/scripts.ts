@@ -39,7 +39,7 @@ export type ScriptName = keyof typeof SCRIPT_KEYS;
 /** The raw commands `defineScripts` adds: positional strings in, unchecked replies out. */
 export interface ScriptCommands {
   stageRows(chats: string, order: string, ...args: string[]): Promise<number[]>;
-  claimChat(batch: string, results: string, parked: string, calls: string, chatKey: string): Promise<string>;
+  claimChat(batch: string, results: string, parked: string, calls: string, chatKey: string, countCall: '1' | ''): Promise<string | number>;
   recordResult(batch: string, results: string, chats: string, latency: string, parked: string, calls: string, ...args: string[]): Promise<number>;
   rateLimited(batch: string, calls: string, ...args: string[]): Promise<unknown>;
   transitionStatus(batch: string, ...args: string[]): Promise<string | null>;
@@ -133,10 +133,24 @@ function isClaimOutcome(value: unknown): value is ClaimOutcome {
   return typeof value === 'string' && Object.hasOwn(CLAIM_OUTCOMES, value);
 }
 
-/** claimChat-4: whether a chat's job should call the API now (parks it if its batch is paused or stopped). */
+/** claimChat-4: whether a chat's job should call the API now (parks it if its batch is ingesting, paused or stopped). */
 export async function claimChat(redis: ScriptedRedis, keys: Pick<BatchKeys, 'batch' | 'results' | 'parked' | 'calls'>, chatKey: string): Promise<ClaimOutcome> {
-  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, keys.calls, chatKey);
+  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, keys.calls, chatKey, '');
   return isClaimOutcome(reply) ? reply : unexpected('claimChat', reply);
+}
+
+/**
+ * claimChat-4 with the call counted: as `claimChat`, but a go also counts the call about to be made, in the same
+ * step, and answers the chat's calls so far (a number) instead of 'go'.
+ */
+export async function claimChatCounted(
+  redis: ScriptedRedis,
+  keys: Pick<BatchKeys, 'batch' | 'results' | 'parked' | 'calls'>,
+  chatKey: string,
+): Promise<Exclude<ClaimOutcome, 'go'> | number> {
+  const reply: unknown = await redis.claimChat(keys.batch, keys.results, keys.parked, keys.calls, chatKey, '1');
+  if (typeof reply === 'number') return Number.isSafeInteger(reply) && reply >= 1 ? reply : unexpected('claimChat', reply);
+  return isClaimOutcome(reply) && reply !== 'go' ? reply : unexpected('claimChat', reply);
 }
 
 export interface ResultRecording {

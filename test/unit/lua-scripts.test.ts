@@ -17,6 +17,7 @@ import { LIFECYCLE_INCLUDE, loadScript, loadScripts, luaDir } from '../../src/st
 import {
   appendNote,
   claimChat,
+  claimChatCounted,
   claimSource,
   createChild,
   defineScripts,
@@ -176,7 +177,7 @@ describe('typed script calls', () => {
     });
     expect(sent).toEqual([
       { name: 'stageRows', args: [k.chats, k.order, 'g:a', '{"line":1}', 'g:a', '{"line":2}'] },
-      { name: 'claimChat', args: [k.batch, k.results, k.parked, k.calls, 'g:a'] },
+      { name: 'claimChat', args: [k.batch, k.results, k.parked, k.calls, 'g:a', ''] },
       { name: 'recordResult', args: [k.batch, k.results, k.chats, k.latency, k.parked, k.calls, 'g:a', 'S|201|1|5|84||', 'succeeded', '1', '90', '', '5'] },
       { name: 'transitionStatus', args: [k.batch, 'paused', 'paused by operator', 'running'] },
       { name: 'ownedLock', args: ['{bu}:schedule:n:lock', 'acquire', 'job-1', '120000'] },
@@ -185,6 +186,15 @@ describe('typed script calls', () => {
       { name: 'pacerAdmit', args: ['{bu}:pacer:log', '1020000', '50', 'm-1'] },
       { name: 'rateLimited', args: [k.batch, k.calls, 'g:a', '2000', '1501', '60000', '60000', 'running'] },
     ]);
+  });
+
+  it('claimChatCounted asks the claim to count the call, and answers the count on go, the outcome otherwise', async () => {
+    const counted = fakeConnection({ claimChat: 3 });
+    expect(await claimChatCounted(counted.redis, k, 'g:a')).toBe(3);
+    expect(counted.sent).toEqual([{ name: 'claimChat', args: [k.batch, k.results, k.parked, k.calls, 'g:a', '1'] }]);
+    for (const outcome of ['done', 'parked', 'cancel', 'gone'] as const) {
+      expect(await claimChatCounted(fakeConnection({ claimChat: outcome }).redis, k, 'g:a')).toBe(outcome);
+    }
   });
 
   it('map the documented replies', async () => {
@@ -265,6 +275,10 @@ describe('typed script calls', () => {
     ['appendNote', () => appendNote(fakeConnection({ appendNote: 2 }).redis, k, 'x')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: 'maybe' }).redis, k, 'g:a')],
     ['claimChat', () => claimChat(fakeConnection({ claimChat: '__proto__' }).redis, k, 'g:a')],
+    ['claimChat', () => claimChat(fakeConnection({ claimChat: 1 }).redis, k, 'g:a')],
+    ['claimChat', () => claimChatCounted(fakeConnection({ claimChat: 'go' }).redis, k, 'g:a')],
+    ['claimChat', () => claimChatCounted(fakeConnection({ claimChat: 0 }).redis, k, 'g:a')],
+    ['claimChat', () => claimChatCounted(fakeConnection({ claimChat: 1.5 }).redis, k, 'g:a')],
     ['recordResult', () => recordResult(fakeConnection({ recordResult: 2 }).redis, k, { chatKey: 'g:a', record: 'x', counter: 'failed', attempts: 1, now: 1 })],
     [
       'transitionStatus',

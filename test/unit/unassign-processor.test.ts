@@ -76,6 +76,7 @@ function rig(
     now?: () => number;
     maxRateLimitWaitMs?: number;
     stillHolds?: UnassignDeps['stillHolds'];
+    countOnClaim?: boolean;
   } = {},
 ): Rig {
   const batches = fakeBatchStore(
@@ -86,6 +87,12 @@ function rig(
   results.countCall = async (...args) => {
     events.push('count');
     return countCall(...args);
+  };
+  const claimCall = results.claimCall.bind(results);
+  results.claimCall = async (...args) => {
+    const outcome = await claimCall(...args);
+    if (typeof outcome === 'number') events.push('claim+count');
+    return outcome;
   };
   const answers = [...(options.answers ?? [])];
   const called: ChatTarget[] = [];
@@ -130,6 +137,7 @@ function rig(
     outage: { maxDelayMs: 1 },
     ...(options.maxRateLimitWaitMs === undefined ? {} : { maxRateLimitWaitMs: options.maxRateLimitWaitMs }),
     ...(options.stillHolds === undefined ? {} : { stillHolds: options.stillHolds }),
+    ...(options.countOnClaim === undefined ? {} : { countOnClaim: options.countOnClaim }),
   };
   return { run: makeUnassignProcessor(deps), batches, results, called, events, pauses, completed, stopped, logs: lines };
 }
@@ -140,16 +148,16 @@ describe('unassign processor: the claim decides whether the API is called', () =
   const CASES: readonly {
     name: string;
     claim: string;
-    setup: () => Rig;
+    setup: (o?: { countOnClaim: boolean }) => Rig;
     returns: string;
     result?: Partial<ChatResult>;
   }[] = [
-    { name: 'running batch', claim: 'go', setup: () => rig(), returns: 'succeeded', result: { state: 'succeeded', attempts: 1 } },
+    { name: 'running batch', claim: 'go', setup: (o) => rig(o), returns: 'succeeded', result: { state: 'succeeded', attempts: 1 } },
     {
       name: 'chat already has a result (re-delivered job)',
       claim: 'done',
-      setup: () => {
-        const r = rig();
+      setup: (o) => {
+        const r = rig(o);
         r.results.results.set(
           BATCH,
           new Map([[CHAT, { state: 'failed', httpStatus: 422, attempts: 1, finishedAt: 1, latencyMs: 1, failureClass: 'permanent', reason: 'earlier' }]]),
@@ -159,13 +167,14 @@ describe('unassign processor: the claim decides whether the API is called', () =
       returns: 'skipped',
       result: { reason: 'earlier' },
     },
-    { name: 'batch record gone (expired or removed)', claim: 'gone', setup: () => rig({ batch: false }), returns: 'skipped' },
-    { name: 'batch paused', claim: 'parked', setup: () => rig({ status: Status.paused }), returns: 'parked' },
-    { name: 'batch stopped', claim: 'parked', setup: () => rig({ status: Status.stopped }), returns: 'parked' },
+    { name: 'batch record gone (expired or removed)', claim: 'gone', setup: (o) => rig({ ...o, batch: false }), returns: 'skipped' },
+    { name: 'batch held for approval', claim: 'parked', setup: (o) => rig({ ...o, status: Status.awaitingApproval }), returns: 'parked' },
+    { name: 'batch paused', claim: 'parked', setup: (o) => rig({ ...o, status: Status.paused }), returns: 'parked' },
+    { name: 'batch stopped', claim: 'parked', setup: (o) => rig({ ...o, status: Status.stopped }), returns: 'parked' },
     {
       name: 'batch cancelling',
       claim: 'cancel',
-      setup: () => rig({ status: Status.cancelling }),
+      setup: (o) => rig({ ...o, status: Status.cancelling }),
       returns: 'cancelled',
       result: { state: 'cancelled', httpStatus: 0, attempts: 0, latencyMs: 0, finishedAt: NOW, reason: 'batch cancelled' },
     },
@@ -183,6 +192,20 @@ describe('unassign processor: the claim decides whether the API is called', () =
     // A parked chat is in the batch's parked set, so resume puts it back.
     expect(r.results.parked.get(BATCH)?.has(CHAT) ?? false).toBe(claim === 'parked');
     expect(r.pauses).toEqual([]);
+  });
+
+  it.each(CASES)('pacing off (the claim counts the call): $name → $returns, a call counted only on go', async ({ claim, setup, returns, result }) => {
+    const r = setup({ countOnClaim: true });
+    expect(await r.run(job())).toBe(returns);
+    expect(r.results.calls[0]).toEqual({ method: 'claimCall', args: [BATCH, CHAT] });
+    expect(r.results.calls.some((c) => c.method === 'countCall' || c.method === 'claim')).toBe(false);
+    expect(r.called).toHaveLength(claim === 'go' ? 1 : 0);
+    expect(r.events).toEqual(claim === 'go' ? ['claim+count', 'pace', 'api'] : []);
+    if (result) expect(recorded(r)).toMatchObject(result);
+    else expect(recorded(r)).toBeUndefined();
+    expect(r.results.parked.get(BATCH)?.has(CHAT) ?? false).toBe(claim === 'parked');
+    // Nothing counted is left behind: the record took the count as the chat's attempts.
+    expect(r.results.apiCalls.get(BATCH)?.get(CHAT)).toBeUndefined();
   });
 
   it('paces, then counts the call, then calls, with the chat of the job (individual and group keys)', async () => {
@@ -512,7 +535,7 @@ describe("unassign processor: attempts are the calls counted in Redis, not BullM
 
 describe('unassign processor: Redis outages are waited out, never an attempt', () => {
   /** Makes `method` of the result store throw an outage `times` times, then work. */
-  function failing<K extends 'claim' | 'record' | 'countCall'>(r: Rig, method: K, times: number): { tries: () => number } {
+  function failing<K extends 'claim' | 'claimCall' | 'record' | 'countCall'>(r: Rig, method: K, times: number): { tries: () => number } {
     const store = r.results as unknown as Record<K, (...args: unknown[]) => Promise<unknown>>;
     const real = store[method].bind(r.results);
     let tries = 0;
@@ -570,6 +593,33 @@ describe('unassign processor: Redis outages are waited out, never an attempt', (
     // The slot taken before the outage is stale: a new one before the call.
     expect(held.events).toEqual(['pace', 'count', 'pace', 'api']);
     expect(recorded(held)).toMatchObject({ attempts: 1 });
+  });
+
+  it('pacing off, an outage at the claim that counts the call: a lost lock takes the count back and hands over; a held one calls once', async () => {
+    const lost = rig({ countOnClaim: true, stillHolds: async () => false });
+    failing(lost, 'claimCall', 1);
+    expect(await lost.run(job(), 'token-1')).toBe('handed-over');
+    expect(lost.called).toEqual([]);
+    expect(lost.results.apiCalls.get(BATCH)?.get(CHAT)).toBe(0);
+
+    const held = rig({ countOnClaim: true, stillHolds: async () => true });
+    const claim = failing(held, 'claimCall', 2);
+    expect(await held.run(job(), 'token-1')).toBe('succeeded');
+    expect(claim.tries()).toBe(3);
+    expect(held.events).toEqual(['claim+count', 'pace', 'api']);
+    expect(recorded(held)).toMatchObject({ state: 'succeeded', attempts: 1 });
+    expect(held.batches.records.get(BATCH)).toMatchObject({ attempts: 1 });
+  });
+
+  it('pacing off: a 429 takes its counted call back, a transient failure keeps it, so attempts are the calls that counted', async () => {
+    const r = rig({ countOnClaim: true, answers: [response(503), response(429, { retryAfter: '1' }), response(201)] });
+    await expect(r.run(job(CHAT, 0))).rejects.toThrow('HTTP 503');
+    await expect(r.run(job(CHAT, 1))).rejects.toThrow(RATE_LIMIT.message);
+    expect(await r.run(job(CHAT, 1))).toBe('succeeded');
+    expect(r.called).toHaveLength(3);
+    expect(recorded(r)).toMatchObject({ state: 'succeeded', attempts: 2 });
+    expect(r.batches.records.get(BATCH)).toMatchObject({ attempts: 2, done: 1 });
+    expect(r.events.filter((e) => e === 'count')).toEqual([]);
   });
 
   it('an outage at the record holds the result and writes it once Redis serves', async () => {

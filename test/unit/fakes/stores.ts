@@ -142,7 +142,8 @@ export interface FakeResultStore extends ResultStore {
 
 /**
  * A result store over a fake batch store, deciding as the Lua steps do: `claim` reads the batch's status
- * (missing → gone, has a result → done, parkChats → parked (and parks), cancelChats → cancel, else go);
+ * (missing → gone, has a result → done, parkChats → parked (and parks), cancelChats → cancel, else go), and
+ * `claimCall` also counts the call on go;
  * `record` takes the chat's call count (if any) as its attempts and drops it, stores once (else duplicate, the
  * count still added to the batch's attempts), moves the counters, ends the batch's run of 429s on a success,
  * and at the batch's last valid chat makes the `complete` transition and answers 'last'; `count429` takes the
@@ -163,7 +164,7 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
   /** Drops `fields` from a batch record (HDEL). */
   const without = (record: BatchRecord, fields: readonly (keyof BatchRecord)[]): BatchRecord =>
     Object.fromEntries(Object.entries(record).filter(([k]) => !fields.includes(k as keyof BatchRecord))) as unknown as BatchRecord;
-  return {
+  const store: FakeResultStore = {
     calls,
     results,
     parked,
@@ -195,6 +196,17 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
       }
       if ((GUARDS.cancelChats as readonly BatchStatus[]).includes(batch.status)) return 'cancel';
       return 'go';
+    },
+    claimCall: async (batchId, chatKey) => {
+      // The claim's rules (and any fault a test put on `claim`), then the count, as the one Lua step does.
+      const before = calls.length;
+      const outcome = await store.claim(batchId, chatKey);
+      calls.splice(before); // one step: logged once, as claimCall
+      log('claimCall', batchId, chatKey);
+      if (outcome !== 'go') return outcome;
+      const n = (callsOf(batchId).get(chatKey) ?? 0) + 1;
+      callsOf(batchId).set(chatKey, n);
+      return n;
     },
     record: async (batchId, chatKey, given) => {
       log('record', batchId, chatKey, given);
@@ -269,4 +281,5 @@ export function fakeResultStore(batches: FakeBatchStore): FakeResultStore {
       })();
     },
   };
+  return store;
 }
