@@ -91,6 +91,16 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
   }
 }
 
+/** `--limit-schedule 40@0s,10@20s`: the stand-in's hidden limit changing over time. */
+function scheduleFlag(text: string | undefined): LimitStep[] | null {
+  if (text === undefined) return null;
+  try {
+    return parseLimitSchedule(text);
+  } catch (error) {
+    throw new UsageError(`--limit-schedule: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 export async function cmdMockApi(_args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const port = flags.port ? Number(flags.port) : 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Expected \`--port\` to be a port number, got \`${flags.port}\``);
@@ -100,12 +110,7 @@ export async function cmdMockApi(_args: readonly string[], flags: Flags, io: Io)
   if (hiddenLimit !== null && !(Number.isInteger(hiddenLimit) && hiddenLimit >= 1)) {
     throw new UsageError(`Expected \`--hidden-limit\` to be a whole number of calls per second ≥ 1, got \`${flags['hidden-limit']}\``);
   }
-  let limitSchedule: LimitStep[] | null = null;
-  try {
-    limitSchedule = flags['limit-schedule'] ? parseLimitSchedule(flags['limit-schedule']) : null;
-  } catch (error) {
-    throw new UsageError(`--limit-schedule: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const limitSchedule = scheduleFlag(flags['limit-schedule']);
   const api = await startMockApi({
     hiddenLimit,
     limitSchedule,
