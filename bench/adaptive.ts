@@ -62,8 +62,7 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
     const source = await openCsvSource({ file, maxFileBytes: 1 << 30, maxRecordBytes: 1 << 20, maxColumns: 100 });
     // Enqueued before any worker starts, so the clock of the run starts with the first call.
     const batch = await ingest(ctx, source, { batch: { kind: 'csv', source: file }, duplicateWindowHours: 0 });
-    if (typeof spec.hidden !== 'number') api.setHiddenLimit(spec.hidden);
-    else api.reset();
+    api.reset();
     const env = {
       PATH: process.env.PATH ?? '',
       DOUBLETICK_API_KEY: BENCH_KEY,
@@ -78,12 +77,15 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
       REPORTS_DIR: join(dir, 'reports'),
       LOG_LEVEL: 'warn',
     };
-    const started = Date.now();
     for (let i = 0; i < spec.processes; i += 1) {
       const child = spawn(process.execPath, [MAIN, 'worker'], { cwd: dir, env, stdio: 'ignore' });
       deprioritise(child.pid);
       children.push(child);
     }
+    // The run's clock (and a moving limit's schedule) starts with the first call, not with the processes' start-up.
+    await waitUntil(async () => (api.stats().requests > 0 ? true : undefined), 120_000, `${spec.label}: first call`, 5);
+    const started = Date.now();
+    if (typeof spec.hidden !== 'number') api.setHiddenLimit(spec.hidden);
     await waitUntil(
       async () => ((await ctx.batches.require(batch.id)).done >= spec.chats ? true : undefined),
       30 * 60_000,
@@ -112,9 +114,17 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
   }
 }
 
-/** Mean calls let through per second over whole seconds [from, to) of a run (the last, partial second left out). */
-function meanRate(perSecond: readonly number[], from: number, to = perSecond.length - 1): number {
-  const slice = perSecond.slice(from, Math.max(from + 1, to));
+/**
+ * Mean calls let through per second over whole seconds [from, to) after the first call (seconds before it are the
+ * workers' start-up), the last, partial second left out.
+ */
+function meanRate(series: readonly number[], from: number, to?: number): number {
+  const first = Math.max(
+    0,
+    series.findIndex((n) => n > 0),
+  );
+  const perSecond = series.slice(first);
+  const slice = perSecond.slice(from, Math.max(from + 1, to ?? perSecond.length - 1));
   return slice.length === 0 ? 0 : slice.reduce((a, b) => a + b, 0) / slice.length;
 }
 

@@ -125,7 +125,7 @@ export interface MockApi {
   stats(): MockApiStats;
   /** Replaces the faults and resets their counters. */ setFaults(f: MockFaults): void;
   setRateLimit(r: { max: number; windowMs: number } | null, retryAfter?: RetryAfterMode): void;
-  /** Replaces the hidden limit (calls per second, or a schedule starting now; null: none). */ setHiddenLimit(
+  /** Replaces the hidden limit (calls per second, or a schedule starting now; null: none); the per-second series start again. */ setHiddenLimit(
     limit: number | readonly LimitStep[] | null,
   ): void;
   /** Clears stats and counters (re-arming the faults), not the chats' assignment state. */ reset(): void;
@@ -596,6 +596,7 @@ class MockState {
   /** Replaces the hidden limit (null: none), its schedule starting now. */
   setHiddenLimit(limit: number | readonly LimitStep[] | null): void {
     this.started = performance.now();
+    [this.stats.okPerSecond, this.stats.limitedPerSecond] = [[], []]; // counted from the new start
     this.hidden = new HiddenBucket(
       hiddenStepsOf(typeof limit === 'number' || limit === null ? { hiddenLimit: limit } : { limitSchedule: limit }),
       this.started,

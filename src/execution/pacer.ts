@@ -89,6 +89,15 @@ export function admitWindowUs(durationMs: number): number {
  */
 export const PAUSE_CHECK_MS = 20;
 
+/**
+ * RATE_LIMIT_MAX=auto: slots are handed out at most this far ahead (pacerReserveRate-2), so a change of rate
+ * holds within about this long; a caller further back asks again after the wait less this, but not sooner than
+ * ADAPTIVE_RETRY_MIN_MS nor later than ADAPTIVE_RETRY_MAX_MS (a Redis call per waiting caller and retry).
+ */
+export const ADAPTIVE_HORIZON_MS = 500;
+export const ADAPTIVE_RETRY_MIN_MS = 25;
+export const ADAPTIVE_RETRY_MAX_MS = 250;
+
 /** What this process knows about a pacer key's pause: until when (local ms) and when Redis was last asked. */
 interface PauseView {
   pausedUntil: number;
@@ -146,14 +155,19 @@ export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: 
       await view.asking;
     }
   };
-  /** Takes a slot and waits for it; returns the calls per window the slot was spaced by. */
-  const reserve = async (): Promise<{ waitUs: number; rate: number }> =>
+  /** Takes a slot (adaptive: only within ADAPTIVE_HORIZON_MS, else says how long until it may ask again). */
+  const reserve = async (): Promise<{ waitUs: number; rate: number; taken: boolean }> =>
     adaptive
-      ? pacerReserveRate(redis, { pacer: key, rate: adaptive.rateKey }, { windowUs, fallbackRate: adaptive.startRate })
-      : { waitUs: await pacerReserve(redis, key, intervalUs), rate: opts.max };
+      ? pacerReserveRate(redis, { pacer: key, rate: adaptive.rateKey }, { windowUs, fallbackRate: adaptive.startRate, horizonUs: ADAPTIVE_HORIZON_MS * 1000 })
+      : { waitUs: await pacerReserve(redis, key, intervalUs), rate: opts.max, taken: true };
+  /** Waits for a slot of this process's; returns the calls per window the slot was spaced by. */
   const waitForSlot = async (): Promise<number> => {
     for (;;) {
-      const { waitUs, rate } = await reserve();
+      const { waitUs, rate, taken } = await reserve();
+      if (!taken) {
+        await sleep(Math.min(ADAPTIVE_RETRY_MAX_MS, Math.max(ADAPTIVE_RETRY_MIN_MS, Math.ceil(waitUs / 1000) - ADAPTIVE_HORIZON_MS)));
+        continue;
+      }
       if (waitUs <= 0) return rate;
       await sleep(Math.ceil(waitUs / 1000)); // rounded up: waking early would call inside a pause
       if ((await pacerPausedFor(redis, key)) <= 0) return rate;

@@ -50,7 +50,7 @@ export interface ScriptCommands {
   pacerPause(pacer: string, pauseUs: string): Promise<number>;
   pacerAdmit(log: string, windowUs: string, max: string, member: string): Promise<number>;
   pacerPausedFor(pacer: string): Promise<number>;
-  pacerReserveRate(pacer: string, rate: string, windowUs: string, fallbackRate: string): Promise<unknown>;
+  pacerReserveRate(pacer: string, rate: string, windowUs: string, fallbackRate: string, horizonUs: string): Promise<unknown>;
   rateRead(rate: string): Promise<unknown>;
   rateSwap(rate: string, version: string, ttlMs: string, ...fields: string[]): Promise<unknown>;
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
@@ -288,15 +288,15 @@ export async function pacerAdmit(redis: ScriptedRedis, logKey: string, call: Adm
   return count('pacerAdmit', await redis.pacerAdmit(logKey, String(call.windowUs), String(call.max), call.member));
 }
 
-/** pacerReserveRate-2: the next call slot, spaced by the adaptive rate stored under `rateKey`. */
+/** pacerReserveRate-2: the next call slot, spaced by the adaptive rate stored under `rateKey`, if it is within `horizonUs`. */
 export async function pacerReserveRate(
   redis: ScriptedRedis,
   keys: { readonly pacer: string; readonly rate: string },
-  call: { readonly windowUs: number; readonly fallbackRate: number },
-): Promise<{ waitUs: number; rate: number }> {
-  const reply = await redis.pacerReserveRate(keys.pacer, keys.rate, String(call.windowUs), String(call.fallbackRate));
-  if (!Array.isArray(reply) || reply.length !== 2) return unexpected('pacerReserveRate', reply);
-  return { waitUs: count('pacerReserveRate', reply[0]), rate: count('pacerReserveRate', reply[1]) };
+  call: { readonly windowUs: number; readonly fallbackRate: number; readonly horizonUs: number },
+): Promise<{ waitUs: number; rate: number; taken: boolean }> {
+  const reply = await redis.pacerReserveRate(keys.pacer, keys.rate, String(call.windowUs), String(call.fallbackRate), String(call.horizonUs));
+  if (!Array.isArray(reply) || reply.length !== 3 || (reply[2] !== 0 && reply[2] !== 1)) return unexpected('pacerReserveRate', reply);
+  return { waitUs: count('pacerReserveRate', reply[0]), rate: count('pacerReserveRate', reply[1]), taken: reply[2] === 1 };
 }
 
 /** rateRead-1: Redis's clock (ms) and the adaptive rate state's fields as stored (empty when none). */
