@@ -5,8 +5,12 @@
  * RATE_LIMIT_MEMORY_HOURS, and follows advertised RateLimit-* headers without probing. Assertions are on what
  * the stand-in saw (counts per chat, 429s, calls per second) and on the stored state, in wide bands.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { afterEach, describe, expect, it } from '@jest/globals';
 
+import type { ReportSummary } from '../../src/report/report.js';
 import { adaptiveSettingsOf, makeAdaptiveLimiter, rateFingerprint } from '../../src/execution/adaptive-limiter.js';
 import type { MockApiOptions } from '../../src/devtools/mock-api.js';
 import type { RunnerOptions } from '../../src/config/config.js';
@@ -79,6 +83,12 @@ describe('RATE_LIMIT_MAX=auto finds a hidden limit', () => {
     // The stand-in's busiest seconds after the climb are near its limit (a refilled bucket lets a burst through).
     const busiest = [...stats.okPerSecond].sort((a, b) => b - a).slice(0, 3);
     expect(Math.min(...busiest)).toBeGreaterThanOrEqual(12);
+    // summary.json records the rate reached and the 429s.
+    const summary = JSON.parse(readFileSync(join(e.config.reportsDir, batchId, 'summary.json'), 'utf8')) as ReportSummary;
+    expect(summary.rateLimited).toBe(stats.rateLimited);
+    expect(summary.apiRate?.mode).toBe('auto');
+    expect(summary.apiRate?.reachedPerSecond).toBe(view.currentPerSecond);
+    expect(summary.apiRate?.learnedPerSecond).toBeGreaterThanOrEqual(8);
   }, 120_000);
 
   it('never exceeds RATE_LIMIT_CEILING: a ceiling under the hidden limit means no 429 at all', async () => {
