@@ -100,7 +100,7 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
       seconds,
       requests: stats.requests,
       limited: stats.rateLimited,
-      okPerSecond: stats.okPerSecond,
+      okPerSecond: api.perSecond().ok,
       once: counts.filter((n) => n === 1).length,
       twice: counts.filter((n) => n > 1).length,
     };

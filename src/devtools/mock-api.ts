@@ -114,8 +114,12 @@ export interface MockApiStats {
   /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
   /** GET /chats calls. */ listRequests: number;
   /** GET /whatsapp/wa-group/list calls. */ groupListRequests: number;
-  /** Unassign calls the rate limits let through, per second since the start (or reset): index = whole seconds elapsed. */ okPerSecond: number[];
-  /** Unassign calls the hidden limit answered 429, per second since the start (or reset), same index. */ limitedPerSecond: number[];
+}
+
+/** Unassign calls per second since the start, a reset or `setHiddenLimit`: index = whole seconds elapsed. */
+export interface MockPerSecond {
+  /** Calls the rate limits let through. */ ok: number[];
+  /** Calls the hidden limit answered 429. */ limited: number[];
 }
 
 /** A running mock server. */
@@ -123,6 +127,7 @@ export interface MockApi {
   /** e.g. http://127.0.0.1:40123 (no trailing slash) */ readonly url: string;
   readonly port: number;
   stats(): MockApiStats;
+  /** Unassign calls per second (let through, 429 by the hidden limit) since the start, a reset or setHiddenLimit. */ perSecond(): MockPerSecond;
   /** Replaces the faults and resets their counters. */ setFaults(f: MockFaults): void;
   setRateLimit(r: { max: number; windowMs: number } | null, retryAfter?: RetryAfterMode): void;
   /** Replaces the hidden limit (calls per second, or a schedule starting now; null: none); the per-second series start again. */ setHiddenLimit(
@@ -488,8 +493,6 @@ const emptyStats = (): MockApiStats => ({
   maxPerSecond: 0,
   listRequests: 0,
   groupListRequests: 0,
-  okPerSecond: [],
-  limitedPerSecond: [],
 });
 
 /** The server's state and request handlers; `startMockApi` wraps it in the public `MockApi`. */
@@ -499,6 +502,7 @@ class MockState {
   private window: FixedWindow;
   private hidden: HiddenBucket;
   private started = performance.now();
+  private series: MockPerSecond = { ok: [], limited: [] };
   private retryAfter: RetryAfterMode;
   private faults: MockFaults = {};
   private reject = new Set<string>();
@@ -553,8 +557,6 @@ class MockState {
       byStatus: { ...s.byStatus },
       unassigned: { ...s.unassigned },
       maxPerSecond: this.peak.peak,
-      okPerSecond: Array.from(s.okPerSecond, (n) => n ?? 0),
-      limitedPerSecond: Array.from(s.limitedPerSecond, (n) => n ?? 0),
     };
   }
 
@@ -596,11 +598,15 @@ class MockState {
   /** Replaces the hidden limit (null: none), its schedule starting now. */
   setHiddenLimit(limit: number | readonly LimitStep[] | null): void {
     this.started = performance.now();
-    [this.stats.okPerSecond, this.stats.limitedPerSecond] = [[], []]; // counted from the new start
+    this.series = { ok: [], limited: [] }; // counted from the new start
     this.hidden = new HiddenBucket(
       hiddenStepsOf(typeof limit === 'number' || limit === null ? { hiddenLimit: limit } : { limitSchedule: limit }),
       this.started,
     );
+  }
+
+  perSecondSnapshot(): MockPerSecond {
+    return { ok: Array.from(this.series.ok, (n) => n ?? 0), limited: Array.from(this.series.limited, (n) => n ?? 0) };
   }
 
   /** Counts a 201 or 429 of unassign in its second since the start. */
@@ -618,6 +624,7 @@ class MockState {
   reset(): void {
     this.started = performance.now();
     this.hidden = new HiddenBucket(hiddenStepsOf(this.opts), this.started);
+    this.series = { ok: [], limited: [] };
     [this.stats, this.peak, this.window] = [emptyStats(), new PeakRate(), new FixedWindow(this.window.limit)];
     this.rearm();
   }
@@ -656,10 +663,10 @@ class MockState {
     const limitHeaders = this.advertised(hidden.limit, hidden.remaining);
     if (hidden.waitMs > 0) {
       this.stats.rateLimited++;
-      this.perSecond(this.stats.limitedPerSecond, arrived);
+      this.perSecond(this.series.limited, arrived);
       return this.answer(res, 429, BODY_429, { ...this.retryAfterFor(hidden.waitMs), ...limitHeaders });
     }
-    this.perSecond(this.stats.okPerSecond, arrived);
+    this.perSecond(this.series.ok, arrived);
     const target = parseUnassign(body);
     if (Array.isArray(target)) return this.answer(res, 400, badRequest(target));
     const fault = this.faultFor(target.id);
@@ -776,6 +783,7 @@ export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     stats: () => state.snapshot(),
+    perSecond: () => state.perSecondSnapshot(),
     setFaults: (f) => state.setFaults(f),
     setRateLimit: (r, retryAfter) => state.setRateLimit(r, retryAfter),
     setHiddenLimit: (limit) => state.setHiddenLimit(limit),

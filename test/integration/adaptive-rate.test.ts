@@ -94,7 +94,7 @@ describe('RATE_LIMIT_MAX=auto finds a hidden limit', () => {
     expect(view.rateLimited).toBe(stats.rateLimited);
     expect(view.ok).toBe(240);
     // The stand-in's busiest seconds after the climb are near its limit (a refilled bucket lets a burst through).
-    const busiest = [...stats.okPerSecond].sort((a, b) => b - a).slice(0, 3);
+    const busiest = [...e.api.perSecond().ok].sort((a, b) => b - a).slice(0, 3);
     expect(Math.min(...busiest)).toBeGreaterThanOrEqual(12);
     // summary.json records the rate reached and the 429s.
     const summary = JSON.parse(readFileSync(join(e.config.reportsDir, batchId, 'summary.json'), 'utf8')) as ReportSummary;
@@ -171,8 +171,8 @@ describe('RATE_LIMIT_MAX=auto remembers what it learned', () => {
     expectEachOnce(e, 100);
     // A slow start would have let 1 + 2 + 4 calls through in the first three seconds.
     const firstSeconds = e.api
-      .stats()
-      .okPerSecond.slice(0, 3)
+      .perSecond()
+      .ok.slice(0, 3)
       .reduce((a, b) => a + b, 0);
     expect(firstSeconds).toBeGreaterThan(7);
 
