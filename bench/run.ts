@@ -3,7 +3,7 @@
  * table, writes bench/results.json and, after a full run of every scenario, the table in BENCHMARKS.md.
  *
  *   BENCH_QUICK=1             small sizes (a smoke run of the same code; numbers are not comparable)
- *   BENCH_ONLY=ingest,rate    run only these scenarios (ingest, throughput, rate, scale, footprint)
+ *   BENCH_ONLY=ingest,rate    run only these scenarios (ingest, throughput, rate, scale, footprint, adaptive)
  *   REDIS_URL=redis://…       measure against that Redis (unique key prefixes, deleted after); default: a private
  *                             redis-server on a free port, so no other client moves the memory figures
  *
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 
 import { startMockApi } from '../src/devtools/mock-api.js';
+import { benchAdaptive } from './adaptive.js';
 import { benchFootprint } from './footprint.js';
 import { benchIngest } from './ingest.js';
 import { type MessyCsv, writeMessyCsv } from './messy-csv.js';
@@ -25,7 +26,7 @@ import { BENCH_KEY, type BenchRedis, openBenchRedis, QUICK, type ResultRow, SIZE
 import { markdownTable, textTable } from './table.js';
 import { benchRate, benchThroughput, benchThroughputWithLatency } from './throughput.js';
 
-const SCENARIOS = ['ingest', 'throughput', 'rate', 'scale', 'footprint'] as const;
+const SCENARIOS = ['ingest', 'throughput', 'rate', 'scale', 'footprint', 'adaptive'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
@@ -111,6 +112,7 @@ async function main(): Promise<number> {
           log,
         ),
       footprint: async () => benchFootprint(redis as BenchRedis, api, await csv('footprint', SIZES.footprintChats), log),
+      adaptive: async () => benchAdaptive(redis as BenchRedis, log),
     };
     for (const scenario of scenarios) {
       const t0 = Date.now();

@@ -25,7 +25,7 @@ export const jobTable: JobTable = (ctx, services) => {
       logger,
       rateLimit: services.rateLimit,
       pace: services.pace,
-      countOnClaim: config.rateLimitMax === 0,
+      countOnClaim: !config.rateLimitAuto && config.rateLimitMax === 0,
       onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
       stillHolds: async (job, token) => token === undefined || (await job.extendLock(token, services.lockDurationMs)) === 1,
       maxRateLimitWaitMs: config.maxRateLimitWaitMinutes * 60_000,

@@ -3,7 +3,11 @@
  * batch (the record plus pending, rate, ETA, which actions and reports apply now). Deciding the actions here
  * keeps the page free of batch rules.
  */
+import type { ResolvedConfig } from '../config/config.js';
+import { adaptiveSettingsOf, rateFingerprint, readAdaptiveViews } from '../execution/adaptive-limiter.js';
 import type { BatchRecord } from '../store/batch-store.js';
+import type { Keys } from '../store/keys.js';
+import type { ScriptedRedis } from '../store/scripts.js';
 import { OPERATOR_ACTIONS, type OperatorAction, REPORTABLE, Status } from '../domain/lifecycle.js';
 
 export type BatchAction = OperatorAction;
@@ -95,4 +99,44 @@ export function heldLines(batch: BatchRecord): string[] {
   if (batch.approvalExpiresAt)
     lines.push(`  unless approved first, it is rejected at ${new Date(batch.approvalExpiresAt).toISOString().slice(0, 16)}Z (APPROVAL_TIMEOUT_HOURS)`);
   return lines;
+}
+
+/** The global API rate as `status` and the console show it: the fixed limit, or the adaptive one's current and learned rates. */
+export interface ApiRateView {
+  readonly mode: 'fixed' | 'auto';
+  /** Fixed: RATE_LIMIT_MAX per second (0 = no limit). Auto: RATE_LIMIT_CEILING per second. */
+  readonly limitPerSecond: number;
+  /** Auto: the rate calls are paced by now, and what was learned (null before any call). */
+  readonly currentPerSecond: number | null;
+  readonly learnedPerSecond: number | null;
+  /** Auto: start | hold | probe | headers (null before any call). */
+  readonly phase: string | null;
+}
+
+/**
+ * Reads the API rate for this process's settings. With RATE_LIMIT_MAX=auto the state of this API and key, or,
+ * for a process without the key (a console), the one used last under this prefix.
+ */
+export async function readApiRate(redis: ScriptedRedis, keys: Pick<Keys, 'rate' | 'rateIndex'>, config: ResolvedConfig): Promise<ApiRateView> {
+  const perSecond = (n: number): number => Math.round(((n * 1000) / config.rateLimitDurationMs) * 100) / 100;
+  if (!config.rateLimitAuto)
+    return { mode: 'fixed', limitPerSecond: perSecond(config.rateLimitMax), currentPerSecond: null, learnedPerSecond: null, phase: null };
+  const views = await readAdaptiveViews(redis, keys, adaptiveSettingsOf(config));
+  const mine = config.apiKey === undefined ? undefined : rateFingerprint(config.baseUrl, config.apiKey);
+  const view = views.find((v) => v.fingerprint === mine) ?? [...views].sort((a, b) => (b.usedAt ?? 0) - (a.usedAt ?? 0))[0];
+  return {
+    mode: 'auto',
+    limitPerSecond: perSecond(config.rateLimitCeiling),
+    currentPerSecond: view?.currentPerSecond ?? null,
+    learnedPerSecond: view?.learnedPerSecond ?? null,
+    phase: view?.phase ?? null,
+  };
+}
+
+/** "API rate: fixed 1/s" or "API rate: auto, now 38/s, learned 40/s (probing; ceiling 100/s)". */
+export function apiRateText(rate: ApiRateView): string {
+  if (rate.mode === 'fixed') return `API rate: fixed ${rate.limitPerSecond === 0 ? 'no limit' : `${rate.limitPerSecond}/s`}`;
+  if (rate.currentPerSecond === null) return `API rate: auto, nothing learned yet (ceiling ${rate.limitPerSecond}/s)`;
+  const words: Record<string, string> = { start: 'climbing', hold: 'holding', probe: 'probing', headers: 'from the API headers' };
+  return `API rate: auto, now ${rate.currentPerSecond}/s, learned ${rate.learnedPerSecond ?? 0}/s (${words[rate.phase ?? ''] ?? rate.phase}; ceiling ${rate.limitPerSecond}/s)`;
 }

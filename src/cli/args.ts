@@ -40,6 +40,9 @@ export const OPTIONS = {
   'seed-chats': { type: 'string' },
   'group-conflicts': { type: 'string' },
   'fail-rate': { type: 'string' },
+  'hidden-limit': { type: 'string' },
+  'limit-schedule': { type: 'string' },
+  'advertise-limit': { type: 'boolean' },
   cron: { type: 'string' },
   tz: { type: 'string' },
   overlap: { type: 'string' },
@@ -123,6 +126,9 @@ Commands
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
   mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate).
+                       --hidden-limit <n>: a limit of n calls/s it does not advertise (429 over it);
+                       --limit-schedule 40@0s,10@20s,30@40s: that limit changing over time;
+                       --advertise-limit: say the hidden limit in RateLimit-* headers.
   schedule set [name]  Nightly cleanup without a CSV: --cron "0 2 * * *" --tz Asia/Kolkata and a source (below).
                        Stored in Redis; \`worker\` processes run it, once per tick however many there are.
   schedule show|remove|run-now [name]   List / delete a schedule, or run it now (--dry-run previews, --wait).
@@ -164,7 +170,9 @@ Runtime options (each overrides its environment variable)
   --base-url <url>           DOUBLETICK_BASE_URL        default https://public.doubletick.io
   --redis-url <url>          REDIS_URL                  default redis://127.0.0.1:6379
   --prefix <name>            QUEUE_PREFIX               default bulk-unassign
-  --rate-max <n>             RATE_LIMIT_MAX             default 1   (calls per window, all workers together)
+  --rate-max <n|auto>        RATE_LIMIT_MAX             default 1   (calls per window, all workers together;
+                             auto: find the API's limit from RATE_LIMIT_START (1) up to RATE_LIMIT_CEILING (100),
+                             remembered per API and key for RATE_LIMIT_MEMORY_HOURS (24); costs a few 429s)
   --rate-duration-ms <ms>    RATE_LIMIT_DURATION_MS     default 1000
   --concurrency <n>          WORKER_CONCURRENCY         default 4
   --max-attempts <n>         MAX_ATTEMPTS               default 5

@@ -29,7 +29,12 @@ export const LIMITS = {
   auditRetentionDays: { min: 1, max: 3_650 },
   maxBatchChats: { min: 0, max: 100_000_000 },
   approvalTimeoutHours: { min: 1, max: 24 * 365 },
+  rateLimitStart: { min: 1, max: 100_000 },
+  rateLimitCeiling: { min: 1, max: 100_000 },
 } as const;
+
+/** RATE_LIMIT_MEMORY_HOURS may be fractional (0.001 = 3.6 s, for tests); up to a year. */
+export const RATE_LIMIT_MEMORY_LIMITS = { min: 0.0001, max: 24 * 365 } as const;
 
 /** MAX_RATE_LIMIT_WAIT_MINUTES may be fractional (0.05 = 3 s, for tests); up to a week. */
 export const MAX_RATE_LIMIT_WAIT_LIMITS = { min: 0, max: 7 * 24 * 60 } as const;
@@ -60,8 +65,19 @@ export interface RunnerOptions {
    * Redis). 0 turns the limit off (benchmarks only).
    * @default 1 — DoubleTick documents no limit for this endpoint; its strictest documented per-organisation
    * limit is 1 req/s, so we start there. Raise it once DoubleTick confirms a higher limit for your account.
+   * `'auto'`: the adaptive limit (execution/adaptive-rate.ts) finds the API's real limit, from RATE_LIMIT_START
+   * up to RATE_LIMIT_CEILING, and remembers it per API base URL and key.
    */
-  readonly rateLimitMax?: number;
+  readonly rateLimitMax?: number | 'auto';
+  /** RATE_LIMIT_MAX=auto: calls per window a key with nothing learned starts at. @default 1 */
+  readonly rateLimitStart?: number;
+  /** RATE_LIMIT_MAX=auto: the adaptive limit never goes above this many calls per window. @default 100 */
+  readonly rateLimitCeiling?: number;
+  /**
+   * RATE_LIMIT_MAX=auto: hours what was learned is kept without calls; after that the part above the start
+   * halves every further period. Fractions allowed. @default 24
+   */
+  readonly rateLimitMemoryHours?: number;
   /** Window of the rate limit, in milliseconds. @default 1000 */
   readonly rateLimitDurationMs?: number;
   /** Jobs one worker process runs at once. @default 4 — enough to keep a 1-5 req/s limit busy with slow answers. */
@@ -145,7 +161,13 @@ export interface ResolvedConfig {
   readonly redisUrl: string;
   readonly redisCluster: boolean;
   readonly queuePrefix: string;
+  /** Calls per window; with `rateLimitAuto` the ceiling (the outer cap BullMQ's limiter keeps). */
   readonly rateLimitMax: number;
+  /** RATE_LIMIT_MAX=auto: the adaptive limit paces calls (start, ceiling and memory below). */
+  readonly rateLimitAuto: boolean;
+  readonly rateLimitStart: number;
+  readonly rateLimitCeiling: number;
+  readonly rateLimitMemoryHours: number;
   readonly rateLimitDurationMs: number;
   readonly workerConcurrency: number;
   readonly maxAttempts: number;
@@ -182,6 +204,10 @@ export const DEFAULTS = {
   redisCluster: false,
   queuePrefix: 'bulk-unassign',
   rateLimitMax: 1,
+  rateLimitAuto: false,
+  rateLimitStart: 1,
+  rateLimitCeiling: 100,
+  rateLimitMemoryHours: 24,
   rateLimitDurationMs: 1000,
   workerConcurrency: 4,
   maxAttempts: 5,
@@ -198,7 +224,7 @@ export const DEFAULTS = {
 } satisfies Partial<Record<keyof ResolvedConfig, string | number | boolean>>;
 
 /** Settings read from flags, the environment or `.env`: ResolvedConfig's, bar what is derived, plus the secret files. */
-type SettingKey = Exclude<keyof ResolvedConfig, 'logLevelExplicit'> | 'apiKeyFile' | 'consoleTokenFile';
+type SettingKey = Exclude<keyof ResolvedConfig, 'logLevelExplicit' | 'rateLimitAuto'> | 'apiKeyFile' | 'consoleTokenFile';
 
 /** Environment variable for each option (the names are fixed: other tooling depends on them). */
 export const ENV_NAMES = {
@@ -210,6 +236,9 @@ export const ENV_NAMES = {
   redisCluster: 'REDIS_CLUSTER',
   queuePrefix: 'QUEUE_PREFIX',
   rateLimitMax: 'RATE_LIMIT_MAX',
+  rateLimitStart: 'RATE_LIMIT_START',
+  rateLimitCeiling: 'RATE_LIMIT_CEILING',
+  rateLimitMemoryHours: 'RATE_LIMIT_MEMORY_HOURS',
   rateLimitDurationMs: 'RATE_LIMIT_DURATION_MS',
   workerConcurrency: 'WORKER_CONCURRENCY',
   maxAttempts: 'MAX_ATTEMPTS',
@@ -304,6 +333,42 @@ function rateLimitWaitSetting(raw: unknown): number {
     );
   }
   return n;
+}
+
+/** RATE_LIMIT_MEMORY_HOURS: a number of hours, fractions allowed. */
+function rateMemorySetting(raw: unknown): number {
+  const value = raw ?? DEFAULTS.rateLimitMemoryHours;
+  const text = typeof value === 'number' ? '' : settingText(value).trim();
+  const n = typeof value === 'number' ? value : text === '' ? Number.NaN : Number(text);
+  const { min, max } = RATE_LIMIT_MEMORY_LIMITS;
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`Expected \`rateLimitMemoryHours\` (RATE_LIMIT_MEMORY_HOURS) to be a number of hours from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return n;
+}
+
+/**
+ * RATE_LIMIT_MAX and the adaptive settings: a number keeps the fixed limit; `auto` turns the adaptive limit on,
+ * with the ceiling as the outer cap (rateLimitMax). A start above the ceiling is refused, not clamped.
+ */
+function rateSettings(
+  get: (key: SettingKey) => unknown,
+): Pick<ResolvedConfig, 'rateLimitMax' | 'rateLimitAuto' | 'rateLimitStart' | 'rateLimitCeiling' | 'rateLimitMemoryHours'> {
+  const raw = get('rateLimitMax');
+  const auto = typeof raw === 'string' && raw.trim().toLowerCase() === 'auto';
+  const rateLimitStart = intSetting('rateLimitStart', get('rateLimitStart'));
+  const rateLimitCeiling = intSetting('rateLimitCeiling', get('rateLimitCeiling'));
+  if (rateLimitStart > rateLimitCeiling) {
+    throw new ConfigError(`RATE_LIMIT_START (${rateLimitStart}) is above RATE_LIMIT_CEILING (${rateLimitCeiling}): lower the start or raise the ceiling`);
+  }
+  const rateLimitMemoryHours = rateMemorySetting(get('rateLimitMemoryHours'));
+  if (auto) return { rateLimitMax: rateLimitCeiling, rateLimitAuto: true, rateLimitStart, rateLimitCeiling, rateLimitMemoryHours };
+  try {
+    return { rateLimitMax: intSetting('rateLimitMax', raw), rateLimitAuto: false, rateLimitStart, rateLimitCeiling, rateLimitMemoryHours };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(`${error.message.replace(/, got /, ", or `auto` (find the API's limit, see RATE_LIMIT_CEILING), got ")}`);
+  }
 }
 
 function urlSetting(key: 'baseUrl' | 'redisUrl', raw: unknown, protocols: string[]): string {
@@ -533,7 +598,7 @@ export function resolveConfig(flags: RunnerOptions = {}, env: Source = process.e
     redisUrl: urlSetting('redisUrl', get('redisUrl'), ['redis:', 'rediss:']),
     redisCluster: booleanSetting('redisCluster', get('redisCluster')),
     queuePrefix: stringSetting('queuePrefix', get('queuePrefix')),
-    rateLimitMax: intSetting('rateLimitMax', get('rateLimitMax')),
+    ...rateSettings(get),
     rateLimitDurationMs: intSetting('rateLimitDurationMs', get('rateLimitDurationMs')),
     workerConcurrency: intSetting('workerConcurrency', get('workerConcurrency')),
     maxAttempts: intSetting('maxAttempts', get('maxAttempts')),

@@ -19,7 +19,7 @@ import { restoreBatch } from '../ops/restore.js';
 import { makeTimelineCache } from './timeline.js';
 import { BATCH_NAME_MAX, ingestUpload } from './upload.js';
 import { completeDryRun } from '../app/dry-run.js';
-import { apiPauseOf, batchView } from '../app/views.js';
+import { apiPauseOf, batchView, readApiRate } from '../app/views.js';
 import { pausedUntil } from '../execution/pacer.js';
 import { BATCH_KINDS, BATCH_STATUSES, listBatches } from '../app/batch-list.js';
 import { FAILURE_CLASS_FILTERS, type FailureClassFilter, type FailureFilter, failurePage, revealFailure } from '../app/failures.js';
@@ -154,7 +154,11 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
     const batch = await find(request.params.id);
     if (!batch) return notFound(reply, request.params.id);
     // With the global pause, as `status` and the progress stream (events.ts) show it.
-    return { ...batchView(batch), pausedByApiUntil: apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys)) };
+    return {
+      ...batchView(batch),
+      pausedByApiUntil: apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys)),
+      apiRate: await readApiRate(ctx.redis, ctx.keys, ctx.config),
+    };
   });
 
   app.get<IdParams>('/api/batches/:id/timeline', async (request, reply) => {

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { WATCH_ENDS } from '../domain/lifecycle.js';
 import { probeRedisWrites, watchBatch } from '../app/watch.js';
 import type { Context } from '../runtime/context.js';
-import { apiPauseOf, type BatchView, batchView } from '../app/views.js';
+import { apiPauseOf, type BatchView, batchView, readApiRate } from '../app/views.js';
 import { pausedUntil } from '../execution/pacer.js';
 import { BATCH_ID } from './batch-routes.js';
 
@@ -119,7 +119,7 @@ export function registerEventStream(app: FastifyInstance, ctx: Context, options:
         const text = JSON.stringify({ ...view, ratePerSecond: 0, etaSeconds: 0 }); // changes in rate alone are not news
         if (text !== last) {
           last = text;
-          write(reply, 'progress', view);
+          write(reply, 'progress', { ...view, apiRate: await readApiRate(ctx.redis, ctx.keys, ctx.config) });
           lastWrite = Date.now();
         } else if (Date.now() - lastWrite >= HEARTBEAT_MS) {
           reply.raw.write(': keep-alive\n\n');

@@ -18,6 +18,8 @@
  */
 import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 
+import { adaptiveSettingsOf, readAdaptiveViews } from '../execution/adaptive-limiter.js';
+
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Context } from '../runtime/context.js';
 import { BATCH_STATUSES, FINAL } from '../domain/lifecycle.js';
@@ -110,6 +112,24 @@ export function makeConsoleMetrics(ctx: Pick<Context, 'config' | 'redis' | 'keys
     help: 'The configured global rate limit, RATE_LIMIT_MAX per RATE_LIMIT_DURATION_MS, in calls per second as this console reads its settings (0 = no limit).',
     registers: [registry],
   });
+  const adaptiveRate = new Gauge({
+    name: 'bulk_unassign_adaptive_rate_per_second',
+    help: 'RATE_LIMIT_MAX=auto: the rate calls are paced by now, per API base URL and key fingerprint (`api`), in calls per second.',
+    labelNames: ['api'],
+    registers: [registry],
+  });
+  const adaptiveLearned = new Gauge({
+    name: 'bulk_unassign_adaptive_learned_rate_per_second',
+    help: 'RATE_LIMIT_MAX=auto: what was learned of the API limit (the rate a run starting now starts from), in calls per second.',
+    labelNames: ['api'],
+    registers: [registry],
+  });
+  const adaptive429 = new Gauge({
+    name: 'bulk_unassign_adaptive_rate_limited_answers',
+    help: 'RATE_LIMIT_MAX=auto: 429 answers the adaptive limit has counted for this API and key since it started learning.',
+    labelNames: ['api'],
+    registers: [registry],
+  });
   const scheduleLastRun = new Gauge({
     name: 'bulk_unassign_schedule_last_run_timestamp_seconds',
     help: "When the latest run of each outcome of a schedule ended (Unix seconds; 0 = none in the schedule's retained run history). run-now runs count.",
@@ -169,6 +189,17 @@ export function makeConsoleMetrics(ctx: Pick<Context, 'config' | 'redis' | 'keys
     }
   };
 
+  /** Every learned rate under this prefix (one per API base URL and key; usually one). */
+  const refreshAdaptive = async (): Promise<void> => {
+    const views = await readAdaptiveViews(ctx.redis, ctx.keys, adaptiveSettingsOf(ctx.config));
+    for (const gauge of [adaptiveRate, adaptiveLearned, adaptive429]) gauge.reset();
+    for (const view of views) {
+      adaptiveRate.set({ api: view.fingerprint }, view.currentPerSecond);
+      adaptiveLearned.set({ api: view.fingerprint }, view.learnedPerSecond);
+      adaptive429.set({ api: view.fingerprint }, view.rateLimited);
+    }
+  };
+
   const refresh = async (): Promise<void> => {
     const ids = await ctx.redis.zrevrange(ctx.keys.batchIndex, 0, MAX_BATCHES_SCANNED - 1);
     const byStatus = new Map<string, number>();
@@ -195,6 +226,7 @@ export function makeConsoleMetrics(ctx: Pick<Context, 'config' | 'redis' | 'keys
     for (const state of ['delayed', 'active'] as const) queueJobs.set({ state }, jobs[state] ?? 0);
     workers.set(await ctx.queue.getWorkersCount().catch(() => Number.NaN));
     await refreshSchedules();
+    await refreshAdaptive();
   };
 
   // Scrapes are serialised: two at once would both add the same increase.

@@ -18,6 +18,15 @@ export interface MockApiOptions {
   /** Fixed window per server, shared by unassign, GET /chats and the group listing; over it -> 429. @default null */
   rateLimit?: { max: number; windowMs: number } | null;
   /** Retry-After on 429s. @default 'seconds' (time until the window resets, rounded up) */ retryAfter?: RetryAfterMode;
+  /**
+   * A limit the server does not advertise, on unassign: a token bucket of this many calls per second (holding one
+   * second's worth), answering 429 (Retry-After as `retryAfter` says) when empty. @default null
+   */
+  hiddenLimit?: number | null;
+  /** The hidden limit changing over time: from `atMs` after the start (or reset) on, `perSecond`. Overrides `hiddenLimit`. */
+  limitSchedule?: readonly LimitStep[] | null;
+  /** Advertise the hidden limit in RateLimit-Limit / -Remaining / -Reset / -Policy headers (IETF draft). @default false */
+  advertiseLimit?: boolean;
   /** Added to every 201 unassign answer, in ms. @default 0 */ latencyMs?: number;
   faults?: MockFaults;
   /** Generate this many chats for GET /chats, deterministically from `faults.seed`. @default 0 */ seedChats?: number;
@@ -116,13 +125,23 @@ export interface MockApiStats {
   /** GET /customer/details calls. */ detailsRequests: number;
 }
 
+/** Unassign calls per second since the start, a reset or `setHiddenLimit`: index = whole seconds elapsed. */
+export interface MockPerSecond {
+  /** Calls the rate limits let through. */ ok: number[];
+  /** Calls the hidden limit answered 429. */ limited: number[];
+}
+
 /** A running mock server. */
 export interface MockApi {
   /** e.g. http://127.0.0.1:40123 (no trailing slash) */ readonly url: string;
   readonly port: number;
   stats(): MockApiStats;
+  /** Unassign calls per second (let through, 429 by the hidden limit) since the start, a reset or setHiddenLimit. */ perSecond(): MockPerSecond;
   /** Replaces the faults and resets their counters. */ setFaults(f: MockFaults): void;
   setRateLimit(r: { max: number; windowMs: number } | null, retryAfter?: RetryAfterMode): void;
+  /** Replaces the hidden limit (calls per second, or a schedule starting now; null: none); the per-second series start again. */ setHiddenLimit(
+    limit: number | readonly LimitStep[] | null,
+  ): void;
   /** Clears stats and counters (re-arming the faults), not the chats' assignment state. */ reset(): void;
   /** Starts (or with null, ends) answering as something other than the API. */ setMisroute(m: MockMisroute | null): void;
   /** Current chats, newest first; a 201 nulls assignedUserName/Number. */ chats(): SeedChat[];
@@ -135,6 +154,23 @@ export interface MockApi {
   /** Sets a chat's agent (null: none), as if someone assigned it in DoubleTick's own inbox. */
   setAgent(chatKey: string, agent: string | null): void;
   /** Closes the server and destroys held and keep-alive sockets. */ close(): Promise<void>;
+}
+
+/** One step of a hidden limit's schedule (`--limit-schedule 40@0s,10@20s`). */
+export interface LimitStep {
+  readonly perSecond: number;
+  readonly atMs: number;
+}
+
+/** `40@0s,10@20s,30@40s` (also `500ms`) → steps in time order; throws a TypeError saying what is wrong. */
+export function parseLimitSchedule(text: string): LimitStep[] {
+  const steps = text.split(',').map((part) => {
+    const match = /^\s*(\d{1,6})\s*@\s*(\d{1,7}(?:\.\d+)?)\s*(ms|s)?\s*$/.exec(part);
+    if (!match || Number(match[1]) < 1)
+      throw new TypeError(`Expected a limit schedule like 40@0s,10@20s,30@40s (calls per second ≥ 1 @ time), got \`${part}\``);
+    return { perSecond: Number(match[1]), atMs: Number(match[2]) * (match[3] === 'ms' ? 1 : SECOND) };
+  });
+  return steps.sort((a, b) => a.atMs - b.atMs);
 }
 
 /** Form of the Retry-After header on 429s. */
@@ -217,6 +253,47 @@ class PeakRate {
     this.peak = Math.max(this.peak, this.times.length - this.head);
     if (this.head > 4096) this.times = this.times.slice(this.head - (this.head = 0)); // bound memory on long runs
   }
+}
+
+/**
+ * The hidden limit: a token bucket refilled at the current limit per second, holding one second's worth. `take`
+ * answers 0 when a request may pass, else the ms until the next token.
+ */
+class HiddenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly steps: readonly LimitStep[],
+    private readonly started: number,
+  ) {
+    this.tokens = this.limitAt(started);
+    this.last = started;
+  }
+  limitAt(now: number): number {
+    let limit = 0;
+    for (const s of this.steps) if (now - this.started >= s.atMs) limit = s.perSecond;
+    return limit;
+  }
+  take(now: number): { waitMs: number; limit: number; remaining: number } {
+    const limit = this.limitAt(now);
+    if (limit <= 0) return { waitMs: 0, limit: 0, remaining: 0 };
+    this.tokens = Math.min(limit, this.tokens + ((now - this.last) / SECOND) * limit);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return { waitMs: 0, limit, remaining: Math.floor(this.tokens) };
+    }
+    return { waitMs: Math.ceil(((1 - this.tokens) / limit) * SECOND), limit, remaining: 0 };
+  }
+}
+
+function hiddenStepsOf(opts: Pick<MockApiOptions, 'hiddenLimit' | 'limitSchedule'>): LimitStep[] {
+  if (opts.limitSchedule && opts.limitSchedule.length > 0) return [...opts.limitSchedule];
+  const limit = opts.hiddenLimit;
+  if (limit === null || limit === undefined) return [];
+  if (!Number.isFinite(limit) || limit < 1)
+    throw new TypeError(`Expected \`hiddenLimit\` to be a number of calls per second ≥ 1 or null, got \`${json(limit)}\``);
+  return [{ perSecond: limit, atMs: 0 }];
 }
 
 /** Fixed window counter. `take` answers 0 when a request may pass, else the ms until the window resets. */
@@ -462,6 +539,9 @@ class MockState {
   stats = emptyStats();
   private peak = new PeakRate();
   private window: FixedWindow;
+  private hidden: HiddenBucket;
+  private started = performance.now();
+  private series: MockPerSecond = { ok: [], limited: [] };
   private retryAfter: RetryAfterMode;
   private faults: MockFaults = {};
   private reject = new Set<string>();
@@ -485,6 +565,7 @@ class MockState {
 
   constructor(private readonly opts: MockApiOptions) {
     this.window = new FixedWindow(checkRateLimit(opts.rateLimit));
+    this.hidden = new HiddenBucket(hiddenStepsOf(opts), this.started);
     this.retryAfter = opts.retryAfter ?? 'seconds';
     this.misroute = checkMisroute(opts.misroute);
     const own = (opts.chats ?? []).map((c) => ({ ...c, tagNames: [...c.tagNames] })); // never mutate the caller's objects
@@ -563,7 +644,36 @@ class MockState {
     if (retryAfter !== undefined) this.retryAfter = retryAfter as RetryAfterMode;
   }
 
+  /** Replaces the hidden limit (null: none), its schedule starting now. */
+  setHiddenLimit(limit: number | readonly LimitStep[] | null): void {
+    this.started = performance.now();
+    this.series = { ok: [], limited: [] }; // counted from the new start
+    this.hidden = new HiddenBucket(
+      hiddenStepsOf(typeof limit === 'number' || limit === null ? { hiddenLimit: limit } : { limitSchedule: limit }),
+      this.started,
+    );
+  }
+
+  perSecondSnapshot(): MockPerSecond {
+    return { ok: Array.from(this.series.ok, (n) => n ?? 0), limited: Array.from(this.series.limited, (n) => n ?? 0) };
+  }
+
+  /** Counts a 201 or 429 of unassign in its second since the start. */
+  private perSecond(series: number[], now: number): void {
+    const i = Math.floor((now - this.started) / SECOND);
+    if (i >= 0 && i < 24 * 3600) series[i] = (series[i] ?? 0) + 1;
+  }
+
+  /** The RateLimit-* headers of the hidden limit, when it is advertised. */
+  private advertised(limit: number, remaining: number): Record<string, string> {
+    if (this.opts.advertiseLimit !== true || limit <= 0) return {};
+    return { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(remaining), 'ratelimit-reset': '1', 'ratelimit-policy': `${limit};w=1` };
+  }
+
   reset(): void {
+    this.started = performance.now();
+    this.hidden = new HiddenBucket(hiddenStepsOf(this.opts), this.started);
+    this.series = { ok: [], limited: [] };
     [this.stats, this.peak, this.window] = [emptyStats(), new PeakRate(), new FixedWindow(this.window.limit)];
     this.rearm();
   }
@@ -597,6 +707,15 @@ class MockState {
       this.stats.rateLimited++;
       return this.answer(res, 429, BODY_429, this.retryAfterFor(waitMs));
     }
+    const arrived = performance.now();
+    const hidden = this.hidden.take(arrived);
+    const limitHeaders = this.advertised(hidden.limit, hidden.remaining);
+    if (hidden.waitMs > 0) {
+      this.stats.rateLimited++;
+      this.perSecond(this.series.limited, arrived);
+      return this.answer(res, 429, BODY_429, { ...this.retryAfterFor(hidden.waitMs), ...limitHeaders });
+    }
+    this.perSecond(this.series.ok, arrived);
     const target = parseUnassign(body);
     if (Array.isArray(target)) return this.answer(res, 400, badRequest(target));
     const fault = this.faultFor(target.id);
@@ -604,10 +723,10 @@ class MockState {
     if (fault === 'reset' || fault === 'timeout') return this.answer(res, fault); // held: until the client or close() gives up
     if (fault) return this.answer(res, fault[0], fault[1]);
     const latencyMs = this.opts.latencyMs ?? 0;
-    if (latencyMs <= 0) return this.succeed(res, target.key);
+    if (latencyMs <= 0) return this.succeed(res, target.key, limitHeaders);
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.succeed(res, target.key);
+      this.succeed(res, target.key, limitHeaders);
     }, latencyMs);
     this.timers.add(timer);
   }
@@ -632,11 +751,11 @@ class MockState {
   }
 
   /** Counted even if the client already left: the real server would have done the unassign too. */
-  private succeed(res: ServerResponse, key: string): void {
+  private succeed(res: ServerResponse, key: string, headers?: Record<string, string>): void {
     this.okCount++;
     this.stats.unassigned[key] = (this.stats.unassigned[key] ?? 0) + 1;
     if (this.agentOf(key) !== undefined) this.setAgent(key, null);
-    this.answer(res, 201, BODY_201);
+    this.answer(res, 201, BODY_201, headers);
   }
 
   private listChats(req: IncomingMessage, res: ServerResponse): void {
@@ -786,8 +905,10 @@ export async function startMockApi(opts: MockApiOptions): Promise<MockApi> {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     stats: () => state.snapshot(),
+    perSecond: () => state.perSecondSnapshot(),
     setFaults: (f) => state.setFaults(f),
     setRateLimit: (r, retryAfter) => state.setRateLimit(r, retryAfter),
+    setHiddenLimit: (limit) => state.setHiddenLimit(limit),
     setMisroute: (m) => state.setMisroute(m),
     reset: () => state.reset(),
     chats: () => state.sorted.map((c) => ({ ...c, tagNames: [...c.tagNames] })),

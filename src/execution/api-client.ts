@@ -87,6 +87,17 @@ function headerOf(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** The rate-limit headers of an answer (`ratelimit*`, `x-ratelimit-*`), or undefined when it has none. */
+function rateLimitHeadersOf(headers: Record<string, string | string[] | undefined>): Record<string, string> | undefined {
+  let found: Record<string, string> | undefined;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith('ratelimit') && !name.startsWith('x-ratelimit')) continue;
+    const first = headerOf(value);
+    if (first !== undefined) (found ??= {})[name] = first.slice(0, 200);
+  }
+  return found;
+}
+
 async function send(request: () => Promise<{ statusCode: number; body: string; headers: Record<string, string | string[] | undefined> }>): Promise<ApiOutcome> {
   const started = performance.now();
   try {
@@ -94,6 +105,7 @@ async function send(request: () => Promise<{ statusCode: number; body: string; h
     const retryAfter = headerOf(response.headers['retry-after']);
     const location = headerOf(response.headers.location);
     const { body, json } = parseBody(response.body);
+    const rateLimitHeaders = rateLimitHeadersOf(response.headers);
     return {
       kind: 'response',
       statusCode: response.statusCode,
@@ -101,6 +113,7 @@ async function send(request: () => Promise<{ statusCode: number; body: string; h
       latencyMs: Math.round(performance.now() - started),
       ...(retryAfter === undefined ? {} : { retryAfter }),
       ...(location === undefined ? {} : { location }),
+      ...(rateLimitHeaders === undefined ? {} : { rateLimitHeaders }),
       ...(isHtml(headerOf(response.headers['content-type']), response.body, json) ? { html: true } : {}),
     };
   } catch (error) {

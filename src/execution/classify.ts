@@ -15,6 +15,8 @@ export type ApiOutcome =
       readonly location?: string;
       /** The body is an HTML page: content-type text/html, or a body that is not JSON and starts with `<`. */
       readonly html?: boolean;
+      /** `RateLimit*` / `X-RateLimit-*` headers as sent (lower-case names), if any: RATE_LIMIT_MAX=auto reads them. */
+      readonly rateLimitHeaders?: Readonly<Record<string, string>>;
       readonly latencyMs: number;
     }
   | { readonly kind: 'network'; readonly code: string; readonly message: string; readonly latencyMs: number };

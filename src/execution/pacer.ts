@@ -21,9 +21,13 @@
  * Pauses hold even with pacing off (`max` 0): an API with no known limit can still answer 429, and BullMQ's
  * limiter, which is off then too, would not stop the other workers. Asking Redis before every call would add a
  * round trip to every call, so with pacing off a "not paused" answer is reused for PAUSE_CHECK_MS (see below).
+ *
+ * With RATE_LIMIT_MAX=auto (`adaptive`) the spacing is not fixed: each slot is spaced by the rate stored in the
+ * adaptive limiter's state at the moment it is reserved (pacerReserveRate-2), and the sliding log admits as many
+ * calls per window as that rate. Every process follows a change of rate from its next slot on.
  */
 import { type Keys, pacerLogKey } from '../store/keys.js';
-import { pacerAdmit, pacerPause, pacerPausedFor, pacerReserve, type ScriptedRedis } from '../store/scripts.js';
+import { pacerAdmit, pacerPause, pacerPausedFor, pacerReserve, pacerReserveRate, type ScriptedRedis } from '../store/scripts.js';
 
 /** The pacer's two keys: its state and its sliding log (keys.ts `pacer`, `pacerLog`). */
 export type PacerKeys = Pick<Keys, 'pacer' | 'pacerLog'>;
@@ -40,6 +44,18 @@ export interface PacerOptions {
   readonly max: number;
   readonly durationMs: number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** RATE_LIMIT_MAX=auto: the rate is read from the adaptive limiter's state (adaptive-limiter.ts); `max` is ignored. */
+  readonly adaptive?: AdaptivePacing;
+}
+
+/** What the pacer needs of the adaptive limiter. */
+export interface AdaptivePacing {
+  /** The HASH whose `rate` field spaces the slots. */
+  readonly rateKey: string;
+  /** The rate while none is stored. */
+  readonly startRate: number;
+  /** Awaited before this process's first slot: brings the stored state up to date. */
+  readonly ready: () => Promise<void>;
 }
 
 /**
@@ -73,6 +89,15 @@ export function admitWindowUs(durationMs: number): number {
  */
 export const PAUSE_CHECK_MS = 20;
 
+/**
+ * RATE_LIMIT_MAX=auto: slots are handed out at most this far ahead (pacerReserveRate-2), so a change of rate
+ * holds within about this long; a caller further back asks again after the wait less this, but not sooner than
+ * ADAPTIVE_RETRY_MIN_MS nor later than ADAPTIVE_RETRY_MAX_MS (a Redis call per waiting caller and retry).
+ */
+export const ADAPTIVE_HORIZON_MS = 500;
+export const ADAPTIVE_RETRY_MIN_MS = 25;
+export const ADAPTIVE_RETRY_MAX_MS = 250;
+
 /** What this process knows about a pacer key's pause: until when (local ms) and when Redis was last asked. */
 interface PauseView {
   pausedUntil: number;
@@ -104,7 +129,8 @@ export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: 
   const { pacer: key, pacerLog: logKey } = typeof keys === 'string' ? { pacer: keys, pacerLog: pacerLogKey(keys) } : keys;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const windowUs = admitWindowUs(opts.durationMs);
-  const intervalUs = opts.max > 0 ? Math.ceil(windowUs / opts.max) : 0;
+  const { adaptive } = opts;
+  const intervalUs = adaptive ? 1 : opts.max > 0 ? Math.ceil(windowUs / opts.max) : 0;
   // Unique per process and call: members of the sliding log. (Random suffix: pids repeat across hosts.)
   const instance = Math.random().toString(36).slice(2, 8);
   let sequence = 0;
@@ -129,22 +155,34 @@ export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: 
       await view.asking;
     }
   };
-  const waitForSlot = async (): Promise<void> => {
+  /** Takes a slot (adaptive: only within ADAPTIVE_HORIZON_MS, else says how long until it may ask again). */
+  const reserve = async (): Promise<{ waitUs: number; rate: number; taken: boolean }> =>
+    adaptive
+      ? pacerReserveRate(redis, { pacer: key, rate: adaptive.rateKey }, { windowUs, fallbackRate: adaptive.startRate, horizonUs: ADAPTIVE_HORIZON_MS * 1000 })
+      : { waitUs: await pacerReserve(redis, key, intervalUs), rate: opts.max, taken: true };
+  /** Waits for a slot of this process's; returns the calls per window the slot was spaced by. */
+  const waitForSlot = async (): Promise<number> => {
     for (;;) {
-      const waitUs = await pacerReserve(redis, key, intervalUs);
-      if (waitUs <= 0) return;
+      const { waitUs, rate, taken } = await reserve();
+      if (!taken) {
+        await sleep(Math.min(ADAPTIVE_RETRY_MAX_MS, Math.max(ADAPTIVE_RETRY_MIN_MS, Math.ceil(waitUs / 1000) - ADAPTIVE_HORIZON_MS)));
+        continue;
+      }
+      if (waitUs <= 0) return rate;
       await sleep(Math.ceil(waitUs / 1000)); // rounded up: waking early would call inside a pause
-      if ((await pacerPausedFor(redis, key)) <= 0) return;
+      if ((await pacerPausedFor(redis, key)) <= 0) return rate;
       // Paused while we slept: this slot is void. The pause pushed every slot past its end, so take a new one.
     }
   };
+  let ready: Promise<void> | undefined;
   return {
     async acquire() {
       if (intervalUs === 0) return waitForPause();
-      await waitForSlot();
+      if (adaptive) await (ready ??= adaptive.ready());
+      const max = await waitForSlot();
       const member = `${instance}-${process.pid}-${(sequence += 1)}`;
       for (;;) {
-        const holdUs = await pacerAdmit(redis, logKey, { windowUs, max: opts.max, member });
+        const holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
         if (holdUs === 0) return;
         await sleep(Math.ceil(holdUs / 1000));
       }

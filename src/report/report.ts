@@ -16,6 +16,8 @@ import { type Failure, indexFailures } from '../store/failure-index.js';
 import type { Keys } from '../store/keys.js';
 import { countRestorable, percentileOf, type ResultStore } from '../store/result-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';
+import type { ResolvedConfig } from '../config/config.js';
+import { adaptiveSettingsOf, rateFingerprint, readAdaptiveViews } from '../execution/adaptive-limiter.js';
 import { decodeRejectedRow } from '../store/codecs.js';
 import type { AuditStore } from '../store/audit-store.js';
 
@@ -47,6 +49,12 @@ export interface ReportSummary {
   readonly failureReasons: readonly { reason: string; count: number }[];
   readonly failuresByClass: Readonly<Record<string, number>>;
   readonly rateLimited: number;
+  /**
+   * The API rate when the report was written: `fixed` (RATE_LIMIT_MAX) or `auto`, the rate the adaptive limit had
+   * reached (`reachedPerSecond`) and what it learned; `achievedPerSecond` is this batch's chats per second.
+   * Absent when the report was written without the settings.
+   */
+  readonly apiRate?: ReportApiRate;
   readonly attempts: { readonly total: number; readonly retries: number };
   readonly latencyMs: { readonly p50: number | null; readonly p95: number | null; readonly p99: number | null };
   readonly notes: readonly string[];
@@ -74,6 +82,28 @@ const REPORT_ACTIONS_LIMIT = 200;
 export async function batchActions(audit: Pick<AuditStore, 'list'>, batchId: string): Promise<ReportAction[]> {
   const entries = await audit.list({ batchId, limit: REPORT_ACTIONS_LIMIT });
   return entries.map((e) => ({ at: new Date(e.at).toISOString(), actor: e.actor, action: e.action }));
+}
+
+export interface ReportApiRate {
+  readonly mode: 'fixed' | 'auto';
+  /** Fixed: RATE_LIMIT_MAX per second (0 = none); auto: the rate reached (null before any call). */
+  readonly reachedPerSecond: number | null;
+  readonly learnedPerSecond: number | null;
+  readonly achievedPerSecond: number | null;
+}
+
+/** The API rate for a batch's summary (one Redis read per learned rate with RATE_LIMIT_MAX=auto). */
+async function apiRateOf(redis: ScriptedRedis, keys: Keys, config: ResolvedConfig, batch: BatchRecord): Promise<ReportApiRate> {
+  const elapsed = batch.startedAt !== undefined && batch.finishedAt !== undefined ? (batch.finishedAt - batch.startedAt) / 1000 : 0;
+  const achievedPerSecond = elapsed > 0 ? Math.round((batch.done / elapsed) * 100) / 100 : null;
+  if (!config.rateLimitAuto) {
+    const reachedPerSecond = Math.round(((config.rateLimitMax * 1000) / config.rateLimitDurationMs) * 100) / 100;
+    return { mode: 'fixed', reachedPerSecond, learnedPerSecond: null, achievedPerSecond };
+  }
+  const views = await readAdaptiveViews(redis, keys, adaptiveSettingsOf(config));
+  const mine = config.apiKey === undefined ? undefined : rateFingerprint(config.baseUrl, config.apiKey);
+  const view = views.find((v) => v.fingerprint === mine) ?? views[0];
+  return { mode: 'auto', reachedPerSecond: view?.currentPerSecond ?? null, learnedPerSecond: view?.learnedPerSecond ?? null, achievedPerSecond };
 }
 
 /** How a batch's note begins when its report could not be written when it finished. */
@@ -236,6 +266,12 @@ export function renderMarkdown(s: ReportSummary): string {
     `API: ${s.attempts.total + s.rateLimited} calls (${s.attempts.total} attempts of which ${s.attempts.retries} retries, plus ${s.rateLimited} answered 429), latency p50 ${s.latencyMs.p50 ?? '—'} ms · p95 ${s.latencyMs.p95 ?? '—'} ms · p99 ${s.latencyMs.p99 ?? '—'} ms`,
     '',
   ];
+  if (s.apiRate?.mode === 'auto') {
+    lines.push(
+      `Rate limit: auto, reached ${s.apiRate.reachedPerSecond ?? '—'}/s, learned ${s.apiRate.learnedPerSecond ?? '—'}/s; this batch ${s.apiRate.achievedPerSecond ?? '—'} chats/s`,
+      '',
+    );
+  }
   if (s.failureReasons.length > 0) {
     lines.push('## Failure reasons', '', '| chats | reason |', '|---:|---|');
     for (const r of s.failureReasons) lines.push(`| ${r.count} | ${cell(r.reason)} |`);
@@ -254,7 +290,14 @@ export function renderMarkdown(s: ReportSummary): string {
 
 /** Writes the four report files for a batch into `<reportsDir>/<batchId>/` and returns the summary. */
 export async function writeReport(
-  deps: { redis: ScriptedRedis; keys: Keys; results: ResultStore; audit: Pick<AuditStore, 'list'>; batches: Pick<BatchStore, 'update'> },
+  deps: {
+    redis: ScriptedRedis;
+    keys: Keys;
+    results: ResultStore;
+    audit: Pick<AuditStore, 'list'>;
+    batches: Pick<BatchStore, 'update'>;
+    config?: ResolvedConfig;
+  },
   batch: BatchRecord,
   reportsDir: string,
 ): Promise<ReportSummary> {
@@ -280,13 +323,14 @@ export async function writeReport(
     restorable = await countRestorable(deps.results, batch.id);
     await deps.batches.update(batch.id, { restorable });
   }
-  const summary = summarise(
+  const summarised = summarise(
     restorable === undefined ? batch : { ...batch, restorable },
     failuresByClass,
     await latencyPercentiles(deps.redis, deps.keys, batch.id),
     files,
     await batchActions(deps.audit, batch.id),
   );
+  const summary = deps.config ? { ...summarised, apiRate: await apiRateOf(deps.redis, deps.keys, deps.config, batch) } : summarised;
   await writeLines(files.summaryMd, [renderMarkdown(summary)]);
   await writeLines(files.summaryJson, [`${JSON.stringify(summary, null, 2)}\n`]);
   return summary;

@@ -68,6 +68,13 @@ export interface Keys {
   readonly pacer: string;
   /** ZSET: the global pacer's sliding log of call times, µs (see pacer.ts, lua/pacerAdmit-1.lua). */
   readonly pacerLog: string;
+  /**
+   * HASH per API base URL and key fingerprint (a sha256 prefix, never the key): the adaptive rate limit's state
+   * and what it learned (execution/adaptive-limiter.ts, RATE_LIMIT_MAX=auto).
+   */
+  rate(fingerprint: string): string;
+  /** HASH: fingerprint → the API base URL it is for, so `status` and the console find every learned rate. */
+  readonly rateIndex: string;
   /** STRING: the data layout version the keys under this prefix are written in (layout.ts). */
   readonly layout: string;
   /**
@@ -101,6 +108,8 @@ export function makeKeys(queuePrefix: string): Keys {
     scheduleLock: (name) => `${root}:schedule:${name}:lock`,
     pacer: `${root}:pacer`,
     pacerLog: pacerLogKey(`${root}:pacer`),
+    rate: (fingerprint) => `${root}:rate:${fingerprint}`,
+    rateIndex: `${root}:rates`,
     layout: `${root}:layout`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,

@@ -28,6 +28,9 @@ export const SCRIPT_KEYS = {
   pacerPause: 1,
   pacerPausedFor: 1,
   pacerAdmit: 1,
+  pacerReserveRate: 2,
+  rateRead: 1,
+  rateSwap: 1,
   claimSource: 1,
   releaseClaim: 1,
   createChild: 6,
@@ -47,6 +50,9 @@ export interface ScriptCommands {
   pacerPause(pacer: string, pauseUs: string): Promise<number>;
   pacerAdmit(log: string, windowUs: string, max: string, member: string): Promise<number>;
   pacerPausedFor(pacer: string): Promise<number>;
+  pacerReserveRate(pacer: string, rate: string, windowUs: string, fallbackRate: string, horizonUs: string): Promise<unknown>;
+  rateRead(rate: string): Promise<unknown>;
+  rateSwap(rate: string, version: string, ttlMs: string, ...fields: string[]): Promise<unknown>;
   ownedLock(lock: string, action: 'acquire' | 'extend' | 'release', owner: string, ttlMs: string): Promise<number>;
   claimSource(source: string, batchId: string, ttlSeconds: string, goneHolder: string): Promise<string>;
   releaseClaim(claim: string, owner: string): Promise<number>;
@@ -294,6 +300,44 @@ export interface AdmitCall {
 /** pacerAdmit-1: 0 when the call may go now (and is logged), else µs until the log's oldest call leaves the window. */
 export async function pacerAdmit(redis: ScriptedRedis, logKey: string, call: AdmitCall): Promise<number> {
   return count('pacerAdmit', await redis.pacerAdmit(logKey, String(call.windowUs), String(call.max), call.member));
+}
+
+/** pacerReserveRate-2: the next call slot, spaced by the adaptive rate stored under `rateKey`, if it is within `horizonUs`. */
+export async function pacerReserveRate(
+  redis: ScriptedRedis,
+  keys: { readonly pacer: string; readonly rate: string },
+  call: { readonly windowUs: number; readonly fallbackRate: number; readonly horizonUs: number },
+): Promise<{ waitUs: number; rate: number; taken: boolean }> {
+  const reply = await redis.pacerReserveRate(keys.pacer, keys.rate, String(call.windowUs), String(call.fallbackRate), String(call.horizonUs));
+  if (!Array.isArray(reply) || reply.length !== 3 || (reply[2] !== 0 && reply[2] !== 1)) return unexpected('pacerReserveRate', reply);
+  return { waitUs: count('pacerReserveRate', reply[0]), rate: count('pacerReserveRate', reply[1]), taken: reply[2] === 1 };
+}
+
+/** rateRead-1: Redis's clock (ms) and the adaptive rate state's fields as stored (empty when none). */
+export async function rateRead(redis: ScriptedRedis, rateKey: string): Promise<{ now: number; fields: Record<string, string> }> {
+  const reply = await redis.rateRead(rateKey);
+  if (!Array.isArray(reply) || reply.length % 2 !== 1) return unexpected('rateRead', reply);
+  const [now, ...flat] = reply as unknown[];
+  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 0; i < flat.length; i += 2) {
+    const [field, value] = [flat[i], flat[i + 1]];
+    if (typeof field !== 'string' || typeof value !== 'string') return unexpected('rateRead', reply);
+    fields[field] = value;
+  }
+  return { now: count('rateRead', now), fields };
+}
+
+/** rateSwap-1: writes `fields` if the stored version is still `version` ('0' = nothing stored). True when written. */
+export async function rateSwap(
+  redis: ScriptedRedis,
+  rateKey: string,
+  write: { version: string; ttlMs: number; fields: Record<string, string> },
+): Promise<boolean> {
+  const flat = Object.entries(write.fields).flat();
+  const reply: unknown = await redis.rateSwap(rateKey, write.version, String(Math.ceil(write.ttlMs)), ...flat);
+  if (reply === 1) return true;
+  if (reply === 0) return false;
+  return unexpected('rateSwap', reply);
 }
 
 /** A claim's answer: ours, or held by another batch (its id). */

@@ -98,7 +98,7 @@ describe('Lua script files', () => {
     const used = new Set(scripts.flatMap((s) => s.includes));
     expect(INCLUDE_FILES.map((f) => f.replace(/\.lua$/, '')).filter((name) => !used.has(name))).toEqual([]);
     const withState = scripts.filter((s) => s.includes.includes('pacerState')).map((s) => s.name);
-    expect(withState.sort()).toEqual(['pacerPause', 'pacerPausedFor', 'pacerReserve']);
+    expect(withState.sort()).toEqual(['pacerPause', 'pacerPausedFor', 'pacerReserve', 'pacerReserveRate']);
     for (const name of withState) expect(scripts.find((s) => s.name === name)?.lua).toContain('local function readPacer(key)');
   });
 

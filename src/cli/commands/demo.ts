@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Flags } from '../args.js';
 import { resolveConfig } from '../../config/config.js';
 import { UsageError } from '../../domain/errors.js';
-import { type MockApi, startMockApi } from '../../devtools/mock-api.js';
+import { type LimitStep, type MockApi, parseLimitSchedule, startMockApi } from '../../devtools/mock-api.js';
 import { redisAnswers } from '../../store/redis.js';
 import { type PrivateRedis, startPrivateRedis } from '../../devtools/redis-server.js';
 import { startWorker } from '../../execution/worker.js';
@@ -92,12 +92,30 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
   }
 }
 
+/** `--limit-schedule 40@0s,10@20s`: the stand-in's hidden limit changing over time. */
+function scheduleFlag(text: string | undefined): LimitStep[] | null {
+  if (text === undefined) return null;
+  try {
+    return parseLimitSchedule(text);
+  } catch (error) {
+    throw new UsageError(`--limit-schedule: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 export async function cmdMockApi(_args: readonly string[], flags: Flags, io: Io): Promise<number> {
   const port = flags.port ? Number(flags.port) : 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Expected \`--port\` to be a port number, got \`${flags.port}\``);
   const rate = flags['rate-max'] ? Number(flags['rate-max']) : undefined;
   const failRate = flags['fail-rate'] ? Number(flags['fail-rate']) : 0;
+  const hiddenLimit = flags['hidden-limit'] ? Number(flags['hidden-limit']) : null;
+  if (hiddenLimit !== null && !(Number.isInteger(hiddenLimit) && hiddenLimit >= 1)) {
+    throw new UsageError(`Expected \`--hidden-limit\` to be a whole number of calls per second ≥ 1, got \`${flags['hidden-limit']}\``);
+  }
+  const limitSchedule = scheduleFlag(flags['limit-schedule']);
   const api = await startMockApi({
+    hiddenLimit,
+    limitSchedule,
+    advertiseLimit: flags['advertise-limit'] === true,
     port,
     apiKey: flags['api-key'] ?? io.env.DOUBLETICK_API_KEY ?? DEMO_KEY,
     rateLimit: rate ? { max: rate, windowMs: 1000 } : null,

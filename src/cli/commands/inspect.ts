@@ -6,7 +6,7 @@ import type { Flags } from '../args.js';
 import { UsageError } from '../../domain/errors.js';
 import { writeReport } from '../../report/report.js';
 import { configFrom, type Io, openContext } from './common.js';
-import { apiPauseOf, apiPauseText, describeBatch, rateAndEta } from '../../app/views.js';
+import { apiPauseOf, apiPauseText, apiRateText, type ApiRateView, describeBatch, rateAndEta, readApiRate } from '../../app/views.js';
 import { pausedUntil } from '../../execution/pacer.js';
 import { BATCH_STATUSES, isBatchStatus, Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 
@@ -16,11 +16,11 @@ export function batchIdArg(args: readonly string[], command: string): string {
   return id;
 }
 
-function statusText(batch: BatchRecord, pausedByApiUntil: number | null): string {
+function statusText(batch: BatchRecord, pausedByApiUntil: number | null, apiRate: ApiRateView): string {
   const { ratePerSecond, etaSeconds } = rateAndEta(batch);
   const pct = batch.counts.valid ? Math.floor((100 * batch.done) / batch.counts.valid) : 100;
   const paused = apiPauseText(pausedByApiUntil);
-  return `${describeBatch(batch)}\n  progress ${batch.done}/${batch.counts.valid} (${pct}%), ${ratePerSecond}/s${etaSeconds !== null ? `, ETA ${etaSeconds}s` : ''}${paused ? `\n  ${paused}` : ''}`;
+  return `${describeBatch(batch)}\n  progress ${batch.done}/${batch.counts.valid} (${pct}%), ${ratePerSecond}/s${etaSeconds !== null ? `, ETA ${etaSeconds}s` : ''}${paused ? `\n  ${paused}` : ''}\n  ${apiRateText(apiRate)}`;
 }
 
 export async function cmdStatus(args: readonly string[], flags: Flags, io: Io): Promise<number> {
@@ -30,7 +30,10 @@ export async function cmdStatus(args: readonly string[], flags: Flags, io: Io): 
     for (;;) {
       const batch = await ctx.batches.require(id);
       const pausedByApiUntil = apiPauseOf(batch, Date.now(), await pausedUntil(ctx.redis, ctx.keys));
-      io.out(flags.json ? JSON.stringify({ ...batch, ...rateAndEta(batch), pausedByApiUntil }, null, 2) : statusText(batch, pausedByApiUntil));
+      const apiRate = await readApiRate(ctx.redis, ctx.keys, ctx.config);
+      io.out(
+        flags.json ? JSON.stringify({ ...batch, ...rateAndEta(batch), pausedByApiUntil, apiRate }, null, 2) : statusText(batch, pausedByApiUntil, apiRate),
+      );
       if (!flags.watch || WATCH_ENDS.has(batch.status)) return 0;
       await new Promise((r) => setTimeout(r, 2000));
     }

@@ -425,6 +425,14 @@
     return card;
   }
 
+  /** The global API rate (fixed, or the adaptive limit's current and learned rates), when the server sent it. */
+  function apiRateText(rate) {
+    if (!rate) return '';
+    if (rate.mode === 'fixed') return ` · API limit ${rate.limitPerSecond === 0 ? 'off' : `${rate.limitPerSecond}/s`}`;
+    if (rate.currentPerSecond === null) return ` · API rate auto (nothing learned yet)`;
+    return ` · API rate auto: now ${rate.currentPerSecond}/s, learned ${rate.learnedPerSecond}/s`;
+  }
+
   function fillBatch(b) {
     $('b-name').textContent = b.name;
     const status = $('b-status');
@@ -456,7 +464,7 @@
     const valid = b.counts.valid || 0;
     $('b-bar').replaceChildren(...barSegments(b));
     const eta = b.etaSeconds ? ` · ETA ${duration(b.etaSeconds)}` : '';
-    $('b-progress-text').textContent = `${b.done}/${valid} chats done · ${b.ratePerSecond}/s${eta}`;
+    $('b-progress-text').textContent = `${b.done}/${valid} chats done · ${b.ratePerSecond}/s${eta}${apiRateText(b.apiRate)}`;
 
     $('b-counts').replaceChildren(
       countCard('rows', b.counts.rows),

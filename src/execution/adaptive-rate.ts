@@ -1,0 +1,295 @@
+/**
+ * The adaptive rate limit's control law (RATE_LIMIT_MAX=auto): pure arithmetic, no I/O, injected clock.
+ * adaptive-limiter.ts keeps the state in Redis and applies `step` to it atomically for every worker process.
+ *
+ * The rate is in calls per RATE_LIMIT_DURATION_MS window, like a fixed RATE_LIMIT_MAX, and is always a whole
+ * number from 1 to the ceiling. The pacer spaces calls by it (pacer.ts), so a rate of r gives slightly under r
+ * calls per window (the pacer's arrival margin).
+ *
+ * Phases, decided once per window from what the calls of that window got:
+ * - `start`: no 429 seen yet. The rate doubles after every window that used it (at least USED_SHARE of its
+ *   calls answered) without a 429, up to the ceiling: 1, 2, 4 … calls per window.
+ * - a 429 cuts the rate multiplicatively (CUT_FACTOR), at most once per window: the calls already in flight
+ *   when the first 429 came back answer 429 too, and are not news. When the API let clearly fewer calls through
+ *   than that (the successes of the last full window or of the current one, whichever is larger: its limit
+ *   dropped), the cut goes down to that number, but never below half the rate. Successes are only a bound from
+ *   below after a pause: a token bucket refilled meanwhile lets a burst through. The processor pauses every
+ *   worker for the 429's Retry-After on top (unchanged).
+ * - `hold`: after a cut the rate stays put for a number of used windows, then `probe` adds 1, 2, 4 … per window
+ *   until the next 429. The hold doubles (to HOLD_MAX_WINDOWS) each time a cut lands within SAME_LIMIT_SHARE of
+ *   the previous one (the limit has not moved: probe less often, fewer 429s), and goes back to HOLD_MIN_WINDOWS
+ *   when it does not (the limit moved: find it again quickly).
+ * - `headers`: the API says its limit (RateLimit-* / X-RateLimit-*): the rate follows what it says and nothing
+ *   is probed.
+ *
+ * What was learned (the last rate that held a used window without a 429, or what the headers said) is kept with
+ * the time of the last call. A run that starts after a pause of IDLE_RESTART_WINDOWS windows or more starts from
+ * it, not from RATE_LIMIT_START; after RATE_LIMIT_MEMORY_HOURS without calls the part above the start halves for
+ * every further RATE_LIMIT_MEMORY_HOURS (`rememberedRate`).
+ */
+
+export interface AdaptiveSettings {
+  /** The rate a key with nothing learned starts at (RATE_LIMIT_START). */
+  readonly start: number;
+  /** The rate is never above this (RATE_LIMIT_CEILING). */
+  readonly ceiling: number;
+  /** RATE_LIMIT_DURATION_MS. */
+  readonly windowMs: number;
+  /** RATE_LIMIT_MEMORY_HOURS in ms: how long what was learned is kept as it is. */
+  readonly memoryMs: number;
+}
+
+export type AdaptivePhase = 'start' | 'hold' | 'probe' | 'headers';
+export const ADAPTIVE_PHASES: readonly AdaptivePhase[] = ['start', 'hold', 'probe', 'headers'];
+
+/** The shared state, one per API base URL and key fingerprint. Times are ms (Redis's clock). */
+export interface AdaptiveState {
+  /** Calls per window the pacer spaces calls by now. */
+  readonly rate: number;
+  readonly phase: AdaptivePhase;
+  /** Last rate that held a used window without a 429 (or what the headers said); 0 = nothing learned. */
+  readonly learned: number;
+  /** The rate the last cut set (0 = none yet): cuts near it mean the limit has not moved. */
+  readonly limit: number;
+  /** Used windows left in `hold`, the hold's current length, and the next step of `probe`. */
+  readonly holdLeft: number;
+  readonly holdLen: number;
+  readonly step: number;
+  /** The current window: its start, its successes and 429s; and the successes of the window before it. */
+  readonly winStart: number;
+  readonly winOk: number;
+  readonly win429: number;
+  readonly prevOk: number;
+  /** When the last cut was made (one cut per window). */
+  readonly cutAt: number;
+  /** When a call was last reported, and when the state last restarted after a pause. */
+  readonly usedAt: number;
+  readonly restartAt: number;
+  /** Calls answered 2xx / 429 since the state was made (for /metrics). */
+  readonly ok: number;
+  readonly limited: number;
+}
+
+/** What the API said about its limit in its headers (see `parseRateLimitHeaders`). */
+export interface RateLimitHint {
+  /** Calls allowed per `windowMs`. */
+  readonly limit: number;
+  /** The window the limit is for (`w=`), or undefined when the API did not say. */
+  readonly windowMs?: number;
+  /** Calls left in the current window, if said. */
+  readonly remaining?: number;
+  /** ms until the window resets, if said. */
+  readonly resetMs?: number;
+}
+
+/** Calls reported together by one worker process since its last report. */
+export interface AdaptiveReport {
+  readonly ok: number;
+  readonly limited: number;
+  /** The latest rate-limit headers among those calls, if the API sent any. */
+  readonly hint?: RateLimitHint;
+}
+
+/** A window counts as having used the rate when at least this share of it was answered. */
+export const USED_SHARE = 0.6;
+/** A cut with nothing measured multiplies the rate by this. */
+export const CUT_FACTOR = 0.85;
+/** A cut never goes below this share of the rate (a partial window measures low). */
+export const CUT_FLOOR_SHARE = 0.5;
+export const HOLD_MIN_WINDOWS = 2;
+export const HOLD_MAX_WINDOWS = 16;
+/** A cut within this share of the previous one found the same limit. */
+export const SAME_LIMIT_SHARE = 0.1;
+/** A pause of this many windows without calls ends a run; the next call starts from what was learned. */
+export const IDLE_RESTART_WINDOWS = 30;
+
+const whole = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
+
+/** A state for a key with nothing learned. */
+export function initialState(settings: AdaptiveSettings, now: number): AdaptiveState {
+  return {
+    rate: whole(settings.start, 1, settings.ceiling),
+    phase: 'start',
+    learned: 0,
+    limit: 0,
+    holdLeft: 0,
+    holdLen: HOLD_MIN_WINDOWS,
+    step: 1,
+    winStart: now,
+    winOk: 0,
+    win429: 0,
+    prevOk: 0,
+    cutAt: 0,
+    usedAt: 0,
+    restartAt: now,
+    ok: 0,
+    limited: 0,
+  };
+}
+
+/**
+ * The rate remembered after `idleMs` without calls: `learned` as it is for `memoryMs`, then the part above
+ * `start` halves every further `memoryMs`. Never below `start`; 0 learned = `start`.
+ */
+export function rememberedRate(learned: number, idleMs: number, settings: Pick<AdaptiveSettings, 'start' | 'memoryMs' | 'ceiling'>): number {
+  const start = whole(settings.start, 1, settings.ceiling);
+  if (learned <= start) return start;
+  if (idleMs <= settings.memoryMs) return whole(learned, start, settings.ceiling);
+  const halvings = (idleMs - settings.memoryMs) / Math.max(1, settings.memoryMs);
+  return whole(start + (learned - start) * 0.5 ** halvings, start, settings.ceiling);
+}
+
+/** The calls per window a hint allows, in our window (a hint without `w=` is read as per our window). */
+export function hintRate(hint: RateLimitHint, settings: Pick<AdaptiveSettings, 'windowMs' | 'ceiling'>): number {
+  const per = hint.windowMs !== undefined && hint.windowMs > 0 ? (hint.limit * settings.windowMs) / hint.windowMs : hint.limit;
+  return whole(per, 1, settings.ceiling);
+}
+
+/** How long every worker should wait before the next call, from a hint: the window's calls are spent. */
+export function hintPauseMs(hint: RateLimitHint | undefined): number {
+  if (hint?.remaining === undefined || hint.remaining > 0 || hint.resetMs === undefined) return 0;
+  return hint.resetMs;
+}
+
+/** Starts a run from what was learned, after a pause (see IDLE_RESTART_WINDOWS). */
+function restart(s: AdaptiveState, now: number, settings: AdaptiveSettings): AdaptiveState {
+  const rate = rememberedRate(s.learned, now - s.usedAt, settings);
+  const known = rate > whole(settings.start, 1, settings.ceiling);
+  return {
+    ...s,
+    rate,
+    phase: s.phase === 'headers' ? 'headers' : known ? 'hold' : 'start',
+    learned: known ? rate : s.learned,
+    limit: known ? rate : 0,
+    holdLeft: HOLD_MIN_WINDOWS,
+    holdLen: HOLD_MIN_WINDOWS,
+    step: 1,
+    winStart: now,
+    winOk: 0,
+    win429: 0,
+    prevOk: 0,
+    restartAt: now,
+  };
+}
+
+/** Closes the windows that ended before `now`: each used window without a 429 moves the rate on. */
+function roll(s: AdaptiveState, now: number, settings: AdaptiveSettings): AdaptiveState {
+  const { windowMs, ceiling } = settings;
+  if (now < s.winStart + windowMs) return s;
+  let next = { ...s };
+  const used = s.win429 === 0 && s.winOk > 0 && s.winOk >= s.rate * USED_SHARE;
+  if (used) {
+    next.learned = next.phase === 'headers' ? next.learned : s.rate;
+    if (s.phase === 'start') next.rate = whole(s.rate * 2, 1, ceiling);
+    else if (s.phase === 'hold') {
+      next.holdLeft = s.holdLeft - 1;
+      if (next.holdLeft <= 0) next = { ...next, phase: 'probe', step: 1 };
+    } else if (s.phase === 'probe') next = { ...next, rate: whole(s.rate + s.step, 1, ceiling), step: s.step * 2 };
+  }
+  const windows = Math.floor((now - s.winStart) / windowMs);
+  // A skipped window (no report in it) had no successes.
+  return { ...next, winStart: s.winStart + windows * windowMs, winOk: 0, win429: 0, prevOk: windows === 1 ? s.winOk : 0 };
+}
+
+/** A 429 came back: cut to what the API let through (see the module comment). */
+function cut(s: AdaptiveState, now: number, settings: AdaptiveSettings): AdaptiveState {
+  const measured = Math.max(s.prevOk, s.winOk);
+  const multiplied = Math.floor(s.rate * CUT_FACTOR);
+  const target = measured > 0 && measured < multiplied ? Math.max(measured, Math.floor(s.rate * CUT_FLOOR_SHARE)) : multiplied;
+  const rate = whole(target, 1, settings.ceiling);
+  const same = s.limit > 0 && Math.abs(rate - s.limit) <= s.limit * SAME_LIMIT_SHARE;
+  const holdLen = same ? Math.min(HOLD_MAX_WINDOWS, s.holdLen * 2) : HOLD_MIN_WINDOWS;
+  return {
+    ...s,
+    rate,
+    phase: 'hold',
+    limit: rate,
+    learned: rate,
+    holdLen,
+    holdLeft: holdLen,
+    step: 1,
+    cutAt: now,
+    winStart: now,
+    winOk: 0,
+    win429: 0,
+    prevOk: 0,
+  };
+}
+
+/**
+ * One step: a worker process reports the calls answered since its last report (possibly none: a process
+ * starting up asks for the state to be brought up to date). `state` undefined = nothing stored yet.
+ */
+export function step(state: AdaptiveState | undefined, report: AdaptiveReport, now: number, settings: AdaptiveSettings): AdaptiveState {
+  let s = state ?? initialState(settings, now);
+  if (s.rate > settings.ceiling) s = { ...s, rate: whole(s.rate, 1, settings.ceiling) };
+  if (now - Math.max(s.usedAt, s.restartAt) >= IDLE_RESTART_WINDOWS * settings.windowMs) s = restart(s, now, settings);
+  s = roll(s, now, settings);
+  const calls = report.ok + report.limited;
+  s = { ...s, winOk: s.winOk + report.ok, win429: s.win429 + report.limited, ok: s.ok + report.ok, limited: s.limited + report.limited };
+  if (calls > 0) s = { ...s, usedAt: now };
+  if (report.hint) {
+    const rate = hintRate(report.hint, settings);
+    return { ...s, rate, phase: 'headers', learned: rate, limit: rate };
+  }
+  if (report.limited > 0 && s.phase !== 'headers' && now - s.cutAt >= settings.windowMs) s = cut(s, now, settings);
+  return s;
+}
+
+/** Calls per second for a rate in calls per window. */
+export function perSecond(rate: number, windowMs: number): number {
+  return Math.round(((rate * 1000) / windowMs) * 100) / 100;
+}
+
+const INT = /^\s*(\d{1,12})\s*(?:[,;]|$)/;
+
+/** The first parameter `name=<number>` in a structured header value (`40;w=1`, `limit=40, remaining=3`). */
+function param(value: string, name: string): number | undefined {
+  const match = new RegExp(`(?:^|[;,\\s])${name}=(\\d{1,9}(?:\\.\\d+)?)`, 'i').exec(value);
+  return match ? Number(match[1]) : undefined;
+}
+
+function leadingInt(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = INT.exec(value);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** A reset given in seconds from now, or (above a billion: no window is 30 years long) as epoch seconds. */
+function resetMsOf(value: number | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = value > 1e9 ? value * 1000 - now : value * 1000;
+  return ms > 0 && ms <= 24 * 3600_000 ? Math.ceil(ms) : undefined;
+}
+
+/**
+ * The rate-limit headers of one answer → a hint, or undefined when they say nothing usable. Reads the IETF
+ * draft's `RateLimit-Limit` / `-Remaining` / `-Reset` (with the window from `RateLimit-Policy: 40;w=1` or a
+ * `;w=` on the limit), the later draft's single `RateLimit: limit=40, remaining=3, reset=1` with
+ * `RateLimit-Policy: q=40;w=1`, and `X-RateLimit-*` (a reset above 10^9 is epoch seconds). Header names are
+ * lower-case (as node gives them). A limit of 0 or garbage is ignored: it would stop every call.
+ */
+export function parseRateLimitHeaders(headers: Readonly<Record<string, string | undefined>>, now: number): RateLimitHint | undefined {
+  const combined = headers['ratelimit'];
+  const policy = headers['ratelimit-policy'];
+  const limitText = headers['ratelimit-limit'] ?? headers['x-ratelimit-limit'];
+  let limit = leadingInt(limitText) ?? (combined !== undefined ? param(combined, 'limit') : undefined);
+  let windowS = limitText !== undefined ? param(limitText, 'w') : undefined;
+  if (policy !== undefined) {
+    limit ??= param(policy, 'q') ?? leadingInt(policy);
+    windowS ??= param(policy, 'w');
+  }
+  if (limit === undefined || !Number.isFinite(limit) || limit < 1) return undefined;
+  const remaining =
+    leadingInt(headers['ratelimit-remaining'] ?? headers['x-ratelimit-remaining']) ?? (combined !== undefined ? param(combined, 'remaining') : undefined);
+  const resetMs = resetMsOf(
+    leadingInt(headers['ratelimit-reset'] ?? headers['x-ratelimit-reset']) ?? (combined !== undefined ? param(combined, 'reset') : undefined),
+    now,
+  );
+  return {
+    limit,
+    ...(windowS !== undefined && windowS > 0 ? { windowMs: windowS * 1000 } : {}),
+    ...(remaining !== undefined ? { remaining } : {}),
+    ...(resetMs !== undefined ? { resetMs } : {}),
+  };
+}
