@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { type Flags, HELP, parseCommandLine } from './args.js';
 import { cmdBatches, cmdReport, cmdStatus } from './commands/inspect.js';
 import { controlCommand } from './commands/control.js';
-import { approvalCommand } from './commands/approval.js';
 import { cmdDemo, cmdMockApi } from './commands/demo.js';
 import type { Io } from './commands/common.js';
 import { cmdRerun } from './commands/rerun.js';
@@ -31,8 +30,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   pause: controlCommand('pause'),
   resume: controlCommand('resume'),
   cancel: controlCommand('cancel'),
-  approve: approvalCommand('approve'),
-  reject: approvalCommand('reject'),
+  approve: controlCommand('approve'),
+  reject: controlCommand('reject'),
   rerun: cmdRerun,
   restore: cmdRestore,
   serve: cmdServe,

@@ -1,6 +1,10 @@
 /**
- * `pause`, `resume`, `cancel`: steering one batch without stopping the others.
+ * `pause`, `resume`, `cancel`: steering one batch without stopping the others; `approve`, `reject`: deciding on a
+ * batch the brake held for approval (more chats than MAX_BATCH_CHATS or its schedule's --max-chats / --max-share).
+ * Each is one compare-and-set on the batch's status: of two operators acting at once, one wins and the other is
+ * told what the batch became.
  */
+import { approveBatch, rejectBatch } from '../../ops/approval.js';
 import { cancelBatch, pauseBatch, resumeBatch } from '../../ops/batch-control.js';
 import type { Flags } from '../args.js';
 import { configFrom, type Io, openContext } from './common.js';
@@ -11,6 +15,11 @@ const ACTIONS = {
   pause: { run: pauseBatch, done: (n: number) => `paused: ${n} waiting chat(s) taken off the queue; chats in flight finish` },
   resume: { run: resumeBatch, done: (n: number) => `resumed: ${n} chat(s) back on the queue` },
   cancel: { run: cancelBatch, done: (n: number) => `cancelled ${n} waiting chat(s); chats in flight finish, then the report is written` },
+  approve: {
+    run: approveBatch,
+    done: (n: number) => `approved: ${n} chat(s) on the queue; a running worker sends them (start one with \`bulk-unassign worker\` if none runs)`,
+  },
+  reject: { run: rejectBatch, done: (n: number) => `rejected: nothing was sent, ${n} chat(s) recorded as cancelled; the report is written next` },
 } as const;
 
 export function controlCommand(action: keyof typeof ACTIONS) {
