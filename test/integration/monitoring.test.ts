@@ -20,6 +20,7 @@ import { deletePrefix, makeTestEnv, redisUrl, type TestEnv, uniquePrefix } from 
 import { closeTestConsole, FIXTURE, FIXTURE_FAULTS, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
 import { type SpawnedCli, spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
+import { adaptiveSettingsOf, makeAdaptiveLimiter } from '../../src/execution/adaptive-limiter.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HEALTHCHECK = join(ROOT, 'deploy/docker/healthcheck.mjs');
@@ -163,6 +164,16 @@ describe('monitoring: the deploy/ dashboard and alerts against a real console', 
   });
 
   it('exports every series, label and label value the dashboard and the alert rules select', async () => {
+    // What a worker running with RATE_LIMIT_MAX=auto stores: the adaptive series are exported once there is state.
+    const limiter = makeAdaptiveLimiter(env.ctx.redis, {
+      keys: env.ctx.keys,
+      baseUrl: env.config.baseUrl,
+      apiKey: env.config.apiKey ?? '',
+      settings: adaptiveSettingsOf(env.config),
+    });
+    await limiter.observe({ kind: 'response', statusCode: 201, body: { success: true }, latencyMs: 5 });
+    await limiter.flush();
+    await limiter.close();
     const response = await con.request('/metrics');
     expect(response.status).toBe(200);
     scrapeText = await response.text();
