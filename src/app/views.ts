@@ -77,7 +77,11 @@ export function describeBatch(batch: BatchRecord): string {
   ];
   if (batch.captureAssignees) lines.push('  agents captured before each unassign (--capture-assignees)');
   if (batch.restorable !== undefined && batch.action === 'unassign') {
-    lines.push(`  restorable: ${batch.restorable} chat(s) can be given back to their previous agent (\`bulk-unassign restore ${batch.id}\`)`);
+    lines.push(
+      batch.restorable > 0
+        ? `  restorable: ${batch.restorable} chat(s) can be given back to their previous agent (\`bulk-unassign restore ${batch.id}\`)`
+        : '  restorable: none (no previous agent known: the file had no agent column, and the batch ran without --capture-assignees)',
+    );
   }
   const top = Object.entries(batch.reasons)
     .sort((a, b) => b[1] - a[1])
