@@ -74,7 +74,7 @@ export async function describeSchedule(def: ScheduleDefinition, schedules: Sched
  * The flags that would rebuild this definition (`schedule set` replaces a definition whole): what an edit form
  * starts from. --waba is the rule's business numbers, or else the inbox's default one.
  */
-export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in Exclude<keyof ScheduleInput, 'captureAssignees'>]: string }> {
+export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in keyof ScheduleInput]: string }> {
   const q = def.query;
   return {
     cron: def.cron,
@@ -88,6 +88,8 @@ export function scheduleInputOf(def: ScheduleDefinition): Required<{ [K in Exclu
     waba: q?.wabaNumbers?.join(',') ?? def.inbox?.defaultWaba ?? '',
     maxChats: def.maxChats === undefined ? '' : String(def.maxChats),
     maxShare: def.maxShare === undefined ? '' : String(def.maxShare),
+    // A form's checkbox: 'true' or '' (not given).
+    captureAssignees: def.captureAssignees ? 'true' : '',
   };
 }
 

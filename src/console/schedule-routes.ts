@@ -16,9 +16,10 @@ import { maskPhone } from '../domain/phone.js';
 import { CHAT_STATUSES } from '../schedule/rule.js';
 import type { Context } from '../runtime/context.js';
 import { consoleActor } from './actor.js';
+import { UsageError } from '../domain/errors.js';
 
 /** The fields of `schedule set` a form sends, as the flags' text; '' (an empty form field) means "not given". */
-const INPUT_FIELDS = ['cron', 'tz', 'overlap', 'inbox', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'maxChats', 'maxShare'] as const;
+const INPUT_FIELDS = ['cron', 'tz', 'overlap', 'inbox', 'chatStatus', 'idleHours', 'tag', 'agent', 'waba', 'maxChats', 'maxShare', 'captureAssignees'] as const;
 type InputBody = Partial<Record<(typeof INPUT_FIELDS)[number], string>>;
 
 const inputProperties = Object.fromEntries(INPUT_FIELDS.map((f) => [f, { type: 'string', maxLength: f === 'inbox' ? 1024 : 300 }]));
@@ -37,7 +38,12 @@ function inputOf(body: InputBody | null | undefined): ScheduleInput {
     const value = body && Object.hasOwn(body, field) ? body[field] : undefined;
     if (typeof value === 'string' && value.trim() !== '') input[field] = value;
   }
-  return input;
+  // --capture-assignees is a flag: the form sends 'true' for it, or nothing.
+  const { captureAssignees, ...flags } = input;
+  if (captureAssignees !== undefined && captureAssignees !== 'true' && captureAssignees !== 'false') {
+    throw new UsageError(`Expected \`captureAssignees\` to be true or false, got \`${captureAssignees.slice(0, 40)}\``);
+  }
+  return captureAssignees === 'true' ? { ...flags, captureAssignees: true } : flags;
 }
 
 type NameParams = { Params: { name: string } };

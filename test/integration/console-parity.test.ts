@@ -137,6 +137,16 @@ describe('console parity: schedules', () => {
     expect(edited.status).toBe(200);
     expect(edited.body.created).toBe(false);
     expect((await scheduleStoreOf(env.ctx).get('vip'))?.cron).toBe('30 3 * * *');
+    // The capture option goes through the form and back, so an edit keeps it; a value that is not a flag is refused.
+    expect((await put('vip', { ...shown.input, cron: '30 3 * * *', captureAssignees: 'true' })).status).toBe(200);
+    expect((await scheduleStoreOf(env.ctx).get('vip'))?.captureAssignees).toBe(true);
+    const withCapture = (await con.json<Schedule>('/api/schedules/vip')).body;
+    expect(withCapture.input.captureAssignees).toBe('true');
+    expect((await put('vip', withCapture.input)).status).toBe(200);
+    expect((await scheduleStoreOf(env.ctx).get('vip'))?.captureAssignees).toBe(true);
+    expect((await put('vip', { ...withCapture.input, captureAssignees: 'constructor' })).status).toBe(400);
+    expect((await put('vip', { ...withCapture.input, captureAssignees: '' })).status).toBe(200);
+    expect((await scheduleStoreOf(env.ctx).get('vip'))?.captureAssignees).toBeUndefined();
 
     const expected = env.api.chats().filter((c) => c.tagNames.includes('vip') && c.assignedUserNumber !== null).length;
     const run = await con.json<{ run: Run; skipped: boolean; batches: Batch[] }>('/api/schedules/vip/run', {

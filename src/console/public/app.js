@@ -745,6 +745,7 @@
     const values = () => {
       const body = { name: $('sf-name').value.trim() };
       for (const field of FORM_FIELDS) body[field] = form.elements[field].value;
+      body.captureAssignees = form.elements.captureAssignees.checked ? 'true' : '';
       return body;
     };
     api('/api/schedules').then(
@@ -758,6 +759,7 @@
         $('sf-name').value = s.name;
         $('sf-name').readOnly = true;
         for (const field of FORM_FIELDS) form.elements[field].value = s.input[field];
+        form.elements.captureAssignees.checked = s.input.captureAssignees === 'true';
       },
       (error) => showError(errorBox, error),
     );
