@@ -105,5 +105,9 @@ export async function cancelBatch(ctx: Ctx, batchId: string, actor: Actor): Prom
 
 async function refuse(ctx: Ctx, batchId: string, action: TransitionName): Promise<never> {
   const batch = await ctx.batches.require(batchId);
-  throw new BatchStateError(`cannot ${action} batch ${batchId}: it is ${batch.status}, and only a ${describeStatuses(TRANSITIONS[action].from)} batch can be`);
+  // A held batch has sent nothing: it is ended by rejecting it (which is audited as such), not by cancelling.
+  const hint = batch.status === Status.awaitingApproval ? `; it is held for approval: end it with \`bulk-unassign reject ${batchId}\`` : '';
+  throw new BatchStateError(
+    `cannot ${action} batch ${batchId}: it is ${batch.status}, and only a ${describeStatuses(TRANSITIONS[action].from)} batch can be${hint}`,
+  );
 }

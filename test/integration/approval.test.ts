@@ -10,7 +10,6 @@
  *  - each approve / reject / expire / --approve skip leaves exactly one audit entry;
  *  - NOTIFY_WEBHOOK_URL gets `batch.needs_approval` with the reason, a masked sample and the commands.
  */
-import { TEST_ACTOR } from '../helpers/actor.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +17,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
+import { cancelBatch } from '../../src/ops/batch-control.js';
 import { approveBatch, expireApproval, rejectBatch } from '../../src/ops/approval.js';
 import { uploadCsv } from '../../src/app/upload.js';
 import { EVENT_HEADER } from '../../src/report/webhook.js';
@@ -29,6 +29,7 @@ import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { eventually } from '../helpers/eventually.js';
 import { waitForScheduleJobsDrained } from '../helpers/schedule.js';
 import { closeTestConsole, startTestConsole, type TestConsole } from '../helpers/console.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 const ALICE: Actor = { name: 'alice', via: 'cli', from: 'host-a' };
@@ -97,6 +98,8 @@ describe('the brake: a scheduled rule over --max-chats', () => {
     expect((await list.exited).code).toBe(0);
     expect(list.output()).toContain(batchId);
     expect(list.output()).toContain('--max-chats (5)');
+    // Cancel is refused on a held batch and points at reject.
+    await expect(cancelBatch(env.ctx, batchId, ALICE)).rejects.toThrow(`it is held for approval: end it with \`bulk-unassign reject ${batchId}\``);
     expect(unassignCalls(env)).toBe(0);
 
     // Two operators approve at once: exactly one starts it.

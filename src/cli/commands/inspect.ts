@@ -10,6 +10,9 @@ import { apiPauseOf, apiPauseText, apiRateText, type ApiRateView, describeBatch,
 import { pausedUntil } from '../../execution/pacer.js';
 import { BATCH_STATUSES, isBatchStatus, Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 
+/** The `batches` table's status column: as wide as the longest status, so every row lines up. */
+const STATUS_WIDTH = Math.max(...BATCH_STATUSES.map((s) => s.length));
+
 export function batchIdArg(args: readonly string[], command: string): string {
   const id = args[0];
   if (!id) throw new UsageError(`\`${command}\` needs a batch id: bulk-unassign ${command} <batchId> (ids: bulk-unassign batches)`);
@@ -62,7 +65,7 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
     io.out(
       [
         'id'.padEnd(24),
-        'status'.padEnd(10),
+        'status'.padEnd(STATUS_WIDTH),
         'progress'.padStart(13),
         'ok'.padStart(7),
         'failed'.padStart(7),
@@ -78,7 +81,7 @@ export async function cmdBatches(_args: readonly string[], flags: Flags, io: Io)
       io.out(
         [
           b.id.padEnd(24),
-          b.status.padEnd(10),
+          b.status.padEnd(STATUS_WIDTH),
           progress.padStart(13),
           String(b.counts.succeeded).padStart(7),
           String(b.counts.failed).padStart(7),
