@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 
 import { makeApiClient } from '../execution/api-client.js';
-import { makePacer } from '../execution/pacer.js';
+import { makePacedApi } from '../execution/paced-api.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import { requireApiKey } from '../config/config.js';
 import type { Context } from '../runtime/context.js';
@@ -197,16 +197,23 @@ export async function removeSchedule(ctx: Pick<Context, 'audit'>, schedules: Sch
   return scheduleName;
 }
 
-/** What a run started from here needs: the API client (closed by `close`), the pacer, the stores. */
-function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: ScheduleDefinition): { deps: RunDeps; close: () => void } {
+/**
+ * What a run started from here needs: the API client, paced and (RATE_LIMIT_MAX=auto) counted by the adaptive
+ * limit as the workers' is (paced-api.ts), and the stores. `close` reports the last answers and closes the client.
+ */
+function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: ScheduleDefinition): { deps: RunDeps; close: () => Promise<void> } {
   const { config } = ctx;
-  const api = makeApiClient({
-    baseUrl: config.baseUrl,
-    apiKey: definition.query ? requireApiKey(config) : (config.apiKey ?? ''),
-    requestTimeoutMs: config.requestTimeoutMs,
-  });
-  const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
-  return { deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) }, close: () => api.close() };
+  const apiKey = definition.query ? requireApiKey(config) : (config.apiKey ?? '');
+  const client = makeApiClient({ baseUrl: config.baseUrl, apiKey, requestTimeoutMs: config.requestTimeoutMs });
+  const paced = makePacedApi(ctx, client, apiKey);
+  const { api, pacer } = paced;
+  return {
+    deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) },
+    close: async () => {
+      await paced.close();
+      client.close();
+    },
+  };
 }
 
 /** How often a run-now that waits (--overlap wait) re-checks the previous run. */
@@ -283,7 +290,7 @@ export async function runScheduleNow(ctx: Context, schedules: ScheduleStore, nam
     await record(done);
     return done;
   } finally {
-    close();
+    await close();
   }
 }
 
@@ -342,6 +349,6 @@ export async function previewSchedule(
       inboxFiles: result.inbox.map((f) => ({ file: f.file, ...(f.error === undefined ? {} : { error: f.error }) })),
     };
   } finally {
-    close();
+    await close();
   }
 }

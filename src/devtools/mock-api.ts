@@ -119,6 +119,7 @@ export interface MockApiStats {
   /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
   /** GET /chats calls. */ listRequests: number;
   /** GET /whatsapp/wa-group/list calls. */ groupListRequests: number;
+  /** GET /chats and group listing calls answered 429 (the window they share with unassign was full). */ listRateLimited: number;
   /** POST /team-member/assign calls, all statuses. */ assignRequests: number;
   /** POST /team-member/assign answers by status. */ assignByStatus: Record<string, number>;
   /** Chat key -> number of 201 answers to assign calls for it. */ assigned: Record<string, number>;
@@ -511,6 +512,7 @@ const emptyStats = (): MockApiStats => ({
   maxPerSecond: 0,
   listRequests: 0,
   groupListRequests: 0,
+  listRateLimited: 0,
   assignRequests: 0,
   assignByStatus: {},
   assigned: {},
@@ -758,12 +760,18 @@ class MockState {
     this.answer(res, 201, BODY_201, headers);
   }
 
+  /** A listing call over the window: answered 429 and counted apart from unassign's 429s. */
+  private listLimited(res: ServerResponse, waitMs: number): void {
+    this.stats.listRateLimited++;
+    send(res, 429, BODY_429, this.retryAfterFor(waitMs));
+  }
+
   private listChats(req: IncomingMessage, res: ServerResponse): void {
     this.stats.listRequests++;
     if (this.misrouted(req, res, false)) return;
     if (!this.authorized(req)) return send(res, 401, BODY_401);
     const waitMs = this.window.take(Date.now());
-    if (waitMs > 0) return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
+    if (waitMs > 0) return this.listLimited(res, waitMs);
     const q = parseChatQuery(new URL(req.url ?? '/', 'http://mock').searchParams);
     send(res, Array.isArray(q) ? 400 : 200, Array.isArray(q) ? badRequest(q) : json(pageOf(this.sorted, q, this.opts.undocumentedChatIds === true)));
   }
@@ -773,7 +781,7 @@ class MockState {
     if (this.misrouted(req, res, false)) return;
     if (!this.authorized(req, 'x-public-api-key')) return send(res, 401, BODY_401);
     const waitMs = this.window.take(Date.now());
-    if (waitMs > 0) return send(res, 429, BODY_429, this.retryAfterFor(waitMs));
+    if (waitMs > 0) return this.listLimited(res, waitMs);
     const q = new URL(req.url ?? '/', 'http://mock').searchParams;
     const waba = q.get('wabaNumber')?.replace(/^\+/, '') ?? '';
     const [id, ts] = [q.get('lastGroupId'), q.get('olderThanTimestamp')];

@@ -118,6 +118,7 @@ describe('mock-api: POST /team-member/unassign', () => {
         maxPerSecond: 4,
         listRequests: 0,
         groupListRequests: 0,
+        listRateLimited: 0,
         assignRequests: 0,
         assignByStatus: {},
         assigned: {},
@@ -278,6 +279,7 @@ describe('mock-api: rate limiting and key faults', () => {
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toBeNull();
       expect(await listChats(api, '')).toMatchObject({ status: 429, body: body429 });
+      expect(api.stats()).toMatchObject({ rateLimited: 1, listRateLimited: 1 }); // each 429 counted with its endpoint
     }));
 
   it('setRateLimit replaces the limit at runtime', () =>
@@ -520,6 +522,7 @@ describe('mock-api: admin endpoints and lifecycle', () => {
         maxPerSecond: 0,
         listRequests: 0,
         groupListRequests: 0,
+        listRateLimited: 0,
         assignRequests: 0,
         assignByStatus: {},
         assigned: {},

@@ -4,7 +4,10 @@
  * is found by its name in its WABA number's group listing; checked against the stand-in's own log:
  *  - exactly the group chats whose name one group of their WABA number has are unassigned, each once;
  *  - a name two groups share, and a name no group has, are rejected rows with the reason in rejected.csv;
- *  - the group listing is paged, and asked once per WABA number per run (again on the next run).
+ *  - the group listing is paged, and asked once per WABA number per run (again on the next run);
+ *  - its pages, like GET /chats pages, take the global pacer's slots: at a fixed RATE_LIMIT_MAX a run started by
+ *    hand stays under the stand-in's window, and with RATE_LIMIT_MAX=auto every answer is counted by the adaptive
+ *    limit that paces them (a run-now pacing itself at the ceiling would outrun the limit and teach it nothing).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,8 +15,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 
+import { adaptiveSettingsOf, makeAdaptiveLimiter } from '../../src/execution/adaptive-limiter.js';
 import type { SeedChat, SeedGroup } from '../../src/devtools/mock-api.js';
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
+import { eventually } from '../helpers/eventually.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 
 const WABA = '919000000000';
@@ -111,5 +116,68 @@ describe('schedule: group chats found by name', () => {
     expect(again.output()).toContain('nothing to unassign');
     expect(env.api.stats().groupListRequests).toBe(pagesPerRun + Math.ceil(wabaGroups / 3)); // only WABA has a group chat left
     expect(Object.keys(env.api.stats().unassigned)).toHaveLength(4);
+  });
+});
+
+/** A rule over one unassigned-by-name group chat whose WABA number has `groups` groups, listed two per page. */
+function pagedInbox(groups: number): { chats: SeedChat[]; groups: SeedGroup[] } {
+  return {
+    chats: [chat('Needle', WABA, { groupId: 'grp_needle' })],
+    groups: Array.from({ length: groups }, (_, i) => extraGroup(`grp_hay${String(i).padStart(2, '0')}`, `Hay ${i}`, WABA, 10 + i)),
+  };
+}
+
+describe('schedule: group listing pages share the global rate limit', () => {
+  it('at a fixed RATE_LIMIT_MAX, a run-now pages through the groups at that pace and stays under the window', async () => {
+    // The stand-in allows 5 calls a second, the pacer 4: only a listing that skipped the pacer could meet a 429.
+    env = await makeTestEnv({
+      api: { ...pagedInbox(17), groupPageSize: 2, rateLimit: { max: 5, windowMs: 1000 } },
+      config: { rateLimitMax: 4, rateLimitDurationMs: 1000 },
+    });
+    expect((await spawnCli(env, ['schedule', 'set', 'paged', '--cron', '0 2 * * *', '--tz', 'UTC', '--chat-status', 'done']).exited).code).toBe(0);
+    const started = Date.now();
+    const run = spawnCli(env, ['schedule', 'run-now', 'paged', '--dry-run', '--json', '-q']);
+    expect((await run.exited).code).toBe(0);
+    const elapsed = Date.now() - started;
+
+    const stats = env.api.stats();
+    expect(stats.groupListRequests).toBe(9); // 18 groups, two a page
+    expect(stats.listRateLimited).toBe(0);
+    // 10 calls, at most 4 in any window of a little over a second: the last one is at least two windows after the first.
+    expect(stats.listRequests + stats.groupListRequests).toBe(10);
+    expect(elapsed).toBeGreaterThanOrEqual(2000);
+    expect(run.output()).toMatch(/"valid": 1,\s*"rejected": 0,/); // the group chat was found by name
+  });
+
+  it('with RATE_LIMIT_MAX=auto, a run-now paces its pages by the adaptive rate and every answer, 429s included, is counted by it', async () => {
+    const auto = { rateLimitMax: 'auto', rateLimitCeiling: 40, rateLimitStart: 3, rateLimitDurationMs: 1000 } as const;
+    env = await makeTestEnv({ api: { ...pagedInbox(17), groupPageSize: 2, rateLimit: { max: 4, windowMs: 1000 } }, config: auto });
+    const autoEnv = { RATE_LIMIT_MAX: 'auto', RATE_LIMIT_CEILING: '40', RATE_LIMIT_START: '3' };
+    expect((await spawnCli(env, ['schedule', 'set', 'paged', '--cron', '0 2 * * *', '--tz', 'UTC', '--chat-status', 'done'], autoEnv).exited).code).toBe(0);
+    const run = spawnCli(env, ['schedule', 'run-now', 'paged', '--dry-run', '--json', '-q'], autoEnv);
+    expect((await run.exited).code).toBe(0);
+    expect(run.output()).toMatch(/"valid": 1,\s*"rejected": 0,/); // the group chat was found by name
+
+    const stats = env.api.stats();
+    expect(stats.groupListRequests).toBeGreaterThanOrEqual(9);
+    const answers = stats.listRequests + stats.groupListRequests;
+    const limiter = makeAdaptiveLimiter(env.ctx.redis, {
+      keys: env.ctx.keys,
+      baseUrl: env.config.baseUrl,
+      apiKey: env.config.apiKey ?? '',
+      settings: adaptiveSettingsOf(env.config),
+    });
+    // The CLI reports what it counted before it exits; read until the state holds every answer the stand-in gave.
+    const view = await eventually(
+      async () => {
+        const v = await limiter.view();
+        return v.ok + v.rateLimited >= answers && v;
+      },
+      { timeoutMs: 5000, message: () => `the adaptive state to count the listing's ${answers} answers` },
+    );
+    expect(view).toMatchObject({ ok: answers - stats.listRateLimited, rateLimited: stats.listRateLimited });
+    // Paced from the start rate (3 a second against the stand-in's 4), not the ceiling (40): a 429 or two while the
+    // rate probes upwards, never one for most pages.
+    expect(stats.listRateLimited).toBeLessThanOrEqual(3);
   });
 });
