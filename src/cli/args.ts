@@ -39,6 +39,7 @@ export const OPTIONS = {
   'api-key': { type: 'string' },
   'seed-chats': { type: 'string' },
   'group-conflicts': { type: 'string' },
+  'latency-ms': { type: 'string' },
   'fail-rate': { type: 'string' },
   'hidden-limit': { type: 'string' },
   'limit-schedule': { type: 'string' },
@@ -125,7 +126,8 @@ Commands
                        token, prints the URL).
   demo                 Run the whole pipeline against a bundled stand-in API (no account needed).
                        --console keeps it running with the web console open on it until Ctrl-C.
-  mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate).
+  mock-api             Serve the stand-in DoubleTick API (--port, --api-key, --rate-max, --seed-chats, --group-conflicts, --fail-rate,
+                       --latency-ms: added to every unassign answer).
                        --hidden-limit <n>: a limit of n calls/s it does not advertise (429 over it);
                        --limit-schedule 40@0s,10@20s,30@40s: that limit changing over time;
                        --advertise-limit: say the hidden limit in RateLimit-* headers.

@@ -112,7 +112,11 @@ export async function cmdMockApi(_args: readonly string[], flags: Flags, io: Io)
     throw new UsageError(`Expected \`--hidden-limit\` to be a whole number of calls per second ≥ 1, got \`${flags['hidden-limit']}\``);
   }
   const limitSchedule = scheduleFlag(flags['limit-schedule']);
+  const latencyMs = flags['latency-ms'] ? Number(flags['latency-ms']) : 0;
+  if (!(Number.isInteger(latencyMs) && latencyMs >= 0))
+    throw new UsageError(`Expected \`--latency-ms\` to be a whole number of ms ≥ 0, got \`${flags['latency-ms']}\``);
   const api = await startMockApi({
+    latencyMs,
     hiddenLimit,
     limitSchedule,
     advertiseLimit: flags['advertise-limit'] === true,
