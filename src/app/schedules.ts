@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 
-import { makeApiClient } from '../execution/api-client.js';
-import { makePacer } from '../execution/pacer.js';
+import { makePacedApi } from '../execution/paced-api.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import { requireApiKey } from '../config/config.js';
 import type { Context } from '../runtime/context.js';
@@ -197,16 +196,13 @@ export async function removeSchedule(ctx: Pick<Context, 'audit'>, schedules: Sch
   return scheduleName;
 }
 
-/** What a run started from here needs: the API client (closed by `close`), the pacer, the stores. */
-function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: ScheduleDefinition): { deps: RunDeps; close: () => void } {
+/** What a run started from here needs: the API client and the pacer (closed by `close`), the stores. */
+function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: ScheduleDefinition): { deps: RunDeps; close: () => Promise<void> } {
   const { config } = ctx;
-  const api = makeApiClient({
-    baseUrl: config.baseUrl,
+  const { api, pacer, close } = makePacedApi(ctx.redis, ctx.keys, config, ctx.logger, {
     apiKey: definition.query ? requireApiKey(config) : (config.apiKey ?? ''),
-    requestTimeoutMs: config.requestTimeoutMs,
   });
-  const pacer = makePacer(ctx.redis, ctx.keys, { max: config.rateLimitMax, durationMs: config.rateLimitDurationMs });
-  return { deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) }, close: () => api.close() };
+  return { deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) }, close };
 }
 
 /** How often a run-now that waits (--overlap wait) re-checks the previous run. */
@@ -283,7 +279,7 @@ export async function runScheduleNow(ctx: Context, schedules: ScheduleStore, nam
     await record(done);
     return done;
   } finally {
-    close();
+    await close();
   }
 }
 
@@ -342,6 +338,6 @@ export async function previewSchedule(
       inboxFiles: result.inbox.map((f) => ({ file: f.file, ...(f.error === undefined ? {} : { error: f.error }) })),
     };
   } finally {
-    close();
+    await close();
   }
 }

@@ -10,10 +10,8 @@ import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { QUEUE_NAME } from '../store/keys.js';
 import { enqueueFinalize, finalizeJobId, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
-import { adaptiveSettingsOf, makeAdaptiveLimiter, observedApi } from './adaptive-limiter.js';
-import { makeApiClient } from './api-client.js';
 import type { JobTable } from './job-table.js';
-import { makePacer } from './pacer.js';
+import { makePacedApi } from './paced-api.js';
 import { reconcileBatch } from './reconcile.js';
 import { untilRedisServes } from './outage.js';
 import { Status } from '../domain/lifecycle.js';
@@ -106,29 +104,15 @@ export async function sweepBatches(ctx: Context, memory: SweepMemory, stuckAfter
 
 export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions = {}): RunningWorker {
   const { config, logger } = ctx;
-  const client = makeApiClient({
-    baseUrl: config.baseUrl,
+  // With RATE_LIMIT_MAX=auto BullMQ's limiter stays at the ceiling (rateLimitMax) as the outer cap; the pacer
+  // spaces calls by the adaptive rate (paced-api.ts).
+  const {
+    api,
+    pacer,
+    close: closeApi,
+  } = makePacedApi(ctx.redis, ctx.keys, config, logger, {
     apiKey: requireApiKey(config),
-    requestTimeoutMs: config.requestTimeoutMs,
     maxSockets: config.workerConcurrency * 2,
-  });
-  // RATE_LIMIT_MAX=auto: every answer is counted by the adaptive limit, and the pacer spaces calls by the rate it
-  // sets; BullMQ's limiter stays at the ceiling (rateLimitMax) as the outer cap.
-  const adaptive = config.rateLimitAuto
-    ? makeAdaptiveLimiter(ctx.redis, {
-        keys: ctx.keys,
-        baseUrl: config.baseUrl,
-        apiKey: requireApiKey(config),
-        settings: adaptiveSettingsOf(config),
-        logger,
-        pause: (ms) => pacer.pause(ms),
-      })
-    : undefined;
-  const api = adaptive ? observedApi(client, adaptive) : client;
-  const pacer = makePacer(ctx.redis, ctx.keys, {
-    max: config.rateLimitMax,
-    durationMs: config.rateLimitDurationMs,
-    ...(adaptive ? { adaptive } : {}),
   });
   const rateLimit = async (ms: number): Promise<void> => {
     await pacer.pause(ms);
@@ -203,8 +187,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
       clearInterval(sweep);
       closing.abort();
       await worker.close(force);
-      await adaptive?.close();
-      api.close();
+      await closeApi();
     },
   };
 }
