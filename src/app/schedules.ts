@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 
-import { makeApiClient } from '../execution/api-client.js';
 import { makePacedApi } from '../execution/paced-api.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import { requireApiKey } from '../config/config.js';
@@ -197,23 +196,13 @@ export async function removeSchedule(ctx: Pick<Context, 'audit'>, schedules: Sch
   return scheduleName;
 }
 
-/**
- * What a run started from here needs: the API client, paced and (RATE_LIMIT_MAX=auto) counted by the adaptive
- * limit as the workers' is (paced-api.ts), and the stores. `close` reports the last answers and closes the client.
- */
+/** What a run started from here needs: the API client and the pacer (closed by `close`), the stores. */
 function runDepsFor(ctx: Context, schedules: ScheduleStore, definition: ScheduleDefinition): { deps: RunDeps; close: () => Promise<void> } {
   const { config } = ctx;
-  const apiKey = definition.query ? requireApiKey(config) : (config.apiKey ?? '');
-  const client = makeApiClient({ baseUrl: config.baseUrl, apiKey, requestTimeoutMs: config.requestTimeoutMs });
-  const paced = makePacedApi(ctx, client, apiKey);
-  const { api, pacer } = paced;
-  return {
-    deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) },
-    close: async () => {
-      await paced.close();
-      client.close();
-    },
-  };
+  const { api, pacer, close } = makePacedApi(ctx.redis, ctx.keys, config, ctx.logger, {
+    apiKey: definition.query ? requireApiKey(config) : (config.apiKey ?? ''),
+  });
+  return { deps: { ...ctx, schedules, api, pace: () => pacer.acquire(), rateLimit: (ms: number) => pacer.pause(ms) }, close };
 }
 
 /** How often a run-now that waits (--overlap wait) re-checks the previous run. */

@@ -15,14 +15,15 @@
  *   dropped), the cut goes down to that number, but never below half the rate. Successes are only a bound from
  *   below after a pause: a token bucket refilled meanwhile lets a burst through. The processor pauses every
  *   worker for the 429's Retry-After on top (unchanged).
- * - `hold`: after a cut the rate stays put for a number of used windows, then `probe` adds 1, 2, 4 … per window
- *   until the next 429. The hold doubles (to HOLD_MAX_WINDOWS) each time a cut lands within SAME_LIMIT_SHARE of
+ * - `hold`: after a cut the rate stays put for a number of used windows, then `probe` adds a tenth of the rate
+ *   (at least 1) in its first window and doubles that step per window until the next 429. The hold doubles (to HOLD_MAX_WINDOWS) each time a cut lands within SAME_LIMIT_SHARE of
  *   the previous one (the limit has not moved: probe less often, fewer 429s), and goes back to HOLD_MIN_WINDOWS
  *   when it does not (the limit moved: find it again quickly).
  * - `headers`: the API says its limit (RateLimit-* / X-RateLimit-*): the rate follows what it says and nothing
  *   is probed.
  *
- * What was learned (the last rate that held a used window without a 429, or what the headers said) is kept with
+ * What was learned (the last rate that held a used window without a 429 outside a probe, the rate a cut set, or
+ * what the headers said) is kept with
  * the time of the last call. A run that starts after a pause of IDLE_RESTART_WINDOWS windows or more starts from
  * it, not from RATE_LIMIT_START; after RATE_LIMIT_MEMORY_HOURS without calls the part above the start halves for
  * every further RATE_LIMIT_MEMORY_HOURS (`rememberedRate`).
@@ -47,7 +48,7 @@ export interface AdaptiveState {
   /** Calls per window the pacer spaces calls by now. */
   readonly rate: number;
   readonly phase: AdaptivePhase;
-  /** Last rate that held a used window without a 429 (or what the headers said); 0 = nothing learned. */
+  /** Last rate that held a used window without a 429 outside a probe, or a cut set, or the headers said; 0 = none. */
   readonly learned: number;
   /** The rate the last cut set (0 = none yet): cuts near it mean the limit has not moved. */
   readonly limit: number;
@@ -92,11 +93,21 @@ export interface AdaptiveReport {
 
 /** A window counts as having used the rate when at least this share of it was answered. */
 export const USED_SHARE = 0.6;
-/** A cut with nothing measured multiplies the rate by this. */
-export const CUT_FACTOR = 0.85;
+/**
+ * A cut with nothing measured multiplies the rate by this. Deep enough that a limit which dropped is found in one
+ * or two cuts (every cut costs every worker a Retry-After pause); shallow enough that a steady limit is lost only
+ * briefly (the probe climbs back in a few windows).
+ */
+export const CUT_FACTOR = 0.75;
 /** A cut never goes below this share of the rate (a partial window measures low). */
 export const CUT_FLOOR_SHARE = 0.5;
 export const HOLD_MIN_WINDOWS = 2;
+/**
+ * A probe's first step, as a share of the rate (at least 1), doubling per used window after it: a limit that rose
+ * by a third is reached in about three windows whatever the rate, where steps of 1, 2, 4 … take longer the
+ * higher the rate.
+ */
+export const PROBE_FIRST_SHARE = 0.1;
 export const HOLD_MAX_WINDOWS = 16;
 /** A cut within this share of the previous one found the same limit. */
 export const SAME_LIMIT_SHARE = 0.1;
@@ -104,6 +115,8 @@ export const SAME_LIMIT_SHARE = 0.1;
 export const IDLE_RESTART_WINDOWS = 30;
 
 const whole = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
+
+const firstProbeStep = (rate: number): number => Math.max(1, Math.floor(rate * PROBE_FIRST_SHARE));
 
 /** A state for a key with nothing learned. */
 export function initialState(settings: AdaptiveSettings, now: number): AdaptiveState {
@@ -179,11 +192,13 @@ function roll(s: AdaptiveState, now: number, settings: AdaptiveSettings): Adapti
   let next = { ...s };
   const used = s.win429 === 0 && s.winOk > 0 && s.winOk >= s.rate * USED_SHARE;
   if (used) {
-    next.learned = next.phase === 'headers' ? next.learned : s.rate;
+    // A probe's clean window is no proof: a token bucket lets a short burst above its rate through. What a probe
+    // finds is learned from the cut that ends it.
+    if (s.phase === 'start' || s.phase === 'hold') next.learned = s.rate;
     if (s.phase === 'start') next.rate = whole(s.rate * 2, 1, ceiling);
     else if (s.phase === 'hold') {
       next.holdLeft = s.holdLeft - 1;
-      if (next.holdLeft <= 0) next = { ...next, phase: 'probe', step: 1 };
+      if (next.holdLeft <= 0) next = { ...next, phase: 'probe', step: firstProbeStep(s.rate) };
     } else if (s.phase === 'probe') next = { ...next, rate: whole(s.rate + s.step, 1, ceiling), step: s.step * 2 };
   }
   const windows = Math.floor((now - s.winStart) / windowMs);

@@ -1,38 +1,54 @@
 /**
- * The API client as every caller of DoubleTick must use it: its calls take a slot of the global pacer, and with
- * RATE_LIMIT_MAX=auto every answer is counted by the adaptive limit and the slots are spaced by the rate it
- * sets. Workers and the runs started from the CLI or the console (`schedule run-now`, a preview) build it the
- * same way, so a listing started by hand is held to the same limit as the workers' calls, and its 429s teach
- * the adaptive limit as theirs do: with a pacer of their own at the fixed ceiling they would outrun it.
+ * The API client and the global pacer as every caller of the API gets them: workers, and a schedule run or
+ * preview started from the CLI or the console. With RATE_LIMIT_MAX=auto the client's answers are counted by the
+ * adaptive limiter and the pacer spaces calls by the rate it learned, so a run started by hand neither ignores
+ * what the workers learned nor calls at the ceiling.
  */
+import { requireApiKey, type ResolvedConfig } from '../config/config.js';
+import type { Logger } from '../config/logger.js';
+import type { Keys } from '../store/keys.js';
+import type { ScriptedRedis } from '../store/scripts.js';
 import { adaptiveSettingsOf, makeAdaptiveLimiter, observedApi } from './adaptive-limiter.js';
-import type { DoubleTickApi } from './api-client.js';
+import { type DoubleTickApi, makeApiClient } from './api-client.js';
 import { makePacer, type Pacer } from './pacer.js';
-import type { Context } from '../runtime/context.js';
 
 export interface PacedApi {
-  /** The client, its answers counted by the adaptive limit when RATE_LIMIT_MAX=auto. */
   readonly api: DoubleTickApi;
   readonly pacer: Pacer;
-  /** Reports what the adaptive limit has not been told yet and stops its timer (the client is not closed). */
-  close(): Promise<void>;
+  /** Reports the adaptive limiter's last counts and closes the client's sockets. */
+  readonly close: () => Promise<void>;
 }
 
-export function makePacedApi(ctx: Pick<Context, 'config' | 'redis' | 'keys' | 'logger'>, client: DoubleTickApi, apiKey: string): PacedApi {
-  const { config } = ctx;
-  // BullMQ's limiter (the workers') and the fixed pacer both use rateLimitMax; with auto that is the ceiling,
-  // the outer cap, and the pacer follows the adaptive rate instead.
+export interface PacedApiOptions {
+  /** The key the calls use; undefined when none is configured (a source that makes no call). */
+  readonly apiKey: string;
+  readonly maxSockets?: number;
+}
+
+export function makePacedApi(
+  redis: ScriptedRedis,
+  keys: Keys,
+  config: ResolvedConfig,
+  logger: Pick<Logger, 'warn'>,
+  options: PacedApiOptions = { apiKey: requireApiKey(config) },
+): PacedApi {
+  const client = makeApiClient({
+    baseUrl: config.baseUrl,
+    apiKey: options.apiKey,
+    requestTimeoutMs: config.requestTimeoutMs,
+    ...(options.maxSockets !== undefined ? { maxSockets: options.maxSockets } : {}),
+  });
   const adaptive = config.rateLimitAuto
-    ? makeAdaptiveLimiter(ctx.redis, {
-        keys: ctx.keys,
+    ? makeAdaptiveLimiter(redis, {
+        keys,
         baseUrl: config.baseUrl,
-        apiKey,
+        apiKey: options.apiKey,
         settings: adaptiveSettingsOf(config),
-        logger: ctx.logger,
+        logger,
         pause: (ms) => pacer.pause(ms),
       })
     : undefined;
-  const pacer = makePacer(ctx.redis, ctx.keys, {
+  const pacer = makePacer(redis, keys, {
     max: config.rateLimitMax,
     durationMs: config.rateLimitDurationMs,
     ...(adaptive ? { adaptive } : {}),
@@ -42,6 +58,7 @@ export function makePacedApi(ctx: Pick<Context, 'config' | 'redis' | 'keys' | 'l
     pacer,
     close: async () => {
       await adaptive?.close();
+      client.close();
     },
   };
 }

@@ -10,7 +10,6 @@ import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { QUEUE_NAME } from '../store/keys.js';
 import { enqueueFinalize, finalizeJobId, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
-import { makeApiClient } from './api-client.js';
 import type { JobTable } from './job-table.js';
 import { makePacedApi } from './paced-api.js';
 import { reconcileBatch } from './reconcile.js';
@@ -105,16 +104,16 @@ export async function sweepBatches(ctx: Context, memory: SweepMemory, stuckAfter
 
 export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions = {}): RunningWorker {
   const { config, logger } = ctx;
-  const client = makeApiClient({
-    baseUrl: config.baseUrl,
+  // With RATE_LIMIT_MAX=auto BullMQ's limiter stays at the ceiling (rateLimitMax) as the outer cap; the pacer
+  // spaces calls by the adaptive rate (paced-api.ts).
+  const {
+    api,
+    pacer,
+    close: closeApi,
+  } = makePacedApi(ctx.redis, ctx.keys, config, logger, {
     apiKey: requireApiKey(config),
-    requestTimeoutMs: config.requestTimeoutMs,
     maxSockets: config.workerConcurrency * 2,
   });
-  // RATE_LIMIT_MAX=auto: every answer is counted by the adaptive limit, and the pacer spaces calls by the rate it
-  // sets; BullMQ's limiter stays at the ceiling (rateLimitMax) as the outer cap.
-  const paced = makePacedApi(ctx, client, requireApiKey(config));
-  const { api, pacer } = paced;
   const rateLimit = async (ms: number): Promise<void> => {
     await pacer.pause(ms);
     await worker.rateLimit(ms);
@@ -188,8 +187,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
       clearInterval(sweep);
       closing.abort();
       await worker.close(force);
-      await paced.close();
-      api.close();
+      await closeApi();
     },
   };
 }

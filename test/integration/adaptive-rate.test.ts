@@ -11,12 +11,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 
 import type { ReportSummary } from '../../src/report/report.js';
-import { adaptiveSettingsOf, makeAdaptiveLimiter, rateFingerprint } from '../../src/execution/adaptive-limiter.js';
+import { adaptiveSettingsOf, encodeState, makeAdaptiveLimiter, rateFingerprint } from '../../src/execution/adaptive-limiter.js';
+import { initialState } from '../../src/execution/adaptive-rate.js';
+import { previewSchedule, scheduleStoreOf } from '../../src/app/schedules.js';
 import type { MockApiOptions } from '../../src/devtools/mock-api.js';
 import type { RunnerOptions } from '../../src/config/config.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { killAllChildren, spawnWorker } from '../helpers/processes.js';
+import { TEST_ACTOR } from '../helpers/actor.js';
 
 const WABA = '919000000000';
 
@@ -184,4 +187,34 @@ describe('RATE_LIMIT_MAX=auto remembers what it learned', () => {
     expect(decayed.currentPerSecond).toBe(1);
     expect(decayed.learnedPerSecond).toBe(1);
   }, 150_000);
+});
+
+describe('RATE_LIMIT_MAX=auto paces a schedule run started by hand', () => {
+  it('a preview lists GET /chats pages at the learned rate, not at the ceiling, and its answers are counted', async () => {
+    const e = await setUp({ seedChats: 600 });
+    // What the workers learned earlier: 2 calls/s, held (no probing during the test).
+    const now = Date.now();
+    const key = e.ctx.keys.rate(rateFingerprint(e.config.baseUrl, e.config.apiKey ?? ''));
+    const learned = { ...initialState(adaptiveSettingsOf(e.config), now), rate: 2, learned: 2, limit: 2, phase: 'hold' as const, holdLeft: 1000, usedAt: now };
+    await e.ctx.redis.hset(key, { ...encodeState(learned), version: '1' });
+
+    const started = Date.now();
+    const preview = await previewSchedule(
+      e.ctx,
+      scheduleStoreOf(e.ctx),
+      'tidy',
+      { cron: '0 3 * * *', tz: 'UTC', chatStatus: 'open' },
+      { cwd: e.dir },
+      TEST_ACTOR,
+    );
+    const elapsed = Date.now() - started;
+    const pages = e.api.stats().listRequests;
+    expect(preview.batches.length).toBeGreaterThan(0);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    // At 2/s the pages are more than 0.4 s apart; at the ceiling (40/s) they would be 25 ms apart.
+    expect(elapsed).toBeGreaterThanOrEqual((pages - 1) * 400);
+    const view = await settledView(e, pages);
+    expect(view.ok).toBeGreaterThanOrEqual(pages);
+    expect(view.currentPerSecond).toBe(2);
+  });
 });
