@@ -218,8 +218,10 @@ function terminalProgress(label: string, stream: ProgressStream): Progress {
   const meter = new RateMeter();
   let state: { done: number; total: number | undefined; detail: string } | undefined;
   let lastDraw = 0;
+  /** Code points of the line on screen now (0: nothing drawn yet). */
+  let drawnLength = 0;
   let stopped = false;
-  const draw = (): void => {
+  const draw = (resized = false): void => {
     if (!state) return;
     const now = Date.now();
     lastDraw = now;
@@ -227,9 +229,15 @@ function terminalProgress(label: string, stream: ProgressStream): Progress {
     // One column short of the width: a line filling the last column leaves some terminals wrapping on the next write.
     const columns = (stream.columns && stream.columns > 0 ? stream.columns : DEFAULT_COLUMNS) - 1;
     const text = renderProgressLine({ label, ...state, ratePerSecond: rate, etaSeconds: etaOf(state.done, state.total, rate) }, columns);
-    stream.write(`\r${text}${CLEAR_TO_END}`);
+    // A terminal made narrower than the line on screen either re-wraps that line onto two rows (tmux, VTE, iTerm2,
+    // kitty) or cuts it (xterm, the Linux console), and `\r` reaches only the last row of a re-wrapped line. Going
+    // up a row would erase earlier output on a terminal that cut it, so the line starts afresh below instead: one
+    // stale line stays, whole, and nothing is drawn over a fragment.
+    const fresh = resized && drawnLength > columns;
+    drawnLength = [...text].length;
+    stream.write(`${fresh ? '\n' : ''}\r${text}${CLEAR_TO_END}`);
   };
-  const onResize = (): void => draw();
+  const onResize = (): void => draw(true);
   stream.on('resize', onResize);
   return {
     update: (done, total, detail = '') => {

@@ -151,7 +151,7 @@ class FakeTty extends EventEmitter {
   /** The visible text of the last write (without `\r` and the clear-to-end-of-line). */
   lastLine(): string {
     const last = this.writes.filter((w) => w !== '\n').at(-1) ?? '';
-    return last.replace(/^\r/, '').slice(0, last.endsWith(CLEAR_TO_END) ? -CLEAR_TO_END.length : undefined);
+    return last.replace(/^\n?\r/, '').slice(0, last.endsWith(CLEAR_TO_END) ? -CLEAR_TO_END.length : undefined);
   }
 }
 
@@ -186,6 +186,29 @@ describe('makeProgress on a terminal', () => {
     tty.columns = 40;
     tty.emit('resize');
     expect(codePoints(tty.lastLine())).toBeLessThan(40);
+  });
+
+  it('a resize narrower than the line on screen starts the line afresh below it; a wider one redraws in place', () => {
+    const tty = new FakeTty(200);
+    const progress = makeProgress('batch 01J9ZQ4K7M3N8P2R5T6V', tty);
+    progress.update(0, 1000, detail);
+    jest.advanceTimersByTime(2000);
+    progress.update(163, 1000, detail);
+    const wide = codePoints(tty.lastLine());
+    expect(wide).toBeGreaterThan(60);
+
+    tty.columns = 60;
+    tty.emit('resize');
+    // The old line may now be wrapped over two rows, and \r would reach only the second: a new line instead.
+    expect(tty.writes.at(-1)?.startsWith('\n\r')).toBe(true);
+    expect(codePoints(tty.lastLine())).toBeLessThan(60);
+
+    tty.columns = 200;
+    tty.emit('resize');
+    expect(tty.writes.at(-1)?.startsWith('\r')).toBe(true);
+    // Same width again, a line that fits: in place.
+    tty.emit('resize');
+    expect(tty.writes.at(-1)?.startsWith('\r')).toBe(true);
   });
 
   it('stop() draws the final state, ends the line and stops listening to resize; later calls do nothing', () => {
