@@ -2,7 +2,8 @@
  * In a real browser: Debian's chromium (headless, driven by playwright-core; no browser download)
  * logs in, drops fixtures/console.csv on the upload zone, watches the batch finish, downloads failed.csv and
  * presses Rerun; then creates, previews and runs a schedule from its page, and feeds the failed-chats filter into a
- * rerun. Leaves screenshots of every page in test-artifacts/ (console-*.png; -narrow at 360 px wide).
+ * rerun; then uploads with "capture agents" and restores the batch, rejects and approves a held scheduled batch,
+ * and reads the Audit page. Leaves screenshots of every page in test-artifacts/ (console-*.png; -narrow at 360 px).
  *
  * Without /usr/bin/chromium the test is SKIPPED, loudly — install it with `apt-get install -y chromium`
  * (.ci/run does). It never passes without having driven the browser.
