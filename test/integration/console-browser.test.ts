@@ -357,6 +357,8 @@ describe('web console in a browser', () => {
     expect(confirms.at(-1)).toMatch(/^Restore 3 chat\(s\) of this batch to the agent each had before it was unassigned\?/);
     await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
     expect(await page.textContent('#b-name')).toBe('undo of undo me');
+    // Nothing failed and a restore is not restored: neither form is offered.
+    expect([await page.isVisible('#b-rerun'), await page.isVisible('#b-restore')]).toEqual([false, false]);
     expect(await page.textContent('#b-links')).toContain(`restore of ${undoId}`);
     const back = env.api.chats().filter((c) => agents.has(`p:${c.phoneNumber}@${c.wabaNumber}`));
     expect(new Map(back.map((c) => [`p:${c.phoneNumber}@${c.wabaNumber}`, c.assignedUserNumber]))).toEqual(agents);
@@ -388,6 +390,12 @@ describe('web console in a browser', () => {
     const rejectedId = await runHeld();
     expect(await page.textContent('#b-held-chats')).toBe(String(held));
     expect(await page.locator('#b-held-sample li').count()).toBeGreaterThan(0);
+    // Only Approve and Reject: nothing was sent, so there is nothing to rerun or restore, and no Cancel.
+    const shown = async (): Promise<string[]> =>
+      page.$$eval('#act-pause, #act-resume, #act-cancel, #act-approve, #act-reject, #act-rerun, #act-restore', (buttons) =>
+        buttons.filter((b) => (b as unknown as { offsetParent: unknown }).offsetParent !== null).map((b) => b.id),
+      );
+    expect(await shown()).toEqual(['act-approve', 'act-reject']);
     await shoot('batch-held');
     await page.click('#act-reject');
     await eventually(async () => (await status()) === 'cancelled', { timeoutMs: 20_000, intervalMs: 100, message: 'the rejected batch to end cancelled' });
