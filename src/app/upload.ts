@@ -90,6 +90,8 @@ export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<B
       ...(request.waba ? { waba: request.waba } : {}),
       ...(request.defaultCountry?.trim() ? { defaultCountry: request.defaultCountry.trim().toUpperCase() } : {}),
       ...(request.force === true ? { force: true } : {}),
+      // Whether this batch can be undone is part of what the operator chose.
+      ...(request.captureAssignees === true ? { captureAssignees: true } : {}),
     },
   });
   return batch;

@@ -423,6 +423,7 @@ describe('web console in a browser', () => {
     await page.waitForURL(/#\/audit\?limit=40$/);
     await page.waitForSelector('#audit-rows tr');
     const actions = await page.$$eval('#audit-rows tr', (rows) => rows.map((r) => r.getAttribute('data-action')));
+    expect(await page.textContent(`#audit-rows tr[data-action="upload"]:has(a[href$="${undoId}"])`)).toContain('defaultCountry=IN captureAssignees=true');
     for (const action of ['upload', 'restore', 'schedule-set', 'schedule-run-now', 'reject', 'approve', 'console-login'])
       expect({ action, found: actions.includes(action) }).toEqual({ action, found: true });
     await shoot('audit');
