@@ -11,6 +11,8 @@ import type { Context } from '../runtime/context.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import type { Actor } from '../domain/actor.js';
 import { configuredBrake } from '../ingest/hold.js';
+import { isCountryCode } from '../domain/phone.js';
+import { UsageError } from '../domain/errors.js';
 
 export interface UploadRequest {
   /** Who uploads: the batch's creator and the audit entry's actor. */
@@ -22,6 +24,11 @@ export interface UploadRequest {
   readonly name?: string;
   /** Business number for rows of a file without a wabaNumber column. */
   readonly waba?: string;
+  /**
+   * Country (ISO, e.g. IN) for this file's numbers written without a country code, instead of DEFAULT_COUNTRY: the
+   * console's form field for what the CLI's --default-country sets for one command.
+   */
+  readonly defaultCountry?: string;
   /** Run content again that already ran within DUPLICATE_WINDOW_HOURS. */
   readonly force?: boolean;
   readonly dryRun?: boolean;
@@ -32,12 +39,20 @@ export interface UploadRequest {
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
+/** The settings with this upload's country, checked as DEFAULT_COUNTRY is; a blank one keeps the configured one. */
+function withCountry(config: Context['config'], raw: string | undefined): Context['config'] {
+  const country = raw?.trim().toUpperCase();
+  if (!country) return config;
+  if (!isCountryCode(country)) throw new UsageError(`Expected the default country to be an ISO country code like IN, got ${JSON.stringify(raw?.slice(0, 20))}`);
+  return { ...config, defaultCountry: country };
+}
+
 /**
  * Reads a CSV into a new batch: enqueued for the workers, or a dry run (finish it with `completeDryRun`).
  * Once the batch exists, the audit trail gets one `upload` (or `dry-run`) entry: file, content hash, counts, options.
  */
 export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<BatchRecord> {
-  const source = await openConfiguredCsv(ctx.config, request.file, request.waba);
+  const source = await openConfiguredCsv(withCountry(ctx.config, request.defaultCountry), request.file, request.waba);
   const file = request.displayName ?? basename(request.file);
   const batch = await ingest(ctx, source, {
     batch: {
@@ -73,7 +88,10 @@ export async function uploadCsv(ctx: Context, request: UploadRequest): Promise<B
       duplicates: c.duplicates,
       ...(request.name ? { name: request.name } : {}),
       ...(request.waba ? { waba: request.waba } : {}),
+      ...(request.defaultCountry?.trim() ? { defaultCountry: request.defaultCountry.trim().toUpperCase() } : {}),
       ...(request.force === true ? { force: true } : {}),
+      // Whether this batch can be undone is part of what the operator chose.
+      ...(request.captureAssignees === true ? { captureAssignees: true } : {}),
     },
   });
   return batch;

@@ -26,6 +26,8 @@ export interface UploadFields {
   readonly name?: string;
   /** Business number for files without a wabaNumber column (the CLI's --waba). */
   readonly waba?: string;
+  /** Country for numbers without a country code (the CLI's --default-country); checked by uploadCsv. */
+  readonly defaultCountry?: string;
   /** Run content again that ran within DUPLICATE_WINDOW_HOURS (the CLI's --force). */
   readonly force?: boolean;
   readonly dryRun?: boolean;
@@ -65,9 +67,11 @@ function flag(value: string | undefined): boolean {
 function toFields(raw: ReadonlyMap<string, string>): UploadFields {
   const name = raw.get('name')?.trim();
   const waba = raw.get('waba')?.trim();
+  const defaultCountry = raw.get('defaultCountry')?.trim();
   return {
     ...(name ? { name: name.slice(0, BATCH_NAME_MAX) } : {}),
     ...(waba ? { waba } : {}),
+    ...(defaultCountry ? { defaultCountry } : {}),
     force: flag(raw.get('force')),
     dryRun: flag(raw.get('dryRun')),
     approve: flag(raw.get('approve')),
@@ -153,6 +157,7 @@ export async function ingestUpload(ctx: Context, request: FastifyRequest): Promi
       displayName: upload.name,
       ...(fields.name ? { name: fields.name } : {}),
       ...(fields.waba ? { waba: fields.waba } : {}),
+      ...(fields.defaultCountry ? { defaultCountry: fields.defaultCountry } : {}),
       force: fields.force === true,
       dryRun: fields.dryRun === true,
       approve: fields.approve === true,

@@ -2,7 +2,8 @@
  * In a real browser: Debian's chromium (headless, driven by playwright-core; no browser download)
  * logs in, drops fixtures/console.csv on the upload zone, watches the batch finish, downloads failed.csv and
  * presses Rerun; then creates, previews and runs a schedule from its page, and feeds the failed-chats filter into a
- * rerun. Leaves screenshots of every page in test-artifacts/ (console-*.png; -narrow at 360 px wide).
+ * rerun; then uploads with "capture agents" and restores the batch, rejects and approves a held scheduled batch,
+ * and reads the Audit page. Leaves screenshots of every page in test-artifacts/ (console-*.png; -narrow at 360 px).
  *
  * Without /usr/bin/chromium the test is SKIPPED, loudly — install it with `apt-get install -y chromium`
  * (.ci/run does). It never passes without having driven the browser.
@@ -69,6 +70,8 @@ describe('web console in a browser', () => {
     // Not logged in: the page sends us to the login form.
     await page.goto(con.url);
     expect(new URL(page.url()).pathname).toBe('/login');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}console-login.png`, fullPage: true });
     await page.fill('#token', CONSOLE_TOKEN);
     await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
     const cookies = await context.cookies();
@@ -283,6 +286,7 @@ describe('web console in a browser', () => {
       ['failures', `#/batches/${parentId}/failures`, '#fl-rows tr'],
       ['schedules', '#/schedules', '#sch-rows tr'],
       ['schedule-form', '#/schedules/vip/edit', '#sf-form'],
+      ['audit', '#/audit', '#audit-rows tr'],
     ] as const) {
       await page.goto(`${con.url}/${hash}`);
       await page.waitForSelector(ready);
@@ -294,6 +298,149 @@ describe('web console in a browser', () => {
     expect(dialogs).toBe(0);
     // The one refused save (the bad cron) is logged by the browser as a 400; nothing else went wrong.
     expect(pageErrors).toEqual(['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
+    await context.close();
+  });
+  browserIt('captures agents on upload and restores them; holds a scheduled batch, rejects and approves it; shows the audit trail', async () => {
+    const context = await (browser as Browser).newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    const confirms: string[] = [];
+    let dialogs = 0;
+    page.on('dialog', (dialog) => {
+      if (dialog.type() === 'confirm') confirms.push(dialog.message());
+      else dialogs += 1;
+      void dialog.accept();
+    });
+    await page.goto(`${con.url}/login`);
+    await page.fill('#token', CONSOLE_TOKEN);
+    await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shoot = async (name: string): Promise<void> => {
+      await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
+    };
+    const status = async (): Promise<string | undefined> => page.getAttribute('#b-status', 'data-status').then((s) => s ?? undefined);
+
+    // Undo of a CSV batch: three chats that have an agent, their numbers written without the country code (the
+    // form's default country supplies it), uploaded with "capture each chat's agent" ticked.
+    const picked = env.api
+      .chats()
+      .filter((c) => c.phoneNumber !== null && c.assignedUserNumber !== null && c.phoneNumber.startsWith('91'))
+      .slice(0, 3);
+    expect(picked).toHaveLength(3);
+    const agents = new Map(picked.map((c) => [`p:${c.phoneNumber}@${c.wabaNumber}`, c.assignedUserNumber]));
+    const csv = ['customerPhoneNumber,wabaNumber', ...picked.map((c) => `${(c.phoneNumber as string).slice(2)},${c.wabaNumber}`)].join('\n');
+    await page.waitForSelector('#drop-zone');
+    await page.setInputFiles('#file-input', { name: 'undo.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.fill('input[name=name]', 'undo me');
+    await page.fill('input[name=defaultCountry]', 'IN');
+    await page.check('input[name=captureAssignees]');
+    await page.click('#upload-button');
+    await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
+    const undoId = (await page.textContent('#b-id')) as string;
+    for (const key of agents.keys()) expect(env.api.stats().unassigned[key]).toBe(1);
+    expect(env.api.chats().filter((c) => agents.has(`p:${c.phoneNumber}@${c.wabaNumber}`) && c.assignedUserNumber !== null)).toEqual([]);
+    await page.waitForSelector('#b-restore:not([hidden])');
+    expect(await page.textContent('#b-restorable')).toBe('3 chat(s) can go back to their previous agent');
+    await shoot('batch-restore');
+    await page.fill('#restore-name', 'undo of undo me');
+    await page.focus('#act-restore');
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await page.textContent('#b-id')) !== undoId, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'the restore batch page to open',
+    });
+    expect(confirms.at(-1)).toMatch(/^Restore 3 chat\(s\) of this batch to the agent each had before it was unassigned\?/);
+    await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
+    expect(await page.textContent('#b-name')).toBe('undo of undo me');
+    // Nothing failed and a restore is not restored: neither form is offered.
+    expect([await page.isVisible('#b-rerun'), await page.isVisible('#b-restore')]).toEqual([false, false]);
+    expect(await page.textContent('#b-links')).toContain(`restore of ${undoId}`);
+    const back = env.api.chats().filter((c) => agents.has(`p:${c.phoneNumber}@${c.wabaNumber}`));
+    expect(new Map(back.map((c) => [`p:${c.phoneNumber}@${c.wabaNumber}`, c.assignedUserNumber]))).toEqual(agents);
+    await page.waitForSelector('#chart-throughput svg rect');
+    await shoot('batch-restored');
+
+    // The brake: a schedule holding any run above one chat, made with the page's form, run from its page.
+    await page.goto(`${con.url}/#/schedules/new`);
+    await page.waitForSelector('#sf-form');
+    await page.fill('#sf-name', 'braked');
+    await page.fill('#sf-cron', '0 3 * * *');
+    await page.fill('#sf-tz', 'UTC');
+    await page.selectOption('#sf-chatStatus', 'all');
+    await page.fill('#sf-maxChats', '1');
+    await page.click('#sf-save');
+    await page.waitForSelector('#sch-rows tr[data-schedule="braked"]');
+    const held = env.api.chats().filter((c) => c.assignedUserNumber !== null).length;
+    expect(held).toBeGreaterThan(1);
+    const runHeld = async (): Promise<string> => {
+      await page.goto(`${con.url}/#/schedules`);
+      await page.click('#sch-rows tr[data-schedule="braked"] button[aria-label="Run schedule braked now"]');
+      await page.waitForSelector('#sch-status:not([hidden]) a');
+      const id = (await page.textContent('#sch-status a')) as string;
+      await page.click('#sch-status a');
+      await page.waitForSelector('#b-status[data-status="awaiting-approval"]');
+      await page.waitForSelector('#act-approve:not([hidden])');
+      return id;
+    };
+    const rejectedId = await runHeld();
+    expect(await page.textContent('#b-held-chats')).toBe(String(held));
+    expect(await page.locator('#b-held-sample li').count()).toBeGreaterThan(0);
+    // Only Approve and Reject: nothing was sent, so there is nothing to rerun or restore, and no Cancel.
+    const shown = async (): Promise<string[]> =>
+      page.$$eval('#act-pause, #act-resume, #act-cancel, #act-approve, #act-reject, #act-rerun, #act-restore', (buttons) =>
+        buttons.filter((b) => (b as unknown as { offsetParent: unknown }).offsetParent !== null).map((b) => b.id),
+      );
+    expect(await shown()).toEqual(['act-approve', 'act-reject']);
+    await shoot('batch-held');
+    await page.click('#act-reject');
+    await eventually(async () => (await status()) === 'cancelled', { timeoutMs: 20_000, intervalMs: 100, message: 'the rejected batch to end cancelled' });
+    expect(confirms.at(-1)).toBe(`Reject this batch? Nothing is sent: its ${held} chat(s) are recorded as cancelled.`);
+    expect(await page.isHidden('#act-approve')).toBe(true);
+    expect(env.api.chats().filter((c) => c.assignedUserNumber !== null)).toHaveLength(held);
+
+    const approvedId = await runHeld();
+    expect(approvedId).not.toBe(rejectedId);
+    await page.click('#act-approve');
+    await page.waitForSelector('#b-status[data-status="finished"]', { timeout: 30_000 });
+    expect(confirms.at(-1)).toBe(`Approve this batch? Its ${held} chat(s) are sent to DoubleTick now.`);
+    expect(env.api.chats().filter((c) => c.assignedUserNumber !== null)).toEqual([]);
+    await page.waitForSelector('#chart-throughput svg rect');
+    await shoot('batch-approved');
+
+    // Who did what: the batch page links to its own entries (the approve, by the console's operator).
+    await page.click('#b-audit');
+    await page.waitForSelector('#audit-rows tr[data-action="approve"]');
+    expect(await page.textContent('#audit-rows tr[data-action="approve"]')).toContain('console');
+    expect(await page.inputValue('#a-batch')).toBe(approvedId);
+    await page.goto(`${con.url}/#/audit`);
+    await page.fill('#a-limit', '40');
+    await page.press('#a-limit', 'Enter');
+    await page.waitForURL(/#\/audit\?limit=40$/);
+    await page.waitForSelector('#audit-rows tr');
+    const actions = await page.$$eval('#audit-rows tr', (rows) => rows.map((r) => r.getAttribute('data-action')));
+    expect(await page.textContent(`#audit-rows tr[data-action="upload"]:has(a[href$="${undoId}"])`)).toContain('defaultCountry=IN captureAssignees=true');
+    for (const action of ['upload', 'restore', 'schedule-set', 'schedule-run-now', 'reject', 'approve', 'console-login'])
+      expect({ action, found: actions.includes(action) }).toEqual({ action, found: true });
+    await shoot('audit');
+
+    // The two pages the other tests do not narrow: log-in and audit at 360 px.
+    await page.setViewportSize({ width: 360, height: 780 });
+    await page.goto(`${con.url}/#/batches/${rejectedId}`);
+    await page.waitForSelector('#b-status[data-status="cancelled"]');
+    await shoot('batch-rejected-narrow');
+    await context.clearCookies();
+    await page.goto(`${con.url}/login`);
+    await page.waitForSelector('#token');
+    expect((await page.evaluate('document.documentElement.scrollWidth')) as number).toBe(360);
+    await shoot('login-narrow');
+
+    expect(dialogs).toBe(0);
+    expect(pageErrors).toEqual([]);
     await context.close();
   });
 });

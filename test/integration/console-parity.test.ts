@@ -350,4 +350,21 @@ describe('console parity: failed chats and the batch list', () => {
     expect(byCli.counts).toEqual(dry.body.counts);
     expect((await con.json<Batch>(`/api/batches/${byCli.batchId}`)).body).toMatchObject({ name: 'by cli', status: 'dry-run' });
   });
+  it('uploads with a default country for numbers without one, as `upload --default-country` does; refuses one that is not a country', async () => {
+    // The fixture's first three numbers without their 91: only a default country makes them chats.
+    const local = ['customerPhoneNumber,wabaNumber', ...[1, 2, 3].map((i) => `${fixturePhone(i).slice(2)},919000000000`)].join('\n');
+    const bad = await con.upload(local, 'local.csv', { defaultCountry: 'XX', dryRun: 'true' });
+    expect(bad).toMatchObject({ status: 400, body: { message: 'Expected the default country to be an ISO country code like IN, got "XX"' } });
+
+    const without = await con.upload(local, 'local.csv', { dryRun: 'true', force: 'true' });
+    expect(without).toMatchObject({ status: 422, body: { error: 'ERR_NO_VALID_ROWS' } });
+    const withIn = await con.upload(local, 'local.csv', { defaultCountry: ' in ', dryRun: 'true', force: 'true' });
+    expect(withIn.status).toBe(201);
+    expect(withIn.body).toMatchObject({ counts: { valid: 3, rejected: 0 } });
+
+    // The CLI, same file and country: the same counts.
+    const cli = spawnCli(env, ['upload', env.csv('local.csv', local), '--default-country', 'IN', '--dry-run', '--force', '--json']);
+    expect((await cli.exited).code).toBe(0);
+    expect(cli.output()).toContain('"valid": 3');
+  });
 });

@@ -225,8 +225,8 @@
       if (!file) return;
       const data = new FormData();
       // Fields first, then the file: the server reads the parts in order.
-      for (const name of ['name', 'waba']) data.append(name, form.elements[name].value);
-      for (const name of ['force', 'dryRun', 'approve']) data.append(name, form.elements[name].checked ? 'true' : 'false');
+      for (const name of ['name', 'waba', 'defaultCountry']) data.append(name, form.elements[name].value);
+      for (const name of ['force', 'dryRun', 'approve', 'captureAssignees']) data.append(name, form.elements[name].checked ? 'true' : 'false');
       data.append('file', file, file.name);
       upload(data, button, errorBox);
     });
@@ -385,11 +385,12 @@
     $('act-restore').addEventListener('click', () => {
       const n = current ? current.restorable || 0 : 0;
       const force = $('restore-force').checked;
+      const options = rerunOptions('restore-name', 'restore-dry');
       const text =
-        `Restore ${n} chat(s) of this batch to the agent each had before it was unassigned?` +
+        `${options.dryRun ? 'Dry-run a restore of' : 'Restore'} ${n} chat(s) of this batch to the agent each had before it was unassigned?` +
         ' A chat assigned to someone since is left with its new agent.' +
         (force ? ' (Restoring again: this batch was restored before.)' : '');
-      if (window.confirm(text)) act('restore', force ? { force } : {});
+      if (window.confirm(text)) act('restore', { ...(force ? { force } : {}), ...options });
     });
     $('b-failures').href = `#/batches/${encodeURIComponent(id)}/failures`;
     const remember = update;
@@ -413,7 +414,7 @@
     };
   }
 
-  /** The rerun form's name and dry-run fields as the rerun API's body takes them (`rerun --name`, `--dry-run`). */
+  /** A rerun or restore form's name and dry-run fields as the API's body takes them (`--name`, `--dry-run`). */
   function rerunOptions(nameId, dryId) {
     const name = $(nameId).value.trim();
     return { ...(name ? { name } : {}), dryRun: $(dryId).checked };
@@ -848,7 +849,8 @@
   function renderAudit(query) {
     view.replaceChildren($('audit-template').content.cloneNode(true));
     const params = new URLSearchParams(query || '');
-    const fields = ['batch', 'actor', 'since'];
+    // `audit --limit`: the latest n entries that match (the API's default when blank).
+    const fields = ['batch', 'actor', 'since', 'limit'];
     for (const f of fields) $(`a-${f}`).value = params.get(f) || '';
     const errorBox = $('a-error');
     let alive = true;
