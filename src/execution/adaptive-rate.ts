@@ -94,6 +94,12 @@ export interface AdaptiveReport {
 /** A window counts as having used the rate when at least this share of it was answered. */
 export const USED_SHARE = 0.6;
 /**
+ * A probe steps up only after a window that delivered nearly its rate (the pacer's margin lets a little under it
+ * through). A process that cannot send faster than it does (its concurrency, a busy machine) would otherwise
+ * raise the rate far above what it sends, and then, catching up after a stall, burst at that rate into the API.
+ */
+export const PROBE_USED_SHARE = 0.8;
+/**
  * A cut with nothing measured multiplies the rate by this. Deep enough that a limit which dropped is found in one
  * or two cuts (every cut costs every worker a Retry-After pause); shallow enough that a steady limit is lost only
  * briefly (the probe climbs back in a few windows).
@@ -199,7 +205,7 @@ function roll(s: AdaptiveState, now: number, settings: AdaptiveSettings): Adapti
     else if (s.phase === 'hold') {
       next.holdLeft = s.holdLeft - 1;
       if (next.holdLeft <= 0) next = { ...next, phase: 'probe', step: firstProbeStep(s.rate) };
-    } else if (s.phase === 'probe') next = { ...next, rate: whole(s.rate + s.step, 1, ceiling), step: s.step * 2 };
+    } else if (s.phase === 'probe' && s.winOk >= s.rate * PROBE_USED_SHARE) next = { ...next, rate: whole(s.rate + s.step, 1, ceiling), step: s.step * 2 };
   }
   const windows = Math.floor((now - s.winStart) / windowMs);
   // A skipped window (no report in it) had no successes.

@@ -201,6 +201,19 @@ describe('adaptive rate: single steps', () => {
     expect(low.rate).toBe(8);
   });
 
+  it('a probe steps up only after a window that delivered nearly its rate: a process that sends less stays where it is', () => {
+    let s: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 40, phase: 'probe', step: 4, limit: 36 };
+    // The window delivered 30 of 40 (a process that cannot send faster): used, but no step up.
+    s = step(s, { ok: 30, limited: 0 }, T0 + 999, SETTINGS);
+    s = step(s, { ok: 0, limited: 0 }, T0 + 1000, SETTINGS);
+    expect(s.rate).toBe(40);
+    expect(s.phase).toBe('probe');
+    // 38 of 40: steps up.
+    s = step(s, { ok: 38, limited: 0 }, T0 + 1999, SETTINGS);
+    s = step(s, { ok: 0, limited: 0 }, T0 + 2000, SETTINGS);
+    expect(s.rate).toBe(44);
+  });
+
   it('rate-limit headers set the rate directly and stop the probing; a 429 then does not cut', () => {
     let s = step(undefined, { ok: 1, limited: 0, hint: { limit: 40, windowMs: 1000, remaining: 39 } }, T0, SETTINGS);
     expect(s.rate).toBe(40);
