@@ -58,7 +58,7 @@ export interface Keys {
   sourceHash(sha256: string): string;
   /** HASH: schedule definitions (name → JSON). */
   readonly schedules: string;
-  /** HASH: `last:<schedule>` → JSON batch ids of its last run, `waiting:<schedule>` → the run waiting to start (schedule-store.ts). */
+  /** HASH: `last:<schedule>` → JSON batch ids of its last run, `waiting:<schedule>` → the run waiting to start (schedule/store.ts). */
   readonly scheduleState: string;
   /** LIST per schedule: its latest runs, newest first, JSON (capped). */
   scheduleRuns(name: string): string;

@@ -22,7 +22,7 @@ export interface FinalizeJobData {
   readonly b: string;
 }
 
-/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule-store.ts): the schedule's name. */
+/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule/store.ts): the schedule's name. */
 export interface ScheduleJobData {
   readonly s: string;
   /** Set while the run waits for the previous one (--overlap wait): when it first found it busy, and why. */

@@ -51,10 +51,10 @@ export async function openContext(config: ResolvedConfig): Promise<Context> {
   return ctx;
 }
 
-/** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */
 /** Exit code of a `run` / `upload` whose batch was held for approval (the brake): nothing was sent. */
 export const EXIT_HELD = 4;
 
+/** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled, 4 held for approval. (2 is raised as an error before a batch exists.) */
 export function exitCodeFor(batch: BatchRecord): number {
   if (batch.status === Status.awaitingApproval) return EXIT_HELD;
   if (batch.status === Status.stopped || batch.status === Status.cancelled) return 3;
