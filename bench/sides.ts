@@ -26,7 +26,7 @@ import { benchConfig, BENCH_KEY, waitUntil } from './support.js';
 // Everything else is imported inside the side that needs it: a side's peak RSS should not include modules only
 // another side uses (got and the worker are not part of ingest, csv-parse and libphonenumber not of raw addBulk).
 
-/** Same as src/context.ts BACKOFF_DELAY_MS; job options must equal ours byte for byte. */
+/** Same as src/runtime/context.ts BACKOFF_DELAY_MS; job options must equal ours byte for byte. */
 const POLICY = { maxAttempts: 3, backoffDelayMs: 1000 };
 /** Raw baseline: chunks of 1000, a few in flight so Redis never waits for the client. */
 const RAW_CHUNK = 1000;
@@ -216,7 +216,7 @@ async function workOurs(p: WorkParams): Promise<object> {
   }
 }
 
-/** The got call every side makes: same endpoint, body, headers, keep-alive and timeout as src/api-client.ts. */
+/** The got call every side makes: same endpoint, body, headers, keep-alive and timeout as src/execution/api-client.ts. */
 async function bareClient(apiUrl: string, concurrency: number) {
   const [{ default: got }, { unassignBody }] = await Promise.all([import('got'), import('../src/execution/api-client.js')]);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency * 2 });

@@ -1,6 +1,6 @@
 /**
  * The `nightly` job processor: one tick of a schedule (made by its BullMQ job scheduler, see
- * src/schedule-store.ts). Runs the schedule (src/scheduled-run.ts) and applies the overlap rule when the
+ * src/schedule/store.ts). Runs the schedule (src/schedule/run.ts) and applies the overlap rule when the
  * previous scheduled run is still going:
  *  - skip: log the skipped tick and note it in the report of the batch it skipped for;
  *  - wait: park this job in BullMQ's delayed set (it holds no worker slot while it waits) and run when the

@@ -57,8 +57,8 @@ const EXIT_CODES: Readonly<Record<string, number>> = {
 export const EXIT_INTERNAL = 70;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {

@@ -3,11 +3,11 @@
  * job of a process (the API client, the global pacer, BullMQ's limiter); the entry point hands it a
  * `JobTable` that builds one processor per job name from those. Nothing under `src/` imports `jobs/`.
  */
-import type { Job } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
 
 import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
-import type { JobName } from '../store/queue.js';
+import { decodeJobData, isJobName, type JobName } from '../store/queue.js';
 import type { DoubleTickApi } from './api-client.js';
 
 /** A BullMQ processor. `token` is the job's lock token (needed to move a job to delayed). */
@@ -28,3 +28,21 @@ export interface WorkerServices {
 
 /** Builds the processors of a worker: one per job name on the queue. */
 export type JobTable = (ctx: Context, services: WorkerServices) => Readonly<Record<JobName, Processor>>;
+
+/**
+ * One processor for the whole queue: runs the table's processor for the job's name. A job this build cannot run
+ * fails for good (BullMQ's UnrecoverableError: no retries) instead of being guessed at — a name it has no
+ * processor for (a newer producer, a typo), or data that is not of its name's shape (another data layout).
+ */
+export function dispatch(table: Readonly<Record<JobName, Processor>>): Processor {
+  return async (job, token) => {
+    const name = job.name;
+    if (!isJobName(name)) throw new UnrecoverableError(`unknown job name ${JSON.stringify(name)}: no processor for it in this worker`);
+    try {
+      decodeJobData(name, job.data, `job ${job.id ?? '?'} (${name}) data`);
+    } catch (error) {
+      throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
+    }
+    return table[name](job, token);
+  };
+}

@@ -2,15 +2,15 @@
  * A worker process's BullMQ Worker: the global limiter, concurrency, lock and stall settings, and the
  * processors behind one dispatch by job name (`unassign`, `finalize`, and a schedule's `nightly` / `notify`).
  */
-import { UnrecoverableError, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 
 import { requireApiKey } from '../config/config.js';
 import { toError } from '../domain/errors.js';
 import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { QUEUE_NAME } from '../store/keys.js';
-import { enqueueFinalize, finalizeJobId, isJobName, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
-import type { JobTable } from './job-table.js';
+import { decodeJobData, enqueueFinalize, finalizeJobId, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
+import { dispatch, type JobTable } from './job-table.js';
 import { makePacedApi } from './paced-api.js';
 import { reconcileBatch } from './reconcile.js';
 import { untilRedisServes } from './outage.js';
@@ -128,25 +128,17 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
       await options.onBatchFinished?.(summary);
     },
   });
-  const worker = new Worker<QueueJobData>(
-    QUEUE_NAME,
-    async (job, token) => {
-      // A job this version does not know (a newer producer, a typo) must not be run as something else.
-      if (!isJobName(job.name)) throw new UnrecoverableError(`unknown job name ${JSON.stringify(job.name)}: no processor for it in this worker`);
-      return processors[job.name](job, token);
-    },
-    {
-      connection: ctx.queueRedis,
-      prefix: ctx.keys.bullPrefix,
-      concurrency: config.workerConcurrency,
-      ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
-      lockDuration,
-      stalledInterval: stalledIntervalFor(lockDuration),
-      // A job whose process died is re-run once its lock expires; twice more is plenty before giving up on it.
-      maxStalledCount: 3,
-      autorun: true,
-    },
-  );
+  const worker = new Worker<QueueJobData>(QUEUE_NAME, dispatch(processors), {
+    connection: ctx.queueRedis,
+    prefix: ctx.keys.bullPrefix,
+    concurrency: config.workerConcurrency,
+    ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
+    lockDuration,
+    stalledInterval: stalledIntervalFor(lockDuration),
+    // A job whose process died is re-run once its lock expires; twice more is plenty before giving up on it.
+    maxStalledCount: 3,
+    autorun: true,
+  });
   worker.on('error', (error) => logger.warn({ err: toError(error).message }, 'worker connection error'));
   // Safety net: a job that failed for good for an unexpected reason (a bug, not an API answer; or BullMQ's
   // "job stalled more than allowable limit" after repeated worker crashes, which fails it on its first attempt)
@@ -156,7 +148,14 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   worker.on('failed', (job, error) => {
     if (job?.name === JOB_NIGHTLY) logger.error({ jobId: job.id, err: error.message }, 'scheduled run failed (its sources stay for the next tick)');
     if (!job || job.name !== JOB_UNASSIGN || job.finishedOn === undefined) return;
-    const data = job.data as UnassignJobData;
+    let data: UnassignJobData;
+    try {
+      data = decodeJobData(JOB_UNASSIGN, job.data, `job ${job.id ?? '?'} (${job.name}) data`);
+    } catch {
+      // Not a chat of this build's layout (dispatch refused it): there is no chat to record a result for.
+      logger.error({ jobId: job.id, err: error.message }, 'job failed for good and names no chat of this data layout: nothing recorded');
+      return;
+    }
     const result = {
       state: 'failed',
       httpStatus: 0,

@@ -1,5 +1,5 @@
 /**
- * CSV file → rows, streaming: records from `readCsvRecords` (src/csv-records.ts: parsing, limits, line numbers)
+ * CSV file → rows, streaming: records from `readCsvRecords` (src/ingest/csv-records.ts: parsing, limits, line numbers)
  * become valid chats or rejected rows here (column roles, phone normalisation).
  */
 import type { CountryCode } from 'libphonenumber-js';

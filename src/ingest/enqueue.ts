@@ -21,8 +21,8 @@ import { agentColumnOf, agentOfCell } from './csv-headers.js';
 export const CHUNK_SIZE = 1000;
 /**
  * Jobs per `addBulk`, and `addBulk` calls in flight at once (p-limit). Small calls overlap Redis (running BullMQ's
- * Lua) with this process (building the next jobs) while only ~500 jobs wait in memory. Measured on a million rows
- * (bench/): 4 × 1000 peaked at ~240 MB of RSS, 8 × 125 at ~205 MB and 9 % faster than this, 4 × 125 at ~190 MB.
+ * Lua) with this process (building the next jobs) while only ~500 jobs wait in memory. Larger settings are
+ * faster but cost peak RSS over the ingest memory target: BENCHMARKS.md, "Enqueue chunk sizes".
  */
 export const ENQUEUE_CHUNK_SIZE = 125;
 export const CHUNKS_IN_FLIGHT = 4;

@@ -18,6 +18,7 @@ import { writeReport } from '../report/report.js';
 import type { ChatResult } from '../store/result-store.js';
 import { chatFromKey, type FailureClass } from '../domain/chat.js';
 import type { Actor } from '../domain/actor.js';
+import { untilSettled } from './settle-advice.js';
 
 export interface RerunOptions {
   /** Also rerun permanent failures (400/404/422). */
@@ -38,22 +39,25 @@ export function selectsFailure(result: ChatResult, opts: RerunOptions): boolean 
   return true;
 }
 
-function refuse(parent: BatchRecord, children: readonly BatchRecord[]): void {
+/** Why `parent` cannot be rerun now, as an error that says what to do; undefined when it can. */
+export function rerunRefusal(parent: BatchRecord, children: readonly BatchRecord[]): BatchStateError | undefined {
   if (parent.status === Status.stopped) {
     // Its waiting chats are parked, not failed: cancelling would record them as cancelled, which no rerun picks up.
-    throw new BatchStateError(
+    return new BatchStateError(
       `batch ${parent.id} is stopped (${parent.reason || TRANSITIONS.stop.reason}): its chats are not failed, they are waiting — ` +
         `fix the cause and \`bulk-unassign resume ${parent.id}\` to send them`,
     );
   }
+  if (parent.dryRun || parent.status === Status.dryRun) {
+    return new BatchStateError(`batch ${parent.id} is a dry run: it sent nothing, so nothing failed and there is nothing to rerun`);
+  }
   if (!(GUARDS.rerunFrom as readonly BatchStatus[]).includes(parent.status)) {
-    throw new BatchStateError(
-      `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, or \`bulk-unassign cancel ${parent.id}\` first`,
-    );
+    return new BatchStateError(`batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): ${untilSettled(parent)}`);
   }
   // An early, friendly answer only: the rule itself is enforced atomically when the child is created (see rerunBatch).
   const active = children.find((c) => c.kind !== 'restore' && ACTIVE.has(c.status));
-  if (active) throw new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
+  if (active) return new BatchStateError(`batch ${parent.id} already has a rerun in progress: ${active.id} (${active.status})`);
+  return undefined;
 }
 
 /** Why a rerun would be empty, with the flag that would change it. */
@@ -88,7 +92,8 @@ function rowsOf(failures: FailureIndex, header: readonly string[]): RowSource {
 export async function rerunBatch(ctx: Context, parentId: string, actor: Actor, opts: RerunOptions = {}): Promise<BatchRecord> {
   const parent = await ctx.batches.require(parentId);
   const children = (await Promise.all(parent.children.map((id) => ctx.batches.get(id)))).filter((c): c is BatchRecord => c !== undefined);
-  refuse(parent, children);
+  const refusal = rerunRefusal(parent, children);
+  if (refusal) throw refusal;
   // The selection streams from a failure index in Redis, in the parent's file order: a rerun of a million
   // failed chats (an outage, a bad key) holds a page of them in memory, not all.
   const failures = await indexFailures(ctx, parent.id, (result) => selectsFailure(result, opts));

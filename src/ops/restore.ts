@@ -22,6 +22,7 @@ import { ingest, type RowSource } from '../ingest/enqueue.js';
 import { writeReport } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import type { BatchRecord } from '../store/batch-store.js';
+import { untilSettled } from './settle-advice.js';
 
 export interface RestoreOptions {
   /** Who asked for it: the audit trail's actor and the batch's `createdBy`. */
@@ -54,8 +55,7 @@ export function restoreRefusal(parent: BatchRecord, children: readonly BatchReco
   }
   if (!(GUARDS.restoreFrom as readonly BatchStatus[]).includes(parent.status)) {
     return new BatchStateError(
-      `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): wait for it to finish, ` +
-        `or \`bulk-unassign cancel ${parent.id}\` first, then restore`,
+      `batch ${parent.id} is still ${parent.status} (${parent.done}/${parent.counts.valid} chats done): ${untilSettled(parent, 'then restore')}`,
     );
   }
   // Early, friendly answers only: the rule itself is enforced atomically when the restore is created.

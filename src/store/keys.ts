@@ -58,7 +58,7 @@ export interface Keys {
   sourceHash(sha256: string): string;
   /** HASH: schedule definitions (name → JSON). */
   readonly schedules: string;
-  /** HASH: `last:<schedule>` → JSON batch ids of its last run, `waiting:<schedule>` → the run waiting to start (schedule-store.ts). */
+  /** HASH: `last:<schedule>` → JSON batch ids of its last run, `waiting:<schedule>` → the run waiting to start (schedule/store.ts). */
   readonly scheduleState: string;
   /** LIST per schedule: its latest runs, newest first, JSON (capped). */
   scheduleRuns(name: string): string;
@@ -93,6 +93,8 @@ export interface Keys {
   readonly consoleSessionKey: string;
   /** STRING: written by watchers to learn whether Redis accepts writes (its value is of no interest). */
   readonly writeProbe: string;
+  /** A SCAN/KEYS pattern matching every key under the prefix (the demo deletes its own prefix with it when done). */
+  readonly everything: string;
   /** All keys of one batch. */
   batch(batchId: string): BatchKeys;
 }
@@ -111,6 +113,7 @@ export function makeKeys(queuePrefix: string): Keys {
     rate: (fingerprint) => `${root}:rate:${fingerprint}`,
     rateIndex: `${root}:rates`,
     layout: `${root}:layout`,
+    everything: `${root}:*`,
     sourceHash: (sha256) => `${root}:source:${sha256}`,
     failureIndex: (batchId, token) => `${root}:batch:${batchId}:failures:${token}`,
     reconcileLock: (batchId) => `${root}:batch:${batchId}:reconcile`,

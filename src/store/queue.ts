@@ -10,6 +10,7 @@ import type { Keys } from './keys.js';
 import { QUEUE_NAME } from './keys.js';
 import { jobRetryOptions, RETRY_POLICIES, type RetryPolicy } from '../domain/retry-policy.js';
 import type { ScriptedRedis } from './scripts.js';
+import { type JsonObject, jsonObject, memberOf, numberMember, optionalStringMember, stringMember } from './codecs.js';
 
 /** Data of an `unassign` job: deliberately tiny (batch id + chat key); the row itself stays in the batch's chats hash. */
 export interface UnassignJobData {
@@ -22,7 +23,7 @@ export interface FinalizeJobData {
   readonly b: string;
 }
 
-/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule-store.ts): the schedule's name. */
+/** Data of a `nightly` job (made by a schedule's BullMQ job scheduler, see schedule/store.ts): the schedule's name. */
 export interface ScheduleJobData {
   readonly s: string;
   /** Set while the run waits for the previous one (--overlap wait): when it first found it busy, and why. */
@@ -62,6 +63,43 @@ export type JobName = (typeof JOB_NAMES)[number];
 
 export function isJobName(name: string): name is JobName {
   return (JOB_NAMES as readonly string[]).includes(name);
+}
+
+/** The data each job name carries. */
+export interface JobDataByName {
+  readonly [JOB_UNASSIGN]: UnassignJobData;
+  readonly [JOB_FINALIZE]: FinalizeJobData;
+  readonly [JOB_NIGHTLY]: ScheduleJobData;
+  readonly [JOB_NOTIFY]: NotifyJobData;
+  readonly [JOB_EXPIRE_APPROVAL]: ExpireApprovalJobData;
+}
+
+const JOB_DATA_DECODERS: { readonly [N in JobName]: (data: JsonObject, where: string) => JobDataByName[N] } = {
+  [JOB_UNASSIGN]: (data, where) => ({ b: stringMember(data, 'b', where), k: stringMember(data, 'k', where) }),
+  [JOB_FINALIZE]: (data, where) => ({ b: stringMember(data, 'b', where) }),
+  [JOB_EXPIRE_APPROVAL]: (data, where) => ({ b: stringMember(data, 'b', where) }),
+  [JOB_NIGHTLY]: (data, where) => {
+    const s = stringMember(data, 's', where);
+    if (memberOf(data, 'w') === undefined) return { s };
+    const waitWhere = `${where} member "w"`;
+    const w = jsonObject(memberOf(data, 'w'), waitWhere);
+    return { s, w: { since: numberMember(w, 'since', waitWhere, true), blockedBy: stringMember(w, 'blockedBy', waitWhere) } };
+  },
+  [JOB_NOTIFY]: (data, where) => {
+    const summaryWhere = `${where} member "summary"`;
+    const summary = jsonObject(memberOf(data, 'summary'), summaryWhere);
+    const event = optionalStringMember(data, 'event', where);
+    return { summary: { ...summary, batchId: stringMember(summary, 'batchId', summaryWhere) }, ...(event === undefined ? {} : { event }) };
+  },
+};
+
+/**
+ * A job's data checked against its name's shape. Job data is JSON that BullMQ reads back from Redis, written by
+ * whichever build enqueued the job: a job of another data layout is refused (a DataLayoutError naming the job
+ * and the member) before a processor reads a field of it.
+ */
+export function decodeJobData<N extends JobName>(name: N, data: unknown, where: string): JobDataByName[N] {
+  return JOB_DATA_DECODERS[name](jsonObject(data, where), where);
 }
 
 /** BullMQ's highest priority number (2^21 - 1). */

@@ -8,12 +8,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
 
 import { type MockApi, startMockApi } from '../../src/devtools/mock-api.js';
 import { redisAnswers } from '../../src/store/redis.js';
+import { makeKeys } from '../../src/store/keys.js';
+import { DATA_LAYOUT_VERSION } from '../../src/store/layout.js';
 import { freePort } from '../../src/devtools/redis-server.js';
 import { deletePrefix, phones, redisUrl, TEST_KEY, uniquePrefix } from '../helpers/harness.js';
 import { eventually } from '../helpers/eventually.js';
+import { keysUnder } from '../helpers/redis-dump.js';
 
 const CLI = resolve('dist/src/main.js');
 const WABA = '919000000000';
@@ -143,6 +147,27 @@ describe('bulk-unassign CLI', () => {
     expect(noRedis.code).toBe(2);
     expect(noRedis.stderr).toMatch(/redis/i);
     noStack(noRedis.stderr);
+  });
+
+  it('exit 2 for a worker (or any command) on data of another layout version, naming both; the data is left alone', async () => {
+    const other = uniquePrefix('cli-layout');
+    const keys = makeKeys(other);
+    const redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
+    try {
+      await redis.set(keys.layout, String(DATA_LAYOUT_VERSION + 1));
+      for (const args of [['worker'], ['batches']]) {
+        const refused = await cli(args, { QUEUE_PREFIX: other });
+        expect({ args, code: refused.code }).toEqual({ args, code: 2 });
+        expect(refused.stderr).toContain(`data layout v${DATA_LAYOUT_VERSION + 1} (${keys.layout}), this build understands v${DATA_LAYOUT_VERSION}`);
+        noStack(refused.stderr);
+      }
+      // Nothing was written under the prefix: the version key is all there is.
+      expect(await keysUnder(redis, other)).toEqual([keys.layout]);
+      expect(await redis.get(keys.layout)).toBe(String(DATA_LAYOUT_VERSION + 1));
+    } finally {
+      await redis.del(keys.layout);
+      redis.disconnect();
+    }
   });
 
   it('demo: runs end to end where no Redis answers, on a private redis-server, and checks itself', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
+import { eventually } from '../helpers/eventually.js';
 import { makeTestEnv, type TestEnv } from '../helpers/harness.js';
 import { closeTestConsole, CONSOLE_TOKEN, fixtureText, startTestConsole, type TestConsole } from '../helpers/console.js';
 
@@ -336,24 +337,28 @@ describe('live progress stream: batch ids and the cap on open streams', () => {
 
       // One client leaves: its slot comes back (the server sees the close a moment later).
       open.shift()?.abort();
-      const deadline = Date.now() + 10_000;
-      let again = await openStream();
-      while (again.status === 503 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        again = await openStream();
-      }
+      const again = await eventually(
+        async () => {
+          const response = await openStream();
+          return response.status !== 503 && response;
+        },
+        { timeoutMs: 10_000, intervalMs: 100, message: 'a stream slot to come back after a client left' },
+      );
       expect(again.status).toBe(200);
       expect((await openStream()).status).toBe(503);
     } finally {
       for (const controller of open) controller.abort();
     }
     // All closed: streams can be opened again.
-    const deadline = Date.now() + 10_000;
-    let after = await con.request(`/api/batches/${batchId}/events`, { signal: AbortSignal.timeout(5000) });
-    while (after.status === 503 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      after = await con.request(`/api/batches/${batchId}/events`, { signal: AbortSignal.timeout(5000) });
-    }
+    const after = await eventually(
+      async () => {
+        const response = await con.request(`/api/batches/${batchId}/events`, { signal: AbortSignal.timeout(5000) });
+        if (response.status !== 503) return response;
+        await response.arrayBuffer();
+        return false;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, message: 'streams to open again once every client left' },
+    );
     expect(after.status).toBe(200);
     await after.body?.cancel();
     expect(con.process.running()).toBe(true);

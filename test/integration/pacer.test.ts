@@ -1,5 +1,5 @@
 /**
- * The global pacer (src/pacer.ts): calls from several processes' pacers sharing one Redis key are spaced so that
+ * The global pacer (src/execution/pacer.ts): calls from several processes' pacers sharing one Redis key are spaced so that
  * no sliding window holds more than the limit, and a pause holds everyone.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';

@@ -1,6 +1,6 @@
 /**
  * Redis killed (SIGKILL) and restarted mid-batch, twice, with AOF on. A private
- * redis-server (src/redis-server.ts) is used so the shared one is never touched. `bulk-unassign run` (CLI with
+ * redis-server (src/devtools/redis-server.ts) is used so the shared one is never touched. `bulk-unassign run` (CLI with
  * an in-process worker) and one `bulk-unassign worker` process must reconnect by themselves (ioredis
  * retryStrategy, maxRetriesPerRequest null) and the batch must finish with exact counts: one result per chat,
  * counters equal to the records, and every chat unassigned exactly once by the server.

@@ -13,7 +13,7 @@ import { openCsvSource, readCsvRecords } from '../../src/ingest/csv-source.js';
 import { inputError } from '../helpers/errors.js';
 
 const MiB = 1024 * 1024;
-/** As src/commands/common.ts passes them; the file cap is MAX_FILE_MB's default (512). */
+/** As src/cli/commands/common.ts passes them; the file cap is MAX_FILE_MB's default (512). */
 const LIMITS = { maxFileBytes: 512 * MiB, maxRecordBytes: 1 * MiB, maxColumns: 1000 } as const;
 const WABA = '919000000000';
 

@@ -15,7 +15,7 @@ import { type CsvReadOptions, type CsvSourceOptions, type IngestRow, openCsvSour
 import { inputError } from '../helpers/errors.js';
 import { eventually } from '../helpers/eventually.js';
 
-/** The limits the CLI passes (src/commands/common.ts), with a 64 MiB file cap. */
+/** The limits the CLI passes (src/cli/commands/common.ts), with a 64 MiB file cap. */
 const LIMITS = { maxFileBytes: 64 * 1024 * 1024, maxRecordBytes: 1024 * 1024, maxColumns: 1000 } as const;
 const WABA = '919000000000';
 const SPECTRUM = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/csv-spectrum');

@@ -9,7 +9,10 @@
  *  (i)  Lua — a .lua file, or a Lua script held in a TypeScript string/template literal (one that calls
  *       `redis.call`/`redis.pcall`, starts a line with `local <name>`, or interpolates `luaLifecyclePrelude()`),
  *       must not contain any batch status (BATCH_STATUSES) as a quoted Lua string ('x' or "x"). Lua comments
- *       (`-- …`) are ignored.
+ *       (`-- …`) are ignored. Nor may it name a status the table does not know: a `LIFECYCLE.<field>` the prelude
+ *       does not define (it would read as nil: a silent "no"), or any quoted string written to or compared with
+ *       the `status` field (`'status', 'queued'`, `status == 'queued'`): statuses reach Lua only from the prelude
+ *       or as arguments.
  *  (ii) TypeScript — a string literal (quotes or a template without `${}`) whose whole value is one of the
  *       status-only words `ingesting awaiting-approval running paused stopped cancelling finalizing finished` is an offender.
  *       Words inside longer text ('batch is running', `still ${status}`) are prose, not statuses, and pass.
@@ -28,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import ts from 'typescript';
 
-import { BATCH_STATUSES } from '../../src/domain/lifecycle.js';
+import { BATCH_STATUSES, luaLifecyclePrelude } from '../../src/domain/lifecycle.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const SCANNED_DIRS = ['src', 'jobs'];
@@ -51,7 +54,7 @@ export interface Offender {
   readonly file: string;
   readonly line: number;
   readonly column: number;
-  readonly rule: 'lua' | 'status-literal' | 'status-compare';
+  readonly rule: 'lua' | 'lua-unknown' | 'status-literal' | 'status-compare';
   readonly text: string;
 }
 
@@ -72,6 +75,25 @@ const blank = (comment: string): string => comment.replace(/[^\n]/g, ' ');
 function luaStatusLiterals(lua: string): { offset: number; text: string }[] {
   const code = lua.replace(/--\[(=*)\[[\s\S]*?\]\1\]/g, blank).replace(/--[^\n]*/g, blank);
   return [...code.matchAll(quotedStatus)].map((m) => ({ offset: m.index ?? 0, text: m[0] }));
+}
+
+/** The fields the Lua prelude defines (`LIFECYCLE.park` …). */
+const PRELUDE_FIELDS = new Set([...luaLifecyclePrelude().matchAll(/^ {2}(\w+) = /gm)].map((m) => m[1]!));
+
+/** Status names a Lua script makes up: LIFECYCLE fields the prelude lacks, literals written to or compared with `status`. */
+function luaUnknownStatuses(lua: string): { offset: number; text: string }[] {
+  const code = lua.replace(/--\[(=*)\[[\s\S]*?\]\1\]/g, blank).replace(/--[^\n]*/g, blank);
+  const quoted = `(['"])[^'"\\n]*\\{n}`;
+  const patterns = [
+    /\bLIFECYCLE\.(\w+)/g,
+    new RegExp(`(['"])status\\1\\s*,\\s*${quoted.replace('{n}', '2')}`, 'g'),
+    new RegExp(`\\bstatus\\s*[~=]=\\s*${quoted.replace('{n}', '1')}`, 'g'),
+    new RegExp(`${quoted.replace('{n}', '1')}\\s*[~=]=\\s*status\\b`, 'g'),
+    new RegExp(`(['"])status\\1\\s*\\)\\s*[~=]=\\s*${quoted.replace('{n}', '2')}`, 'g'),
+  ];
+  return patterns.flatMap((re, i) =>
+    [...code.matchAll(re)].filter((m) => i !== 0 || !PRELUDE_FIELDS.has(m[1]!)).map((m) => ({ offset: m.index ?? 0, text: m[0] })),
+  );
 }
 
 function looksLikeLua(text: string): boolean {
@@ -122,6 +144,7 @@ function scanTypeScript(file: string, text: string): Offender[] {
           seen.set(hit.text, (seen.get(hit.text) ?? 0) + 1);
           at(node.getStart(source) + Math.max(0, rawAt), 'lua', hit.text);
         }
+        for (const hit of luaUnknownStatuses(lua)) at(node.getStart(source) + Math.max(0, raw.indexOf(hit.text)), 'lua-unknown', hit.text);
       }
     }
     // (ii) an exact status-only literal.
@@ -159,10 +182,11 @@ function scanTypeScript(file: string, text: string): Offender[] {
 }
 
 function scanLua(file: string, text: string): Offender[] {
-  return luaStatusLiterals(text).map((hit) => {
+  const place = (hit: { offset: number; text: string }, rule: 'lua' | 'lua-unknown'): Offender => {
     const before = text.slice(0, hit.offset).split('\n');
-    return { file, line: before.length, column: (before.at(-1)?.length ?? 0) + 1, rule: 'lua' as const, text: hit.text };
-  });
+    return { file, line: before.length, column: (before.at(-1)?.length ?? 0) + 1, rule, text: hit.text };
+  };
+  return [...luaStatusLiterals(text).map((hit) => place(hit, 'lua')), ...luaUnknownStatuses(text).map((hit) => place(hit, 'lua-unknown'))];
 }
 
 /** Every offender under src/ and jobs/ (after ALLOWED), sorted by file and line. */
@@ -224,7 +248,24 @@ describe('lifecycle spelling guard: the rules catch what they should and nothing
     if (rule === 'no offender') expect(found).toEqual([]);
     else expect(found).toContain(rule);
     // A Lua hit is not also a TypeScript status-literal hit (the whole script is not the word).
-    if (rule === 'lua') expect(found.every((r) => r === 'lua')).toBe(true);
+    if (rule === 'lua') expect(found.every((r) => r === 'lua' || r === 'lua-unknown')).toBe(true);
+  });
+
+  it.each([
+    ["redis.call('HSET', KEYS[1], 'status', 'queued')", 'lua-unknown'],
+    ["local status = redis.call('HGET', KEYS[1], 'status')\nif status == 'queued' then return 1 end", 'lua-unknown'],
+    ["if 'queued' ~= status then return 1 end", 'lua-unknown'],
+    ["if redis.call('HGET', KEYS[1], 'status') == \"queued\" then return 1 end", 'lua-unknown'],
+    ['if LIFECYCLE.parked[status] then return 1 end', 'lua-unknown'],
+    ["redis.call('HSET', KEYS[1], 'status', LIFECYCLE.complete_to)", null],
+    ["redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2])", null],
+    ["if redis.call('HGET', KEYS[1], 'status') == ARGV[6] then return 1 end", null],
+    ['if LIFECYCLE.park[status] or LIFECYCLE.cancel[status] then return 1 end', null],
+    ["-- status == 'queued' in a comment\nreturn 0", null],
+  ] as const)('.lua file %j → %s', (code, rule) => {
+    const found = scanLua('x.lua', code).map((o) => o.rule);
+    if (rule === null) expect(found).toEqual([]);
+    else expect(found).toContain(rule);
   });
 
   it.each([
@@ -233,8 +274,8 @@ describe('lifecycle spelling guard: the rules catch what they should and nothing
     ["--[[\n  ARGV[3] counter ('succeeded'|'failed'|'cancelled')\n]]\nreturn 0", 0],
     ["--[==[ 'running' ]==]\nif s == 'running' then return 1 end", 1],
     ['if LIFECYCLE.cancel[status] then return "cancel" end', 0],
-  ] as const)('.lua file %j → %i offender(s)', (code, n) => {
-    expect(scanLua('x.lua', code)).toHaveLength(n);
+  ] as const)('.lua file %j → %i quoted status(es)', (code, n) => {
+    expect(scanLua('x.lua', code).filter((o) => o.rule === 'lua')).toHaveLength(n);
   });
 
   it('reports file:line:column', () => {

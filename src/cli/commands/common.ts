@@ -13,7 +13,8 @@ import { makeContext } from '../../runtime/context.js';
 import { uploadCsv } from '../../app/upload.js';
 import { makeLogger } from '../../config/logger.js';
 import { makeProgress } from '../progress.js';
-import { assertRedisReachable } from '../../store/redis.js';
+import { assertRedisReachable, connectRedis } from '../../store/redis.js';
+import { makeKeys } from '../../store/keys.js';
 import { Status, WATCH_ENDS } from '../../domain/lifecycle.js';
 import { probeRedisWrites, watchBatch } from '../../app/watch.js';
 import { checkDataLayout } from '../../store/layout.js';
@@ -40,21 +41,22 @@ export function configFrom(flags: Flags, io: Io): ResolvedConfig {
 /** Opens Redis (failing fast with a hint when it is not there) and everything on top of it. */
 export async function openContext(config: ResolvedConfig): Promise<Context> {
   await assertRedisReachable(config.redisUrl);
-  // The CLI's own logs are for problems only, unless LOG_LEVEL says otherwise; the progress display tells the story.
-  const ctx = makeContext(config, makeLogger(config.logLevelExplicit ? config.logLevel : 'warn'));
+  // The layout is checked on a connection of its own, before the context exists: BullMQ's Queue writes its
+  // metadata under the prefix as soon as it connects, and data of another layout must not be touched at all.
+  const probe = connectRedis(config.redisUrl, 'bulk-unassign:layout', { cluster: config.redisCluster });
   try {
-    await checkDataLayout(ctx.redis, ctx.keys);
-  } catch (error) {
-    await ctx.close();
-    throw error;
+    await checkDataLayout(probe, makeKeys(config.queuePrefix));
+  } finally {
+    probe.disconnect();
   }
-  return ctx;
+  // The CLI's own logs are for problems only, unless LOG_LEVEL says otherwise; the progress display tells the story.
+  return makeContext(config, makeLogger(config.logLevelExplicit ? config.logLevel : 'warn'));
 }
 
-/** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled. (2 is raised as an error before a batch exists.) */
 /** Exit code of a `run` / `upload` whose batch was held for approval (the brake): nothing was sent. */
 export const EXIT_HELD = 4;
 
+/** 0 all unassigned, 1 failures or rejections, 3 stopped / cancelled, 4 held for approval. (2 is raised as an error before a batch exists.) */
 export function exitCodeFor(batch: BatchRecord): number {
   if (batch.status === Status.awaitingApproval) return EXIT_HELD;
   if (batch.status === Status.stopped || batch.status === Status.cancelled) return 3;

@@ -83,7 +83,7 @@ export async function cmdDemo(_args: readonly string[], flags: Flags, io: Io): P
     io.out(problems.length === 0 ? 'demo OK: report matches the server log; no chat unassigned twice; no 429' : `demo FAILED:\n  ${problems.join('\n  ')}`);
     // --console: keep the demo's Redis, stand-in API and batch, and open the web console on them until Ctrl-C.
     if (flags.console) await serveUntilSignal(ctx, { ...serveOptions(flags), demo: true }, io);
-    await ctx.redis.del(...(await ctx.redis.keys(`{${config.queuePrefix}}:*`)));
+    await ctx.redis.del(...(await ctx.redis.keys(ctx.keys.everything)));
     return problems.length === 0 ? 0 : 1;
   } finally {
     await ctx.close();

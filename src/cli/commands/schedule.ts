@@ -1,6 +1,6 @@
 /**
  * `schedule set|show|remove|run-now [name]`: nightly cleanup without anyone preparing a CSV. The schedule lives
- * in Redis (schedule-store.ts); `worker` processes run its ticks (jobs/nightly.ts). `run-now` runs it from
+ * in Redis (schedule/store.ts); `worker` processes run its ticks (jobs/nightly.ts). `run-now` runs it from
  * here, with the same overlap rule, and leaves the chats to the workers like `upload`.
  */
 import type { BatchRecord } from '../../store/batch-store.js';
