@@ -4,7 +4,7 @@
  * one), `report <id>` exits 2 the same way while the folder is bad, and writes the report once it is good.
  * The bad folder is a path under a regular file (ENOTDIR), which refuses even root.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
@@ -38,7 +38,7 @@ describe('an unwritable REPORTS_DIR', () => {
     const [batch] = await env.ctx.batches.list(1);
     expect(batch?.status).toBe(Status.finished);
     expect(batch?.counts.succeeded).toBe(20);
-    expect(batch?.notes.some((n) => n.startsWith('report not written') && n.includes('ENOTDIR'))).toBe(true);
+    expect(batch?.notes.some((n) => n.startsWith('report not written when the batch finished: ') && n.includes('ENOTDIR'))).toBe(true);
 
     const stillBad = spawnCli(env, ['report', batch?.id ?? ''], { REPORTS_DIR: badDir });
     expect((await stillBad.exited).code).toBe(2);
@@ -48,5 +48,9 @@ describe('an unwritable REPORTS_DIR', () => {
     const later = spawnCli(env, ['report', batch?.id ?? ''], { REPORTS_DIR: goodDir });
     expect((await later.exited).code).toBe(0);
     expect(existsSync(join(goodDir, batch?.id ?? '', 'summary.json'))).toBe(true);
+    // The report written later tells what happened at the finish, not that it (this very file) does not exist.
+    const summary = readFileSync(join(goodDir, batch?.id ?? '', 'summary.md'), 'utf8');
+    expect(summary).toContain('report not written when the batch finished: ');
+    expect(summary).not.toMatch(/report not written: /);
   });
 });
