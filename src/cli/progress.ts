@@ -263,14 +263,18 @@ function plainProgress(label: string, stream: ProgressStream): Progress {
   const meter = new RateMeter();
   let last = 0;
   let lastDone = -1;
+  let lastDetail = '';
   return {
     update: (done, total, detail = '') => {
       const now = Date.now();
       meter.add(now, done, total);
       const finished = knownTotal(total) && done >= total;
-      if ((now - last < PLAIN_EVERY_MS && !finished) || done === lastDone) return;
+      // A count standing still is written again when its detail changes: a batch waiting on the API ("paused
+      // by the API until …") says so in a log too, instead of going silent.
+      if ((now - last < PLAIN_EVERY_MS && !finished) || (done === lastDone && detail === lastDetail)) return;
       last = now;
       lastDone = done;
+      lastDetail = detail;
       const rate = meter.rate(now);
       const counts = knownTotal(total) ? `${integer(done)}/${integer(total)} (${Math.min(100, Math.floor((100 * done) / total))}%)` : integer(done);
       const parts = [counts, formatRate(rate), formatEta(etaOf(done, total, rate)), oneLine(detail) || undefined];

@@ -106,8 +106,11 @@ async function apiRateOf(redis: ScriptedRedis, keys: Keys, config: ResolvedConfi
   return { mode: 'auto', reachedPerSecond: view?.currentPerSecond ?? null, learnedPerSecond: view?.learnedPerSecond ?? null, achievedPerSecond };
 }
 
-/** How a batch's note begins when its report could not be written when it finished. */
-export const REPORT_NOT_WRITTEN = 'report not written';
+/**
+ * How a batch's note begins when its report could not be written when it finished. Said of that moment: the note
+ * stays, and appears in the report that `report <batchId>` writes later.
+ */
+export const REPORT_NOT_WRITTEN = 'report not written when the batch finished';
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 

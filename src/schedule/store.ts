@@ -15,7 +15,7 @@ import type { Queue } from 'bullmq';
 import { CHAT_STATUSES, type ChatRule, type ChatStatus } from './rule.js';
 import type { Keys } from '../store/keys.js';
 import { JOB_NIGHTLY, type QueueJobData, type ScheduleJobData } from '../store/queue.js';
-import type { ScriptedRedis } from '../store/scripts.js';
+import { hdelIfEquals, type ScriptedRedis } from '../store/scripts.js';
 import {
   booleanMember,
   decodeStringArray,
@@ -249,8 +249,14 @@ export function makeScheduleStore(redis: ScriptedRedis, keys: Keys, queue: Queue
         await redis.hset(keys.scheduleState, field, JSON.stringify(waiting));
         return;
       }
-      if (onlyJobId !== undefined && (await store.waiting(name))?.jobId !== onlyJobId) return;
-      await redis.hdel(keys.scheduleState, field);
+      if (onlyJobId === undefined) {
+        await redis.hdel(keys.scheduleState, field);
+        return;
+      }
+      // Compare-and-delete: a newer run that registers as the waiter between this read and the delete keeps its mark.
+      const raw = await redis.hget(keys.scheduleState, field);
+      if (raw === null || decodeWaitingRun(raw, hashField(keys.scheduleState, field)).jobId !== onlyJobId) return;
+      await hdelIfEquals(redis, keys.scheduleState, field, raw);
     },
     allWaiting: async () => {
       const all = await redis.hgetall(keys.scheduleState);

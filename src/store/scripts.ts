@@ -35,6 +35,7 @@ export const SCRIPT_KEYS = {
   releaseClaim: 1,
   createChild: 6,
   appendNote: 2,
+  hdelIfEquals: 1,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPT_KEYS;
@@ -66,6 +67,7 @@ export interface ScriptCommands {
     ...args: string[]
   ): Promise<string>;
   appendNote(notes: string, batch: string, note: string): Promise<number>;
+  hdelIfEquals(hash: string, field: string, value: string): Promise<number>;
 }
 
 /** A connection with our scripts: a single Redis, or a Redis Cluster (REDIS_CLUSTER; every key shares one slot). */
@@ -366,6 +368,14 @@ export async function releaseClaim(redis: ScriptedRedis, claimKey: string, owner
   if (reply === 1) return true;
   if (reply === 0) return false;
   return unexpected('releaseClaim', reply);
+}
+
+/** hdelIfEquals-1: deletes a hash field only if it still holds `value` (what the caller read). True if it did. */
+export async function hdelIfEquals(redis: ScriptedRedis, hashKey: string, field: string, value: string): Promise<boolean> {
+  const reply: unknown = await redis.hdelIfEquals(hashKey, field, value);
+  if (reply === 1) return true;
+  if (reply === 0) return false;
+  return unexpected('hdelIfEquals', reply);
 }
 
 export interface ChildCreation {

@@ -17,12 +17,16 @@ import { eventually } from '../helpers/eventually.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv, waitForQuiet } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
 import { TEST_ACTOR } from '../helpers/actor.js';
+import { startTestConsole, type TestConsole } from '../helpers/console.js';
 
 const WABA = '919000000000';
 
 let env: TestEnv | undefined;
 let other: MockApi | undefined;
+let con: TestConsole | undefined;
 afterEach(async () => {
+  await con?.close();
+  con = undefined;
   await killAllChildren();
   await env?.cleanup();
   await other?.close();
@@ -136,16 +140,26 @@ describe('429 for ever: the batch stops after MAX_RATE_LIMIT_WAIT_MINUTES, and s
     expect(done.attempts + done.rateLimited).toBe(env.api.stats().requests);
   });
 
-  it('Retry-After 999999: `status` says "paused by the API until HH:MM:SS" while paused; the pause ends at MAX_RATE_LIMIT_WAIT_MINUTES and the batch stops', async () => {
+  it('Retry-After 999999: `status` and the console say "paused by the API until HH:MM:SS" while paused; the pause ends at MAX_RATE_LIMIT_WAIT_MINUTES and the batch stops', async () => {
     const chats = 10;
     env = await makeTestEnv({
       api: { faults: { storm429: 1_000_000, retryAfterSeconds: 999_999 } },
       config: { maxRateLimitWaitMinutes: 0.15, workerConcurrency: 2 },
     });
+    // The console is up before the first call, so it is asked while the pause holds.
+    con = await startTestConsole(env, { worker: false });
     const { batch } = await ingest(env, chats);
     const started = Date.now();
     env.worker();
     await eventually(async () => (await env!.ctx.batches.require(batch.id)).rateLimited > 0, { timeoutMs: 10_000, message: 'a first 429' });
+
+    // The console's batch view (its page draws "Paused by the API until …" from it) says until when.
+    const page = await con.request(`/api/batches/${batch.id}`);
+    expect(page.status).toBe(200);
+    const shown = (await page.json()) as { status: string; pausedByApiUntil: number | null };
+    expect(shown.status).toBe('running');
+    expect(shown.pausedByApiUntil).toBeGreaterThan(Date.now());
+    expect(shown.pausedByApiUntil!).toBeLessThanOrEqual(started + 9000 + 2000);
 
     const status = spawnCli(env, ['status', batch.id]);
     expect(await status.exited).toMatchObject({ code: 0 });

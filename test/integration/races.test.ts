@@ -22,6 +22,7 @@ import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { expectExactAccounting, simpleCsv } from '../helpers/accounting.js';
 import { eventually } from '../helpers/eventually.js';
 import { TEST_ACTOR } from '../helpers/actor.js';
+import { scheduleStoreOf } from '../helpers/schedule.js';
 
 const WABA = '919000000000';
 let env: TestEnv | undefined;
@@ -272,5 +273,24 @@ describe('races: schedule run-now', () => {
     });
     expect(Object.keys(env.api.stats().unassigned).sort()).toEqual([...chatKeys].sort());
     expect(callsPerChat(env)).toEqual(new Map([[1, chatKeys.length]]));
+  });
+});
+
+describe('races: schedule waiting mark', () => {
+  it("clearing a finished run's waiting mark never removes the mark a newer run set at the same moment", async () => {
+    env = await makeTestEnv();
+    const schedules = scheduleStoreOf(env.ctx);
+    await schedules.setWaiting('drop', { jobId: 'job-1', tick: 1, since: 1 });
+    // One connection, in this order: job-1's mark is read for the clear, job-2 registers, then the clear acts.
+    // A read-then-delete would delete job-2's mark; the compare-and-delete leaves it.
+    const cleared = schedules.setWaiting('drop', undefined, 'job-1');
+    const registered = schedules.setWaiting('drop', { jobId: 'job-2', tick: 2, since: 2 });
+    await Promise.all([cleared, registered]);
+    expect((await schedules.waiting('drop'))?.jobId).toBe('job-2');
+    // The mark is still cleared when it is the job's own, and left when it is another's.
+    await schedules.setWaiting('drop', undefined, 'job-1');
+    expect((await schedules.waiting('drop'))?.jobId).toBe('job-2');
+    await schedules.setWaiting('drop', undefined, 'job-2');
+    expect(await schedules.waiting('drop')).toBeUndefined();
   });
 });

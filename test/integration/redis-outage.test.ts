@@ -5,7 +5,7 @@
  * attempts the report counts are the calls the server received. The CLI says what it is waiting for.
  *
  * And the reconciler: a running batch whose chats lost their jobs (the state such an outage could leave) gets
- * them back and finishes, each lost chat called once.
+ * them back and finishes, each lost chat called once. And the console's live stream says what the CLI says.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
@@ -16,6 +16,7 @@ import { jobIdFor } from '../../src/store/queue.js';
 import { expectExactAccounting, simpleCsv, until, waitForDone } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
+import { startTestConsole, type TestConsole } from '../helpers/console.js';
 
 const WABA = '919000000000';
 /** As long as the outage that lost chats before workers waited outages out. */
@@ -24,7 +25,11 @@ const OUTAGE_MS = 20_000;
 let env: TestEnv | undefined;
 let redis: PrivateRedis | undefined;
 let admin: Redis | undefined;
+let con: TestConsole | undefined;
 afterEach(async () => {
+  await admin?.config('SET', 'maxmemory', '0').catch(() => undefined);
+  await con?.close();
+  con = undefined;
   await killAllChildren();
   await admin?.config('SET', 'maxmemory', '0').catch(() => undefined);
   admin?.disconnect();
@@ -86,4 +91,55 @@ describe('the reconciler', () => {
     const { extra201s } = await expectExactAccounting(env, batch.id, chatKeys);
     expect(extra201s).toBe(0);
   }, 90_000);
+});
+
+/** The events of a server-sent stream as they come (the stream of a running batch does not end by itself). */
+async function* sseEvents(response: Response): AsyncGenerator<{ event: string; data: unknown }> {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (event && data) yield { event, data: JSON.parse(data) as unknown };
+    }
+  }
+}
+
+describe('the console while Redis refuses writes', () => {
+  it('its live progress stream says "Redis refuses writes", and says so again when writes are taken', async () => {
+    redis = await startPrivateRedis();
+    admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    env = await makeTestEnv({ config: { redisUrl: redis.url } });
+    con = await startTestConsole(env, { worker: false });
+    const upload = await con.upload(simpleCsv(phones(5, 90_000), WABA).text, 'outage.csv');
+    expect(upload.status).toBe(201);
+    const controller = new AbortController();
+    const response = await con.request(`/api/batches/${String(upload.body.id)}/events`, { signal: controller.signal });
+    expect(response.status).toBe(200);
+
+    const problems: (string | null)[] = [];
+    for await (const { event, data } of sseEvents(response)) {
+      if (event !== 'infra') continue;
+      const problem = (data as { problem: string | null }).problem;
+      problems.push(problem);
+      if (problems.length === 1) {
+        expect(problem).toBeNull();
+        await admin.config('SET', 'maxmemory-policy', 'noeviction');
+        await admin.config('SET', 'maxmemory', '1');
+      } else if (problem !== null) {
+        expect(problem).toMatch(/^Redis refuses writes: OOM/);
+        await admin.config('SET', 'maxmemory', '0');
+      } else break;
+    }
+    controller.abort();
+    expect(problems).toEqual([null, expect.stringMatching(/^Redis refuses writes: OOM/), null]);
+  }, 60_000);
 });

@@ -21,6 +21,7 @@ import {
   claimSource,
   createChild,
   defineScripts,
+  hdelIfEquals,
   ownedLock,
   pacerAdmit,
   pacerPause,
@@ -130,6 +131,16 @@ function fakeConnection(replies: Partial<Record<keyof typeof SCRIPT_KEYS, unknow
   const redis = defineScripts(connection as unknown as Parameters<typeof defineScripts>[0]);
   return { redis: redis as ScriptedRedis, defined, sent };
 }
+
+describe('hdelIfEquals', () => {
+  it('sends the hash, the field and the value read, and answers whether the field was deleted', async () => {
+    const { redis, sent } = fakeConnection({ hdelIfEquals: 1 });
+    expect(await hdelIfEquals(redis, '{bu}:schedule-state', 'waiting:n', '{"jobId":"j1"}')).toBe(true);
+    expect(sent).toEqual([{ name: 'hdelIfEquals', args: ['{bu}:schedule-state', 'waiting:n', '{"jobId":"j1"}'] }]);
+    expect(await hdelIfEquals(fakeConnection({ hdelIfEquals: 0 }).redis, 'h', 'f', 'v')).toBe(false);
+    await expect(hdelIfEquals(fakeConnection({ hdelIfEquals: 'OK' }).redis, 'h', 'f', 'v')).rejects.toBeInstanceOf(DataLayoutError);
+  });
+});
 
 describe('defineScripts', () => {
   it('registers every file under its name with the number of keys its file name declares, once', () => {

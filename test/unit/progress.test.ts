@@ -290,6 +290,25 @@ describe('makeProgress elsewhere', () => {
     expect(out.writes.at(-1)).toBe('batch b: 100/100 (100%) 5.0/s 100 ok, 0 failed\n');
   });
 
+  it('writes a count that stands still again when its detail changes (a pause by the API), at most every few seconds', () => {
+    const out = new FakeTty(80);
+    Object.defineProperty(out, 'isTTY', { value: false });
+    const progress = makeProgress('batch b', out);
+    progress.update(3, 10, '3 ok, 0 failed');
+    for (let i = 0; i < 60; i += 1) {
+      jest.advanceTimersByTime(250);
+      progress.update(3, 10, `3 ok, 0 failed, 1×429, paused by the API until 14:03:0${i < 30 ? 7 : 9}`);
+    }
+    // The first line, the pause when it began, and once more when the API moved its end; nothing in between.
+    expect(out.writes.map((line) => line.replace(/ \d+\.\d\/s| ETA \S+/g, ''))).toEqual([
+      'batch b: 3/10 (30%) 3 ok, 0 failed\n',
+      'batch b: 3/10 (30%) 3 ok, 0 failed, 1×429, paused by the API until 14:03:07\n',
+      'batch b: 3/10 (30%) 3 ok, 0 failed, 1×429, paused by the API until 14:03:09\n',
+    ]);
+    progress.update(3, 10, '3 ok, 0 failed, 1×429, paused by the API until 14:03:09');
+    expect(out.writes).toHaveLength(3);
+  });
+
   it('quiet writes nothing', () => {
     const out = new FakeTty(80);
     const progress = makeProgress('batch b', out, true);
