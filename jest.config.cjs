@@ -29,7 +29,7 @@ module.exports = {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
       // Every socket connect and server listen throws in a unit test (the tier's "no network", enforced).
-      setupFiles: ['<rootDir>/test/unit/setup-no-network.ts'],
+      setupFilesAfterEnv: ['<rootDir>/test/unit/setup-no-network.ts'],
     },
     {
       ...shared,

@@ -88,18 +88,20 @@ export interface SseEvent {
   readonly data: unknown;
 }
 
-/** Reads a server-sent event stream until it ends (or `timeoutMs`), returning every event in order. */
-export async function readEvents(response: Response, timeoutMs = 30_000): Promise<SseEvent[]> {
+/**
+ * The events of a server-sent event stream as they come, until it ends (or `timeoutMs`, when given). A stream that
+ * does not end by itself (a running batch's) is left by breaking out of the loop.
+ */
+export async function* sseEvents(response: Response, timeoutMs?: number): AsyncGenerator<SseEvent> {
   if (!response.body) throw new Error('no body');
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
-  const events: SseEvent[] = [];
   let buffer = '';
-  const timer = setTimeout(() => void reader.cancel(), timeoutMs);
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => void reader.cancel(), timeoutMs);
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return;
       buffer += decoder.decode(value, { stream: true });
       let cut: number;
       while ((cut = buffer.indexOf('\n\n')) >= 0) {
@@ -107,12 +109,18 @@ export async function readEvents(response: Response, timeoutMs = 30_000): Promis
         buffer = buffer.slice(cut + 2);
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data) });
+        if (event && data) yield { event, data: JSON.parse(data) as unknown };
       }
     }
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Reads a server-sent event stream until it ends (or `timeoutMs`), returning every event in order. */
+export async function readEvents(response: Response, timeoutMs = 30_000): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  for await (const event of sseEvents(response, timeoutMs)) events.push(event);
   return events;
 }
 

@@ -50,28 +50,51 @@ describe('web console in a browser', () => {
     await env?.cleanup();
   });
 
-  browserIt('uploads by drag and drop, shows the batch finish, downloads failed.csv, reruns', async () => {
-    const context = await (browser as Browser).newContext({ acceptDownloads: true, viewport: { width: 1280, height: 1000 } });
+  /**
+   * A logged-out page that records its errors and its dialogs: every action asks first (confirm, accepted here);
+   * any other dialog (an alert()) would be an injection. `logIn` uses the console token; `shoot` writes a
+   * full-page screenshot into test-artifacts/.
+   */
+  async function watchedPage(options: Parameters<Browser['newContext']>[0]) {
+    const context = await (browser as Browser).newContext(options);
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(message.text());
     });
-    // Every action asks first (confirm, accepted here); any other dialog — an alert() — would be an injection.
     const confirms: string[] = [];
-    let dialogs = 0;
+    let others = 0;
     page.on('dialog', (dialog) => {
       if (dialog.type() === 'confirm') confirms.push(dialog.message());
-      else dialogs += 1;
+      else others += 1;
       void dialog.accept();
     });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    return {
+      context,
+      page,
+      pageErrors,
+      confirms,
+      otherDialogs: (): number => others,
+      shoot: async (name: string): Promise<void> => {
+        await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
+      },
+      logIn: async (): Promise<void> => {
+        await page.goto(`${con.url}/login`);
+        await page.fill('#token', CONSOLE_TOKEN);
+        await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
+      },
+    };
+  }
+
+  browserIt('uploads by drag and drop, shows the batch finish, downloads failed.csv, reruns', async () => {
+    const { context, page, pageErrors, confirms, otherDialogs, shoot } = await watchedPage({ acceptDownloads: true, viewport: { width: 1280, height: 1000 } });
 
     // Not logged in: the page sends us to the login form.
     await page.goto(con.url);
     expect(new URL(page.url()).pathname).toBe('/login');
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}console-login.png`, fullPage: true });
+    await shoot('login');
     await page.fill('#token', CONSOLE_TOKEN);
     await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
     const cookies = await context.cookies();
@@ -148,36 +171,16 @@ describe('web console in a browser', () => {
     await page.goto(`${con.url}/#/batches/${parentId}`);
     await page.waitForSelector('#b-status[data-status="finished"]');
     await page.waitForSelector('#chart-throughput svg rect');
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}console-batch.png`, fullPage: true });
+    await shoot('batch');
 
-    expect(dialogs).toBe(0);
+    expect(otherDialogs()).toBe(0);
     expect(pageErrors).toEqual([]);
     await context.close();
   });
   browserIt('creates, previews and runs a schedule from its page; filters failed chats into a rerun; every page fits 360 px', async () => {
     expect(parentId).not.toBe('');
-    const context = await (browser as Browser).newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
-    });
-    const confirms: string[] = [];
-    let dialogs = 0;
-    page.on('dialog', (dialog) => {
-      if (dialog.type() === 'confirm') confirms.push(dialog.message());
-      else dialogs += 1;
-      void dialog.accept();
-    });
-    await page.goto(`${con.url}/login`);
-    await page.fill('#token', CONSOLE_TOKEN);
-    await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    const shoot = async (name: string): Promise<void> => {
-      await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
-    };
+    const { context, page, pageErrors, confirms, otherDialogs, shoot, logIn } = await watchedPage({ viewport: { width: 1280, height: 900 } });
+    await logIn();
 
     // The batch list: filter by kind from the keyboard (labelled controls, Enter submits).
     await page.waitForSelector('#batch-rows tr');
@@ -295,33 +298,14 @@ describe('web console in a browser', () => {
       await shoot(`${name}-narrow`);
     }
 
-    expect(dialogs).toBe(0);
+    expect(otherDialogs()).toBe(0);
     // The one refused save (the bad cron) is logged by the browser as a 400; nothing else went wrong.
     expect(pageErrors).toEqual(['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
     await context.close();
   });
   browserIt('captures agents on upload and restores them; holds a scheduled batch, rejects and approves it; shows the audit trail', async () => {
-    const context = await (browser as Browser).newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
-    });
-    const confirms: string[] = [];
-    let dialogs = 0;
-    page.on('dialog', (dialog) => {
-      if (dialog.type() === 'confirm') confirms.push(dialog.message());
-      else dialogs += 1;
-      void dialog.accept();
-    });
-    await page.goto(`${con.url}/login`);
-    await page.fill('#token', CONSOLE_TOKEN);
-    await Promise.all([page.waitForURL(`${con.url}/`), page.click('button[type=submit]')]);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    const shoot = async (name: string): Promise<void> => {
-      await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
-    };
+    const { context, page, pageErrors, confirms, otherDialogs, shoot, logIn } = await watchedPage({ viewport: { width: 1280, height: 900 } });
+    await logIn();
     const status = async (): Promise<string | undefined> => page.getAttribute('#b-status', 'data-status').then((s) => s ?? undefined);
 
     // Undo of a CSV batch: three chats that have an agent, their numbers written without the country code (the
@@ -439,7 +423,7 @@ describe('web console in a browser', () => {
     expect((await page.evaluate('document.documentElement.scrollWidth')) as number).toBe(360);
     await shoot('login-narrow');
 
-    expect(dialogs).toBe(0);
+    expect(otherDialogs()).toBe(0);
     expect(pageErrors).toEqual([]);
     await context.close();
   });

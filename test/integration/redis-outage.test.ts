@@ -16,7 +16,7 @@ import { jobIdFor } from '../../src/store/queue.js';
 import { expectExactAccounting, simpleCsv, until, waitForDone } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli, spawnWorker } from '../helpers/processes.js';
-import { startTestConsole, type TestConsole } from '../helpers/console.js';
+import { sseEvents, startTestConsole, type TestConsole } from '../helpers/console.js';
 
 const WABA = '919000000000';
 /** As long as the outage that lost chats before workers waited outages out. */
@@ -92,26 +92,6 @@ describe('the reconciler', () => {
     expect(extra201s).toBe(0);
   }, 90_000);
 });
-
-/** The events of a server-sent stream as they come (the stream of a running batch does not end by itself). */
-async function* sseEvents(response: Response): AsyncGenerator<{ event: string; data: unknown }> {
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (event && data) yield { event, data: JSON.parse(data) as unknown };
-    }
-  }
-}
 
 describe('the console while Redis refuses writes', () => {
   it('its live progress stream says "Redis refuses writes", and says so again when writes are taken', async () => {
