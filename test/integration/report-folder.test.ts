@@ -68,7 +68,9 @@ describe('a finalize job that failed for good', () => {
     await env.ctx.queue.drain(true);
     expect(await env.ctx.batches.apply(batch.id, 'complete')).toBe(Status.running);
     await env.ctx.queue.add(JOB_FINALIZE, { b: batch.id }, { jobId: finalizeJobId(batch.id), attempts: 1, removeOnFail: 100 });
-    const taker = new Worker(QUEUE_NAME, null, { connection: env.ctx.redis.duplicate(), prefix: env.ctx.keys.bullPrefix });
+    // BullMQ does not close a connection it was given: this one is quit below, or it would keep Jest running.
+    const connection = env.ctx.redis.duplicate();
+    const taker = new Worker(QUEUE_NAME, null, { connection, prefix: env.ctx.keys.bullPrefix });
     try {
       const job = await taker.getNextJob('by-hand', { block: false });
       expect(job?.id).toBe(finalizeJobId(batch.id));
@@ -76,6 +78,7 @@ describe('a finalize job that failed for good', () => {
       expect(await env.ctx.queue.getJobState(finalizeJobId(batch.id))).toBe('failed');
     } finally {
       await taker.close();
+      await connection.quit();
     }
 
     env.worker();
