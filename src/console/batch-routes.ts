@@ -87,9 +87,22 @@ async function openIfThere(path: string): Promise<FileHandle | undefined> {
   }
 }
 
+/** What a rerun and a restore both take, as the CLI's child-batch commands do (--name, --dry-run). */
+const CHILD_BATCH_PROPERTIES = {
+  // The child's own name; blank keeps the default ("<parent name> (rerun)" / "(restore)").
+  name: { type: 'string', maxLength: BATCH_NAME_MAX },
+  // The child is made and previewed, nothing is enqueued (status dry-run).
+  dryRun: { type: 'boolean' },
+} as const;
+
 export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
   const timelines = makeTimelineCache(ctx);
   const find = async (id: string): Promise<BatchRecord | undefined> => (BATCH_ID.test(id) ? ctx.batches.get(id) : undefined);
+  /** A new child batch (rerun, restore) as the page shows it; a dry run's report is written first, as an uploaded one's. */
+  const sendChild = async (reply: FastifyReply, child: BatchRecord): Promise<FastifyReply> => {
+    if (child.status === Status.dryRun) await completeDryRun(ctx, child);
+    return reply.code(201).send(batchView(child));
+  };
 
   app.post('/api/batches', async (request, reply) => {
     const batch = await ingestUpload(ctx, request);
@@ -224,10 +237,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
           properties: {
             includePermanent: { type: 'boolean' },
             onlyReason: { type: 'string', maxLength: 300 },
-            // The rerun's own name (the CLI's --name); blank keeps rerunBatch's "<parent name> (rerun)".
-            name: { type: 'string', maxLength: BATCH_NAME_MAX },
-            // The CLI's --dry-run: the child is made and previewed, nothing is enqueued (status dry-run).
-            dryRun: { type: 'boolean' },
+            ...CHILD_BATCH_PROPERTIES,
           },
           additionalProperties: false,
         },
@@ -245,9 +255,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
         ...(name ? { name } : {}),
         dryRun: body.dryRun === true,
       });
-      // As an uploaded dry run (upload.ts) and `rerun --dry-run`: its report is written before the page shows it.
-      if (child.status === Status.dryRun) await completeDryRun(ctx, child);
-      return reply.code(201).send(batchView(child));
+      return sendChild(reply, child);
     },
   );
 
@@ -262,8 +270,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
           properties: {
             // The CLI's --force: restore a batch that was restored before.
             force: { type: 'boolean' },
-            name: { type: 'string', maxLength: BATCH_NAME_MAX },
-            dryRun: { type: 'boolean' },
+            ...CHILD_BATCH_PROPERTIES,
           },
           additionalProperties: false,
         },
@@ -280,8 +287,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: Context): void {
         ...(name ? { name } : {}),
         dryRun: body.dryRun === true,
       });
-      if (child.status === Status.dryRun) await completeDryRun(ctx, child);
-      return reply.code(201).send(batchView(child));
+      return sendChild(reply, child);
     },
   );
 }

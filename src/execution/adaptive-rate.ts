@@ -122,6 +122,9 @@ export const IDLE_RESTART_WINDOWS = 30;
 
 const whole = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
 
+/** A window starting now, with nothing counted in it nor in the one before (a start, a restart, a cut). */
+const freshWindow = (now: number): Pick<AdaptiveState, 'winStart' | 'winOk' | 'win429' | 'prevOk'> => ({ winStart: now, winOk: 0, win429: 0, prevOk: 0 });
+
 const firstProbeStep = (rate: number): number => Math.max(1, Math.floor(rate * PROBE_FIRST_SHARE));
 
 /** A state for a key with nothing learned. */
@@ -134,10 +137,7 @@ export function initialState(settings: AdaptiveSettings, now: number): AdaptiveS
     holdLeft: 0,
     holdLen: HOLD_MIN_WINDOWS,
     step: 1,
-    winStart: now,
-    winOk: 0,
-    win429: 0,
-    prevOk: 0,
+    ...freshWindow(now),
     cutAt: 0,
     usedAt: 0,
     restartAt: now,
@@ -183,10 +183,7 @@ function restart(s: AdaptiveState, now: number, settings: AdaptiveSettings): Ada
     holdLeft: HOLD_MIN_WINDOWS,
     holdLen: HOLD_MIN_WINDOWS,
     step: 1,
-    winStart: now,
-    winOk: 0,
-    win429: 0,
-    prevOk: 0,
+    ...freshWindow(now),
     restartAt: now,
   };
 }
@@ -230,10 +227,7 @@ function cut(s: AdaptiveState, now: number, settings: AdaptiveSettings): Adaptiv
     holdLeft: holdLen,
     step: 1,
     cutAt: now,
-    winStart: now,
-    winOk: 0,
-    win429: 0,
-    prevOk: 0,
+    ...freshWindow(now),
   };
 }
 
