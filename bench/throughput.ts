@@ -150,25 +150,32 @@ export async function benchThroughputWithLatency(
 ): Promise<{ rows: ResultRow[]; detail: object }> {
   slowApi.setRateLimit(null);
   const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
-  log(`throughput with ${SIZES.apiLatencyMs} ms API latency: ours, bare BullMQ worker (${csv.valid} chats)…`);
-  const ours = await side<OursRun>(redis, slowApi, 'work-ours', params);
-  const bare = await side<BareRun>(redis, slowApi, 'work-bare', params);
-  const wrong = oursExact(ours.run, ours.server, csv.valid);
+  const runs = { ours: [] as { run: OursRun; server: ServerView }[], bare: [] as { run: BareRun; server: ServerView }[] };
+  // Interleaved rounds, best of each side, as for the instant server: one run each is within the run-to-run spread.
+  for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
+    log(`throughput with ${SIZES.apiLatencyMs} ms API latency, round ${round}/${SIZES.throughputRounds}: ours, bare BullMQ worker (${csv.valid} chats)…`);
+    runs.ours.push(await side<OursRun>(redis, slowApi, 'work-ours', params));
+    runs.bare.push(await side<BareRun>(redis, slowApi, 'work-bare', params));
+  }
+  const wrong = runs.ours.map((o) => oursExact(o.run, o.server, csv.valid)).find((w) => w !== undefined);
+  const bareOk = runs.bare.every((b) => b.run.completed === csv.valid && b.server.distinct === csv.valid);
+  const [ours, bare] = [fastest(runs.ours), fastest(runs.bare)];
   const rate = (ms: number): number => csv.valid / (ms / 1000);
+  const ratio = rate(ours.run.ms) / rate(bare.run.ms);
   return {
     rows: [
       {
-        scenario: `throughput, limit off, API answering in ${SIZES.apiLatencyMs} ms (${csv.valid.toLocaleString('en')} chats)`,
+        scenario: `throughput, limit off, API answering in ${SIZES.apiLatencyMs} ms (${csv.valid.toLocaleString('en')} chats, best of ${SIZES.throughputRounds})`,
         unit: 'chats/s',
         ours: rate(ours.run.ms),
         baseline: rate(bare.run.ms),
-        ratio: rate(ours.run.ms) / rate(bare.run.ms),
-        target: wrong ? 'exact counts' : '≥ 0.90 × bare BullMQ worker',
-        pass: wrong ? false : rate(ours.run.ms) / rate(bare.run.ms) >= 0.9,
-        ...(wrong ? { note: wrong } : {}),
+        ratio,
+        target: wrong || !bareOk ? 'exact counts' : '≥ 0.90 × bare BullMQ worker',
+        pass: wrong || !bareOk ? false : ratio >= 0.9,
+        ...(wrong || !bareOk ? { note: wrong ?? 'bare worker did not finish every chat' } : {}),
       },
     ],
-    detail: { ours, bare },
+    detail: { fastest: { ours, bare }, runs },
   };
 }
 
