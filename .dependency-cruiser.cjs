@@ -93,6 +93,14 @@ module.exports = {
       to: { path: '^src/(cli|console|app|devtools)/' },
     },
     {
+      name: 'ingest-without-http-or-web',
+      severity: 'error',
+      comment:
+        'An ingest (CLI run, console upload, scheduled batch) reads a file into Redis: it has no use for the HTTP client or the web server, and their module graphs cost its process memory before the first row (peak RSS of a big file). Shared constants belong in a module of their own.',
+      from: { path: '^src/ingest/' },
+      to: { path: '(^|/)node_modules/(got|fastify|@fastify|@bull-board)/', reachable: true },
+    },
+    {
       name: 'unit-tests-without-redis',
       severity: 'error',
       comment:

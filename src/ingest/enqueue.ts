@@ -4,7 +4,6 @@
  * and only when the whole source read cleanly (2) enqueue the staged chats with `addBulk` in chunks.
  */
 import type { Queue } from 'bullmq';
-import pLimit from 'p-limit';
 
 import type { BatchRecord, BatchStore, NewBatch } from '../store/batch-store.js';
 import type { IngestRow } from './csv-source.js';
@@ -20,7 +19,7 @@ import { agentColumnOf, agentOfCell } from './csv-headers.js';
 /** Rows per Redis round trip when staging. */
 export const CHUNK_SIZE = 1000;
 /**
- * Jobs per `addBulk`, and `addBulk` calls in flight at once (p-limit). Small calls overlap Redis (running BullMQ's
+ * Jobs per `addBulk`, and `addBulk` calls in flight at once. Small calls overlap Redis (running BullMQ's
  * Lua) with this process (building the next jobs) while only ~500 jobs wait in memory. Larger settings are
  * faster but cost peak RSS over the ingest memory target: BENCHMARKS.md, "Enqueue chunk sizes".
  */
@@ -183,16 +182,25 @@ function noValidRowsMessage(tally: Tally, firstRejected: RejectedRow[]): string 
   return [`no valid rows: ${tally.rows} row(s) read, ${tally.rejected} rejected, ${tally.duplicates} duplicate(s)`, ...examples].join('\n');
 }
 
-/** Phase 2: staged chat keys → jobs, in file order (position = fairness priority). Safe to repeat. */
+/**
+ * Phase 2: staged chat keys → jobs, in file order (position = fairness priority). Safe to repeat.
+ *
+ * CHUNKS_IN_FLIGHT loops each take the next chunk once their last one is added. Chunks are taken, not scheduled
+ * up front: a pending task per chunk (promise, closure, queue entry; thousands for a big file) is live heap for
+ * most of the phase, and V8 lets the heap grow to a multiple of what is live, so it showed in peak RSS. After a
+ * failure no loop takes another chunk, and the error is thrown once the chunks already sent are answered.
+ */
 export async function enqueueStaged(deps: IngestDeps, batchId: string, onChunk?: (enqueued: number) => void): Promise<number> {
   const k = deps.keys.batch(batchId);
   const total = await deps.redis.llen(k.order);
-  const limit = pLimit(CHUNKS_IN_FLIGHT);
+  let next = 0;
   let enqueued = 0;
-  const chunks: Promise<void>[] = [];
-  for (let start = 0; start < total; start += ENQUEUE_CHUNK_SIZE) {
-    chunks.push(
-      limit(async () => {
+  let failed = false;
+  const addChunks = async (): Promise<void> => {
+    try {
+      while (!failed && next < total) {
+        const start = next;
+        next += ENQUEUE_CHUNK_SIZE;
         const chatKeys = await deps.redis.lrange(k.order, start, start + ENQUEUE_CHUNK_SIZE - 1);
         await deps.queue.addBulk(
           chatKeys.map((chatKey, i) => ({
@@ -203,10 +211,15 @@ export async function enqueueStaged(deps: IngestDeps, batchId: string, onChunk?:
         );
         enqueued += chatKeys.length;
         onChunk?.(enqueued);
-      }),
-    );
-  }
-  await Promise.all(chunks);
+      }
+    } catch (error) {
+      failed = true;
+      throw error;
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: CHUNKS_IN_FLIGHT }, addChunks));
+  const failure = settled.find((r) => r.status === 'rejected');
+  if (failure) throw failure.reason;
   await deps.redis.del(k.order);
   return enqueued;
 }

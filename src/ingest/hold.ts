@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config/config.js';
 import { maskChatKey } from '../config/logger.js';
 import type { BatchRecord } from '../store/batch-store.js';
 import { enqueueApprovalExpiry, enqueueNotify } from '../store/queue.js';
-import { EVENT_BATCH_NEEDS_APPROVAL } from '../report/webhook.js';
+import { EVENT_BATCH_NEEDS_APPROVAL } from '../report/webhook-events.js';
 import type { Keys } from '../store/keys.js';
 import type { BatchStore } from '../store/batch-store.js';
 import type { ScriptedRedis } from '../store/scripts.js';

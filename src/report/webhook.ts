@@ -7,11 +7,9 @@
 import got, { RequestError } from 'got';
 
 import type { NotifySummary } from '../store/queue.js';
+import { EVENT_BATCH_FINISHED, EVENT_HEADER } from './webhook-events.js';
 
-/** Header naming the event, so one receiver can serve several tools. */
-export const EVENT_HEADER = 'x-bulk-unassign-event';
-export const EVENT_BATCH_FINISHED = 'batch.finished';
-export const EVENT_BATCH_NEEDS_APPROVAL = 'batch.needs_approval';
+export { EVENT_BATCH_FINISHED, EVENT_BATCH_NEEDS_APPROVAL, EVENT_HEADER } from './webhook-events.js';
 
 /** The webhook URL for logs: scheme and host only (paths and query strings often carry a token). */
 export function webhookTarget(url: string): string {
