@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 
 import { jobTable } from '../jobs/index.js';
 import { main } from './cli/cli.js';
-import { startConsole } from './console/server.js';
 import type { Io } from './cli/commands/common.js';
 
 function invokedDirectly(): boolean {
@@ -27,7 +26,9 @@ if (invokedDirectly()) {
     env: process.env,
     cwd: process.cwd(),
     jobs: jobTable,
-    startConsole,
+    // Loaded only by the commands that serve the console: fastify and Bull Board are most of the modules a
+    // process would otherwise load before its first row (an upload, a run).
+    startConsole: async (ctx, options) => (await import('./console/server.js')).startConsole(ctx, options),
   };
   const code = await main(process.argv.slice(2), io);
   // Let stdout drain, then exit even if a library left a handle open.
