@@ -12,9 +12,11 @@ import { fileURLToPath } from 'node:url';
 
 import { silentLogger } from '../src/config/logger.js';
 import { type LimitStep, startMockApi } from '../src/devtools/mock-api.js';
+import { decodeState, rateFingerprint } from '../src/execution/adaptive-limiter.js';
 import { openCsvSource } from '../src/ingest/csv-source.js';
 import { ingest } from '../src/ingest/enqueue.js';
 import { makeContext } from '../src/runtime/context.js';
+import { rateRead } from '../src/store/scripts.js';
 import { BENCH_KEY, benchConfig, type BenchRedis, deprioritise, QUICK, type ResultRow, uniquePrefix, waitUntil } from './support.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
@@ -35,9 +37,12 @@ interface RunOutcome {
   readonly requests: number;
   readonly limited: number;
   readonly okPerSecond: number[];
+  readonly limitedPerSecond: number[];
   /** Chats with exactly one 201 / with more than one. */
   readonly once: number;
   readonly twice: number;
+  /** The adaptive state every 250 ms from the first call: `seconds:rate:phase:holdLeft` (what the law did). */
+  readonly trace: string[];
 }
 
 interface RunSpec {
@@ -86,12 +91,26 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
     await waitUntil(async () => (api.stats().requests > 0 ? true : undefined), 120_000, `${spec.label}: first call`, 5);
     const started = Date.now();
     if (typeof spec.hidden !== 'number') api.setHiddenLimit(spec.hidden);
-    await waitUntil(
-      async () => ((await ctx.batches.require(batch.id)).done >= spec.chats ? true : undefined),
-      30 * 60_000,
-      `${spec.label}: batch to finish`,
-      200,
-    );
+    const trace: string[] = [];
+    const rateKey = ctx.keys.rate(rateFingerprint(api.url, BENCH_KEY));
+    const tracer = setInterval(() => {
+      void rateRead(ctx.redis, rateKey)
+        .then(({ fields }) => {
+          const s = decodeState(fields);
+          if (s) trace.push(`${((Date.now() - started) / 1000).toFixed(2)}:${s.rate}:${s.phase}:${s.holdLeft}`);
+        })
+        .catch(() => undefined);
+    }, 250);
+    try {
+      await waitUntil(
+        async () => ((await ctx.batches.require(batch.id)).done >= spec.chats ? true : undefined),
+        30 * 60_000,
+        `${spec.label}: batch to finish`,
+        200,
+      );
+    } finally {
+      clearInterval(tracer);
+    }
     const seconds = (Date.now() - started) / 1000;
     const stats = api.stats();
     const counts = Object.values(stats.unassigned);
@@ -101,8 +120,10 @@ async function runOnce(redis: BenchRedis, spec: RunSpec, log: (s: string) => voi
       requests: stats.requests,
       limited: stats.rateLimited,
       okPerSecond: api.perSecond().ok,
+      limitedPerSecond: api.perSecond().limited,
       once: counts.filter((n) => n === 1).length,
       twice: counts.filter((n) => n > 1).length,
+      trace: spec.rateMax === 'auto' ? trace : [],
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -213,7 +234,7 @@ export async function benchAdaptive(redis: BenchRedis, log: (s: string) => void)
       auto: { ...auto, okPerSecond: auto.okPerSecond.join(' ') },
       fixedLimit: { ...fixedLimit, okPerSecond: fixedLimit.okPerSecond.join(' ') },
       fixedOne: { ...fixedOne, okPerSecond: fixedOne.okPerSecond.join(' ') },
-      schedule: { ...moving, okPerSecond: moving.okPerSecond.join(' ') },
+      schedule: { ...moving, okPerSecond: moving.okPerSecond.join(' '), limitedPerSecond: moving.limitedPerSecond.join(' ') },
       fourProcesses: { ...four, okPerSecond: four.okPerSecond.join(' ') },
     },
   };

@@ -56,7 +56,6 @@ const NUMBER_FIELDS = [
   'learned',
   'limit',
   'holdLeft',
-  'holdLen',
   'step',
   'winStart',
   'winOk',

@@ -13,12 +13,15 @@
  *   when the first 429 came back answer 429 too, and are not news. When the API let clearly fewer calls through
  *   than that (the successes of the last full window or of the current one, whichever is larger: its limit
  *   dropped), the cut goes down to that number, but never below half the rate. Successes are only a bound from
- *   below after a pause: a token bucket refilled meanwhile lets a burst through. The processor pauses every
+ *   below after a pause: a token bucket refilled meanwhile lets a burst through. A cut that ends a probe goes no
+ *   higher than the rate two steps back (or where the probe started): the last clean window may have been
+ *   carried by the calls a token bucket had stored, the one before it less likely. The processor pauses every
  *   worker for the 429's Retry-After on top (unchanged).
- * - `hold`: after a cut the rate stays put for a number of used windows, then `probe` adds a tenth of the rate
- *   (at least 1) in its first window and doubles that step per window until the next 429. The hold doubles (to HOLD_MAX_WINDOWS) each time a cut lands within SAME_LIMIT_SHARE of
- *   the previous one (the limit has not moved: probe less often, fewer 429s), and goes back to HOLD_MIN_WINDOWS
- *   when it does not (the limit moved: find it again quickly).
+ * - `hold`: after a cut the rate stays put for HOLD_WINDOWS used windows, then `probe` adds a tenth of the rate
+ *   (at least 1) in its first window and doubles that step per window until the next 429. The hold is short and
+ *   does not grow when cuts keep finding the same limit: a limit that rose is only found by probing, so a long
+ *   hold is how long a rise goes unseen; a probe at a steady limit costs a few 429s and one Retry-After pause,
+ *   and a token bucket refills during that pause, so little throughput is lost.
  * - `headers`: the API says its limit (RateLimit-* / X-RateLimit-*): the rate follows what it says and nothing
  *   is probed.
  *
@@ -50,11 +53,10 @@ export interface AdaptiveState {
   readonly phase: AdaptivePhase;
   /** Last rate that held a used window without a 429 outside a probe, or a cut set, or the headers said; 0 = none. */
   readonly learned: number;
-  /** The rate the last cut set (0 = none yet): cuts near it mean the limit has not moved. */
+  /** The rate the last cut set (0 = none yet). */
   readonly limit: number;
-  /** Used windows left in `hold`, the hold's current length, and the next step of `probe`. */
+  /** Used windows left in `hold`, and the next step of `probe`. */
   readonly holdLeft: number;
-  readonly holdLen: number;
   readonly step: number;
   /** The current window: its start, its successes and 429s; and the successes of the window before it. */
   readonly winStart: number;
@@ -107,16 +109,14 @@ export const PROBE_USED_SHARE = 0.8;
 export const CUT_FACTOR = 0.75;
 /** A cut never goes below this share of the rate (a partial window measures low). */
 export const CUT_FLOOR_SHARE = 0.5;
-export const HOLD_MIN_WINDOWS = 2;
+/** Used windows a cut (or a restart) holds the rate before probing again. */
+export const HOLD_WINDOWS = 2;
 /**
  * A probe's first step, as a share of the rate (at least 1), doubling per used window after it: a limit that rose
  * by a third is reached in about three windows whatever the rate, where steps of 1, 2, 4 … take longer the
  * higher the rate.
  */
 export const PROBE_FIRST_SHARE = 0.1;
-export const HOLD_MAX_WINDOWS = 16;
-/** A cut within this share of the previous one found the same limit. */
-export const SAME_LIMIT_SHARE = 0.1;
 /** A pause of this many windows without calls ends a run; the next call starts from what was learned. */
 export const IDLE_RESTART_WINDOWS = 30;
 
@@ -135,7 +135,6 @@ export function initialState(settings: AdaptiveSettings, now: number): AdaptiveS
     learned: 0,
     limit: 0,
     holdLeft: 0,
-    holdLen: HOLD_MIN_WINDOWS,
     step: 1,
     ...freshWindow(now),
     cutAt: 0,
@@ -180,8 +179,7 @@ function restart(s: AdaptiveState, now: number, settings: AdaptiveSettings): Ada
     phase: s.phase === 'headers' ? 'headers' : known ? 'hold' : 'start',
     learned: known ? rate : s.learned,
     limit: known ? rate : 0,
-    holdLeft: HOLD_MIN_WINDOWS,
-    holdLen: HOLD_MIN_WINDOWS,
+    holdLeft: HOLD_WINDOWS,
     step: 1,
     ...freshWindow(now),
     restartAt: now,
@@ -214,17 +212,16 @@ function cut(s: AdaptiveState, now: number, settings: AdaptiveSettings): Adaptiv
   const measured = Math.max(s.prevOk, s.winOk);
   const multiplied = Math.floor(s.rate * CUT_FACTOR);
   const target = measured > 0 && measured < multiplied ? Math.max(measured, Math.floor(s.rate * CUT_FLOOR_SHARE)) : multiplied;
-  const rate = whole(target, 1, settings.ceiling);
-  const same = s.limit > 0 && Math.abs(rate - s.limit) <= s.limit * SAME_LIMIT_SHARE;
-  const holdLen = same ? Math.min(HOLD_MAX_WINDOWS, s.holdLen * 2) : HOLD_MIN_WINDOWS;
+  // In a probe `learned` is where it started and `step` the next step: the steps taken were step / 2, step / 4 …
+  const twoStepsBack = s.phase === 'probe' ? Math.max(s.learned, s.rate - Math.floor((3 * s.step) / 4)) : target;
+  const rate = whole(Math.min(target, twoStepsBack), 1, settings.ceiling);
   return {
     ...s,
     rate,
     phase: 'hold',
     limit: rate,
     learned: rate,
-    holdLen,
-    holdLeft: holdLen,
+    holdLeft: HOLD_WINDOWS,
     step: 1,
     cutAt: now,
     ...freshWindow(now),

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 
 import { makePacer } from '../../src/execution/pacer.js';
-import { defineScripts } from '../../src/store/scripts.js';
+import { defineScripts, pacerPause, pacerReserveRate } from '../../src/store/scripts.js';
 import { deletePrefix, redisUrl, uniquePrefix } from '../helpers/harness.js';
 
 const prefix = uniquePrefix('pacer');
@@ -84,6 +84,24 @@ describe('pacer', () => {
     const started = performance.now();
     await makePacer(connect(), `${key}2`, { max: 1000, durationMs: 1000 }).acquire();
     expect(performance.now() - started).toBeGreaterThanOrEqual(380);
+  });
+
+  it('adaptive: a rate cut rescales the slots reserved ahead, not a 429 pause (a pause is a time, not slots)', async () => {
+    const redis = connect();
+    const keys = { pacer: `${key}4`, rate: `{${prefix}}:rate4` };
+    const call = { windowUs: 1_000_000, fallbackRate: 1, horizonUs: 10_000_000 };
+    await redis.hset(keys.rate, 'rate', '100');
+    // Ten slots at 100 per second: the next one is about 100 ms ahead.
+    for (let i = 0; i < 10; i += 1) await pacerReserveRate(redis, keys, call);
+    await pacerPause(redis, keys.pacer, 1_000_000);
+    // The cut that comes with a 429: 100 → 25. The slot after the pause is at its end (plus at most the ~100 ms
+    // reserved ahead, ×4 for the new rate), not 4 × the pause.
+    await redis.hset(keys.rate, 'rate', '25');
+    const after = await pacerReserveRate(redis, keys, call);
+    expect(after.taken).toBe(true);
+    expect(after.rate).toBe(25);
+    expect(after.waitUs).toBeGreaterThan(900_000);
+    expect(after.waitUs).toBeLessThan(1_500_000);
   });
 
   it('is a no-op with the limit off', async () => {

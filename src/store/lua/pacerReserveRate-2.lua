@@ -2,7 +2,8 @@
   pacerReserveRate-2: take the next call slot (GCRA), spaced by the adaptive rate stored now: every worker
   process reads the rate the last control step set when it reserves a slot (RATE_LIMIT_MAX=auto).
   Slots already handed out were spaced by the rate of their time; when the rate has changed since the last
-  reservation (field `slotRate`), the time still reserved ahead of now is rescaled by old rate / new rate, so
+  reservation (field `slotRate`), the time still reserved ahead of now (or of the end of a 429 pause: a pause
+  is a time, not a number of slots, and a cut usually comes with one) is rescaled by old rate / new rate, so
   the new rate holds from the next slot on instead of after every slot reserved before (up to WORKER_CONCURRENCY
   per process, each one old interval apart). Callers asleep on older slots keep them; the sliding log
   (pacerAdmit) caps the calls at the new rate meanwhile.
@@ -22,7 +23,8 @@ if rate < 1 then rate = 1 end
 rate = math.floor(rate)
 local interval = math.ceil(tonumber(ARGV[1]) / rate)
 local last = tonumber(redis.call('HGET', KEYS[2], 'slotRate') or '')
-if last and last ~= rate and slot > now then slot = now + math.ceil((slot - now) * last / rate) end
+local from = math.max(now, pause)
+if last and last ~= rate and slot > from then slot = from + math.ceil((slot - from) * last / rate) end
 if last ~= rate and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'slotRate', rate) end
 if slot < now then slot = now end
 if slot < pause then slot = pause end
