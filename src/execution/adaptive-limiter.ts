@@ -54,7 +54,6 @@ export function rateFingerprint(baseUrl: string, apiKey: string): string {
 const NUMBER_FIELDS = [
   'rate',
   'learned',
-  'limit',
   'holdLeft',
   'step',
   'winStart',

@@ -53,8 +53,6 @@ export interface AdaptiveState {
   readonly phase: AdaptivePhase;
   /** Last rate that held a used window without a 429 outside a probe, or a cut set, or the headers said; 0 = none. */
   readonly learned: number;
-  /** The rate the last cut set (0 = none yet). */
-  readonly limit: number;
   /** Used windows left in `hold`, and the next step of `probe`. */
   readonly holdLeft: number;
   readonly step: number;
@@ -133,7 +131,6 @@ export function initialState(settings: AdaptiveSettings, now: number): AdaptiveS
     rate: whole(settings.start, 1, settings.ceiling),
     phase: 'start',
     learned: 0,
-    limit: 0,
     holdLeft: 0,
     step: 1,
     ...freshWindow(now),
@@ -178,7 +175,6 @@ function restart(s: AdaptiveState, now: number, settings: AdaptiveSettings): Ada
     rate,
     phase: s.phase === 'headers' ? 'headers' : known ? 'hold' : 'start',
     learned: known ? rate : s.learned,
-    limit: known ? rate : 0,
     holdLeft: HOLD_WINDOWS,
     step: 1,
     ...freshWindow(now),
@@ -219,7 +215,6 @@ function cut(s: AdaptiveState, now: number, settings: AdaptiveSettings): Adaptiv
     ...s,
     rate,
     phase: 'hold',
-    limit: rate,
     learned: rate,
     holdLeft: HOLD_WINDOWS,
     step: 1,
@@ -242,7 +237,7 @@ export function step(state: AdaptiveState | undefined, report: AdaptiveReport, n
   if (calls > 0) s = { ...s, usedAt: now };
   if (report.hint) {
     const rate = hintRate(report.hint, settings);
-    return { ...s, rate, phase: 'headers', learned: rate, limit: rate };
+    return { ...s, rate, phase: 'headers', learned: rate };
   }
   if (report.limited > 0 && s.phase !== 'headers' && now - s.cutAt >= settings.windowMs) s = cut(s, now, settings);
   return s;

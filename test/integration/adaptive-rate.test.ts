@@ -195,7 +195,7 @@ describe('RATE_LIMIT_MAX=auto paces a schedule run started by hand', () => {
     // What the workers learned earlier: 2 calls/s, held (no probing during the test).
     const now = Date.now();
     const key = e.ctx.keys.rate(rateFingerprint(e.config.baseUrl, e.config.apiKey ?? ''));
-    const learned = { ...initialState(adaptiveSettingsOf(e.config), now), rate: 2, learned: 2, limit: 2, phase: 'hold' as const, holdLeft: 1000, usedAt: now };
+    const learned = { ...initialState(adaptiveSettingsOf(e.config), now), rate: 2, learned: 2, phase: 'hold' as const, holdLeft: 1000, usedAt: now };
     await e.ctx.redis.hset(key, { ...encodeState(learned), version: '1' });
 
     const started = Date.now();

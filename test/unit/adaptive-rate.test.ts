@@ -264,7 +264,7 @@ describe('adaptive rate: single steps', () => {
   });
 
   it('after the hold, probes a tenth of the rate above it, then doubles the step per used window', () => {
-    let s: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 30, phase: 'hold', holdLeft: 1, limit: 30 };
+    let s: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 30, phase: 'hold', holdLeft: 1 };
     const rates: number[] = [];
     for (let w = 1; w <= 4; w += 1) {
       s = step(s, { ok: s.rate, limited: 0 }, T0 + w * 1000 - 1, SETTINGS);
@@ -273,7 +273,7 @@ describe('adaptive rate: single steps', () => {
     }
     expect(rates).toEqual([30, 33, 39, 51]);
     // At a low rate the first step is 1.
-    let low: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 5, phase: 'hold', holdLeft: 1, limit: 5 };
+    let low: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 5, phase: 'hold', holdLeft: 1 };
     for (let w = 1; w <= 3; w += 1) {
       low = step(low, { ok: low.rate, limited: 0 }, T0 + w * 1000 - 1, SETTINGS);
       low = step(low, { ok: 0, limited: 0 }, T0 + w * 1000, SETTINGS);
@@ -282,7 +282,7 @@ describe('adaptive rate: single steps', () => {
   });
 
   it('a probe steps up only after a window that delivered nearly its rate: a process that sends less stays where it is', () => {
-    let s: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 40, phase: 'probe', step: 4, limit: 36 };
+    let s: AdaptiveState = { ...initialState(SETTINGS, T0), rate: 40, phase: 'probe', step: 4 };
     // The window delivered 30 of 40 (a process that cannot send faster): used, but no step up.
     s = step(s, { ok: 30, limited: 0 }, T0 + 999, SETTINGS);
     s = step(s, { ok: 0, limited: 0 }, T0 + 1000, SETTINGS);
