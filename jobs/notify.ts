@@ -8,7 +8,8 @@ import type { Job } from 'bullmq';
 
 import type { Logger } from '../src/config/logger.js';
 import type { NotifyJobData } from '../src/store/queue.js';
-import { EVENT_BATCH_FINISHED, postSummary, webhookTarget } from '../src/report/webhook.js';
+import { postSummary, webhookTarget } from '../src/report/webhook.js';
+import { EVENT_BATCH_FINISHED } from '../src/report/webhook-events.js';
 
 export interface NotifyDeps {
   /** undefined: this worker has no webhook configured (the one that enqueued it had): drop it with a warning. */

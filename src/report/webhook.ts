@@ -9,8 +9,6 @@ import got, { RequestError } from 'got';
 import type { NotifySummary } from '../store/queue.js';
 import { EVENT_BATCH_FINISHED, EVENT_HEADER } from './webhook-events.js';
 
-export { EVENT_BATCH_FINISHED, EVENT_BATCH_NEEDS_APPROVAL, EVENT_HEADER } from './webhook-events.js';
-
 /** The webhook URL for logs: scheme and host only (paths and query strings often carry a token). */
 export function webhookTarget(url: string): string {
   try {

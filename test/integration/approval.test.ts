@@ -20,7 +20,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { cancelBatch } from '../../src/ops/batch-control.js';
 import { approveBatch, expireApproval, rejectBatch } from '../../src/ops/approval.js';
 import { uploadCsv } from '../../src/app/upload.js';
-import { EVENT_HEADER } from '../../src/report/webhook.js';
+import { EVENT_HEADER } from '../../src/report/webhook-events.js';
 import { approvalExpiryJobId, JOB_NOTIFY } from '../../src/store/queue.js';
 import type { Actor } from '../../src/domain/actor.js';
 import { BatchStateError } from '../../src/domain/errors.js';

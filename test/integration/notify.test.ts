@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 
 import { JOB_NOTIFY } from '../../src/store/queue.js';
-import { EVENT_HEADER } from '../../src/report/webhook.js';
+import { EVENT_HEADER } from '../../src/report/webhook-events.js';
 import { makeTestEnv, phones, TEST_KEY, type TestEnv } from '../helpers/harness.js';
 import { killAllChildren, spawnCli } from '../helpers/processes.js';
 import { waitFor, waitForScheduleJobsDrained } from '../helpers/schedule.js';
