@@ -71,6 +71,51 @@ function fastest<T extends { run: { ms: number } }>(runs: T[]): T {
   return runs.reduce((best, r) => (r.run.ms < best.run.ms ? r : best));
 }
 
+/** One side's run and what the server saw of it. */
+interface Sided<T> {
+  readonly run: T;
+  readonly server: ServerView;
+}
+
+interface Rounds {
+  readonly ours: Sided<OursRun>[];
+  readonly bare: Sided<BareRun>[];
+  readonly plimit: Sided<BareRun>[];
+}
+
+/**
+ * SIZES.throughputRounds interleaved rounds of ours, the bare worker and (`withPlimit`) the p-limit loop against
+ * one server: best of each side, so one noisy moment on a shared machine cannot decide the ratio.
+ */
+async function interleavedRounds(
+  redis: BenchRedis,
+  api: MockApi,
+  csv: MessyCsv,
+  withPlimit: boolean,
+  label: string,
+  log: (s: string) => void,
+): Promise<Rounds> {
+  const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
+  const runs: Rounds = { ours: [], bare: [], plimit: [] };
+  for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
+    log(
+      `${label}, round ${round}/${SIZES.throughputRounds}: ours (${csv.valid} chats, concurrency ${SIZES.concurrency}), bare BullMQ worker${withPlimit ? ', p-limit loop' : ''}…`,
+    );
+    runs.ours.push(await side<OursRun>(redis, api, 'work-ours', params));
+    runs.bare.push(await side<BareRun>(redis, api, 'work-bare', params));
+    if (withPlimit) runs.plimit.push(await side<BareRun>(redis, api, 'work-plimit', params));
+  }
+  return runs;
+}
+
+/** Every run must be right, not only the fastest: ours exact (the first wrong run's note), every bare run complete. */
+function roundsRight(runs: Rounds, chats: number): { wrong: string | undefined; bareOk: boolean } {
+  return {
+    wrong: runs.ours.map((o) => oursExact(o.run, o.server, chats)).find((w) => w !== undefined),
+    bareOk: runs.bare.every((b) => b.run.completed === chats && b.server.distinct === chats),
+  };
+}
+
 export async function benchThroughput(
   redis: BenchRedis,
   api: MockApi,
@@ -78,23 +123,8 @@ export async function benchThroughput(
   log: (s: string) => void,
 ): Promise<{ rows: ResultRow[]; detail: object }> {
   api.setRateLimit(null);
-  const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
-  const runs = {
-    ours: [] as { run: OursRun; server: ServerView }[],
-    bare: [] as { run: BareRun; server: ServerView }[],
-    plimit: [] as { run: BareRun; server: ServerView }[],
-  };
-  // Interleaved rounds, best of each side: one noisy moment on a shared machine cannot decide the ratio.
-  for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
-    log(`throughput round ${round}/${SIZES.throughputRounds}: ours (${csv.valid} chats, concurrency ${SIZES.concurrency}), bare BullMQ worker, p-limit loop…`);
-    runs.ours.push(await side<OursRun>(redis, api, 'work-ours', params));
-    runs.bare.push(await side<BareRun>(redis, api, 'work-bare', params));
-    runs.plimit.push(await side<BareRun>(redis, api, 'work-plimit', params));
-  }
-  // Every run must be right, not only the fastest.
-  const wrongs = runs.ours.map((o) => oursExact(o.run, o.server, csv.valid)).filter((w) => w !== undefined);
-  const wrong = wrongs[0];
-  const bareOk = runs.bare.every((b) => b.run.completed === csv.valid && b.server.distinct === csv.valid);
+  const runs = await interleavedRounds(redis, api, csv, true, 'throughput', log);
+  const { wrong, bareOk } = roundsRight(runs, csv.valid);
   const plimitOk = runs.plimit.every((p) => p.run.ok === csv.valid && p.server.distinct === csv.valid);
   const [ours, bare, plimit] = [fastest(runs.ours), fastest(runs.bare), fastest(runs.plimit)];
   const rate = (ms: number): number => csv.valid / (ms / 1000);
@@ -149,16 +179,8 @@ export async function benchThroughputWithLatency(
   log: (s: string) => void,
 ): Promise<{ rows: ResultRow[]; detail: object }> {
   slowApi.setRateLimit(null);
-  const params = { csv: csv.file, keysFile: csv.keysFile, concurrency: SIZES.concurrency, rateLimitMax: 0 };
-  const runs = { ours: [] as { run: OursRun; server: ServerView }[], bare: [] as { run: BareRun; server: ServerView }[] };
-  // Interleaved rounds, best of each side, as for the instant server: one run each is within the run-to-run spread.
-  for (let round = 1; round <= SIZES.throughputRounds; round += 1) {
-    log(`throughput with ${SIZES.apiLatencyMs} ms API latency, round ${round}/${SIZES.throughputRounds}: ours, bare BullMQ worker (${csv.valid} chats)…`);
-    runs.ours.push(await side<OursRun>(redis, slowApi, 'work-ours', params));
-    runs.bare.push(await side<BareRun>(redis, slowApi, 'work-bare', params));
-  }
-  const wrong = runs.ours.map((o) => oursExact(o.run, o.server, csv.valid)).find((w) => w !== undefined);
-  const bareOk = runs.bare.every((b) => b.run.completed === csv.valid && b.server.distinct === csv.valid);
+  const runs = await interleavedRounds(redis, slowApi, csv, false, `throughput with ${SIZES.apiLatencyMs} ms API latency`, log);
+  const { wrong, bareOk } = roundsRight(runs, csv.valid);
   const [ours, bare] = [fastest(runs.ours), fastest(runs.bare)];
   const rate = (ms: number): number => csv.valid / (ms / 1000);
   const ratio = rate(ours.run.ms) / rate(bare.run.ms);
