@@ -192,8 +192,11 @@ describe('attempts are the calls the server received', () => {
     const flaky = Object.fromEntries(numbers.slice(10, 30).map((n, i) => [n, 1 + (i % 2)]));
     env = await makeTestEnv({
       api: { faults: { timeoutNumbers: Object.fromEntries(held.map((n) => [n, 1])), flaky } },
-      // Short lock: the killed worker's jobs run again within seconds; the timeout outlasts the kill.
-      config: { maxAttempts: 3, requestTimeoutMs: 2000, lockDurationMs: 3000, workerConcurrency: 4 },
+      // Short lock: the killed worker's jobs run again within seconds. The timeout outlasts the kill, and the
+      // concurrency is the held calls' count: when the worker dies every slot of it has its call at the server.
+      // (A slot between counting its call and sending it would leave that chat one attempt high: a count comes
+      // first, so that no call is ever left uncounted.)
+      config: { maxAttempts: 3, requestTimeoutMs: 2000, lockDurationMs: 3000, workerConcurrency: held.length },
     });
     const batch = await env.ingestCsv(env.csv('chats.csv', `phone,waba\n${numbers.map((p) => `${p},${WABA}`).join('\n')}\n`));
     const victim = await spawnWorker(env);
