@@ -21,7 +21,7 @@ export const SIZES = {
   ingestRows: QUICK ? 50_000 : 1_000_000,
   throughputRows: QUICK ? 5_000 : 20_000,
   /** Interleaved rounds of the throughput sides; the best of each counts. */
-  throughputRounds: QUICK ? 1 : 2,
+  throughputRounds: QUICK ? 1 : 3,
   rateChats: QUICK ? 600 : 3_000,
   scaleRows: QUICK ? 4_000 : 20_000,
   footprintChats: QUICK ? 10_000 : 100_000,
