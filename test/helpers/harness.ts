@@ -69,24 +69,38 @@ export interface TestEnvOptions {
   readonly logger?: Logger;
 }
 
+/** `make()`'s value; if it throws, the server is closed before the error goes on. */
+async function closedOnError<T>(server: { close(): Promise<void> }, make: () => T): Promise<T> {
+  try {
+    return make();
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
+
 export async function makeTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
   const api = await startMockApi({ apiKey: TEST_KEY, ...opts.api });
   const dir = mkdtempSync(join(tmpdir(), 'bulk-unassign-test-'));
   const prefix = uniquePrefix();
-  const config = resolveConfig(
-    {
-      apiKey: TEST_KEY,
-      baseUrl: api.url,
-      redisUrl: redisUrl(),
-      queuePrefix: prefix,
-      rateLimitMax: 0,
-      workerConcurrency: 8,
-      maxAttempts: 3,
-      requestTimeoutMs: 1000,
-      reportsDir: join(dir, 'reports'),
-      ...opts.config,
-    },
-    {},
+  // A configuration the checks refuse fails the test without leaving the stand-in server listening (jest would
+  // then not exit).
+  const config = await closedOnError(api, () =>
+    resolveConfig(
+      {
+        apiKey: TEST_KEY,
+        baseUrl: api.url,
+        redisUrl: redisUrl(),
+        queuePrefix: prefix,
+        rateLimitMax: 0,
+        workerConcurrency: 8,
+        maxAttempts: 3,
+        requestTimeoutMs: 1000,
+        reportsDir: join(dir, 'reports'),
+        ...opts.config,
+      },
+      {},
+    ),
   );
   const ctx = makeContext(config, opts.logger ?? silentLogger());
   const workers: RunningWorker[] = [];
