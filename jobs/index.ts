@@ -25,6 +25,7 @@ export const jobTable: JobTable = (ctx, services) => {
       logger,
       rateLimit: services.rateLimit,
       pace: services.pace,
+      callSlot: services.callSlot,
       countOnClaim: !config.rateLimitAuto && config.rateLimitMax === 0,
       onBatchComplete: (batchId) => enqueueFinalize(ctx.queue, batchId),
       stillHolds: async (job, token) => token === undefined || (await job.extendLock(token, services.lockDurationMs)) === 1,

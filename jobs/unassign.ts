@@ -1,8 +1,9 @@
 /**
  * The `unassign` job processor: one chat, one HTTP call per attempt, one terminal result.
  *
- *   claim (skip chats already recorded, park chats of paused/stopped batches)
- *   → pace → count the call → call the API → classify
+ *   under a call slot: claim (skip chats already recorded, park chats of paused/stopped batches)
+ *                      → pace → count the call → call the API
+ *   then, the slot given back: classify
  *   → record | retry | pause everyone (429) | stop the batch (401/403, not the API answering, 429s for too long)
  *
  * Redis steps are waited out when Redis cannot serve them (full, loading, unreachable): an outage is never a
@@ -48,6 +49,13 @@ export interface UnassignDeps {
    * @default false (claim, wait for the slot, then count the call right before it)
    */
   readonly countOnClaim?: boolean;
+  /**
+   * Runs a chat's claim, call slot, call count and API call(s) under one of the process's WORKER_CONCURRENCY call
+   * slots (call-slots.ts); recording the answer happens after the slot is given back, so the API is
+   * never left with fewer calls in flight because a chat's bookkeeping holds a slot.
+   * @default runs the step at once (the caller limits concurrency itself)
+   */
+  readonly callSlot?: <T>(step: () => Promise<T>) => Promise<T>;
   /** Called once, by whoever recorded a batch's last chat: enqueue its report. */
   readonly onBatchComplete: (batchId: string) => Promise<void>;
   /** Called once, by whoever stopped a batch: take its waiting chats off the queue. */
@@ -244,23 +252,24 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
     return 'parked';
   };
 
-  return async (job, token) => {
+  /** From the claim to the API's answer: the part of a job that holds a call slot. */
+  const claimAndCall = async (job: Job<UnassignJobData>, token: string | undefined): Promise<Called> => {
     const { b: batchId, k: chatKey } = job.data;
     const claimed = await redisStep('claim chat', (): Promise<ClaimOutcome | number> =>
       deps.countOnClaim ? deps.results.claimCall(batchId, chatKey) : deps.results.claim(batchId, chatKey),
     );
     const claim = claimed.value;
-    if (claim === 'done' || claim === 'gone') return 'skipped';
-    if (claim === 'parked') return 'parked';
+    if (claim === 'done' || claim === 'gone') return { done: 'skipped' };
+    if (claim === 'parked') return { done: 'parked' };
     if (claim === 'cancel') {
-      return finish(job, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: now(), latencyMs: 0, reason: 'batch cancelled' });
+      return { done: await finish(job, { state: 'cancelled', httpStatus: 0, attempts: 0, finishedAt: now(), latencyMs: 0, reason: 'batch cancelled' }) };
     }
 
     const paced = await redisStep('wait for a call slot', deps.pace);
     if ((claimed.waited || paced.waited) && !(await holds(job, token))) {
       // The call is the new holder's: a count the claim made goes back.
       if (typeof claim === 'number') await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
-      return handedOver(batchId, chatKey);
+      return { done: handedOver(batchId, chatKey) };
     }
     const counted =
       typeof claim === 'number' ? { value: claim, waited: false } : await redisStep('count the call', () => deps.results.countCall(batchId, chatKey));
@@ -270,19 +279,25 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
       // admitted since): take a new one.
       if (!(await holds(job, token))) {
         await redis('take the call count back', () => deps.results.countCall(batchId, chatKey, -1));
-        return handedOver(batchId, chatKey);
+        return { done: handedOver(batchId, chatKey) };
       }
       await redis('wait for a call slot', deps.pace);
     }
     const calls = counted.value;
     const chat = chatFromKey(chatKey);
     const mode = await modeOf(batchId);
-    const called =
-      mode.action === 'assign'
-        ? await assignBack(job, chat, calls)
-        : mode.captureAssignees
-          ? await captureThenUnassign(job, token, chat, calls)
-          : await unassign(chat, calls);
+    return mode.action === 'assign'
+      ? assignBack(job, chat, calls)
+      : mode.captureAssignees
+        ? captureThenUnassign(job, token, chat, calls)
+        : unassign(chat, calls);
+  };
+
+  const callSlot = deps.callSlot ?? (async <T>(step: () => Promise<T>): Promise<T> => step());
+
+  return async (job, token) => {
+    const { b: batchId, k: chatKey } = job.data;
+    const called = await callSlot(async () => claimAndCall(job, token));
     if ('done' in called) return called.done;
     const { outcome, verdict } = called;
     const attempts = called.calls;

@@ -117,6 +117,7 @@ export interface MockApiStats {
   /** Chat key (`chatKeyOf`) -> number of 201 answers for it. */ unassigned: Record<string, number>;
   rateLimited: number;
   /** Busiest 1-second sliding window of requests received (all statuses). */ maxPerSecond: number;
+  /** Most requests held at once: received, not yet answered (or their connection closed). */ maxInFlight: number;
   /** GET /chats calls. */ listRequests: number;
   /** GET /whatsapp/wa-group/list calls. */ groupListRequests: number;
   /** GET /chats and group listing calls answered 429 (the window they share with unassign was full). */ listRateLimited: number;
@@ -510,6 +511,7 @@ const emptyStats = (): MockApiStats => ({
   unassigned: {},
   rateLimited: 0,
   maxPerSecond: 0,
+  maxInFlight: 0,
   listRequests: 0,
   groupListRequests: 0,
   listRateLimited: 0,
@@ -540,6 +542,8 @@ function agentName(agent: string): string {
 class MockState {
   stats = emptyStats();
   private peak = new PeakRate();
+  /** Unassign requests received and not yet answered. */
+  private inFlight = 0;
   private window: FixedWindow;
   private hidden: HiddenBucket;
   private started = performance.now();
@@ -700,6 +704,7 @@ class MockState {
 
   private unassign(req: IncomingMessage, res: ServerResponse, body: string): void {
     this.stats.requests++;
+    this.holding(res);
     this.peak.hit(performance.now());
     if (this.misrouted(req, res, true)) return;
     if (!this.authorized(req)) return this.answer(res, 401, BODY_401);
@@ -731,6 +736,15 @@ class MockState {
       this.succeed(res, target.key, limitHeaders);
     }, latencyMs);
     this.timers.add(timer);
+  }
+
+  /** Counts a request as held until its answer is sent or its connection closes (`maxInFlight`). */
+  private holding(res: ServerResponse): void {
+    this.inFlight += 1;
+    this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.inFlight);
+    res.once('close', () => {
+      this.inFlight -= 1;
+    });
   }
 
   /** Which fault, if any, answers this call. Order: reset, timeout, flaky 503, random 500, 422, 404. */

@@ -16,6 +16,11 @@ export type Processor = (job: Job, token?: string) => Promise<unknown>;
 /** What a worker process shares with every processor it runs. */
 export interface WorkerServices {
   readonly api: DoubleTickApi;
+  /**
+   * Runs a chat's claim and API call under one of the process's WORKER_CONCURRENCY call slots (call-slots.ts
+   * `makeCallSlots`): the worker holds a few more jobs than that, so a job's bookkeeping never keeps a call waiting.
+   */
+  readonly callSlot: <T>(step: () => Promise<T>) => Promise<T>;
   /** Waits for this call's slot under the global rate limit. */
   readonly pace: () => Promise<void>;
   /** Pauses every worker of the queue for `ms` (the pacer and BullMQ's limiter): the API answered 429. */

@@ -10,6 +10,7 @@ import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { QUEUE_NAME } from '../store/keys.js';
 import { decodeJobData, enqueueFinalize, finalizeJobId, JOB_NIGHTLY, JOB_UNASSIGN, type QueueJobData, type UnassignJobData } from '../store/queue.js';
+import { jobsHeldFor, makeCallSlots } from './call-slots.js';
 import { dispatch, type JobTable } from './job-table.js';
 import { makePacedApi } from './paced-api.js';
 import { reconcileBatch } from './reconcile.js';
@@ -121,6 +122,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   const lockDuration = config.lockDurationMs ?? lockDurationFor(config.requestTimeoutMs);
   const processors = jobs(ctx, {
     api,
+    callSlot: makeCallSlots(config.workerConcurrency),
     pace: () => pacer.acquire(),
     rateLimit,
     lockDurationMs: lockDuration,
@@ -131,7 +133,7 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
   const worker = new Worker<QueueJobData>(QUEUE_NAME, dispatch(processors), {
     connection: ctx.queueRedis,
     prefix: ctx.keys.bullPrefix,
-    concurrency: config.workerConcurrency,
+    concurrency: jobsHeldFor(config.workerConcurrency),
     ...(config.rateLimitMax > 0 ? { limiter: { max: config.rateLimitMax, duration: config.rateLimitDurationMs } } : {}),
     lockDuration,
     stalledInterval: stalledIntervalFor(lockDuration),

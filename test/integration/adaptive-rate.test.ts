@@ -169,8 +169,10 @@ describe('RATE_LIMIT_MAX=auto remembers what it learned', () => {
     expect(restarted.currentPerSecond).toBe(learned);
     e.api.reset();
     const second = await ingest(e, 100, 9000);
-    e.worker();
+    const secondWorker = e.worker();
     await e.waitFor(second, ['finished'], 90_000);
+    // Stopped, so that nothing uses (and so refreshes) the learned rate while it is aged below.
+    await secondWorker.close();
     expectEachOnce(e, 100);
     // A slow start would have let 1 + 2 + 4 calls through in the first three seconds.
     const firstSeconds = e.api

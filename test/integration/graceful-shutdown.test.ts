@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 
+import { jobsHeldFor } from '../../src/execution/call-slots.js';
 import { expectExactAccounting, simpleCsv, type StalledWatch, until, waitForDone, watchStalled } from '../helpers/accounting.js';
 import { makeTestEnv, phones, type TestEnv } from '../helpers/harness.js';
 import { type ExitStatus, killAllChildren, type SpawnedCli, spawnCli, spawnWorker } from '../helpers/processes.js';
@@ -56,7 +57,7 @@ describe('graceful shutdown', () => {
     expect(first.output()).toContain('worker stopped');
     // Stopped taking jobs: at most the jobs it already held reached the server after the signal.
     const requestsAfterSignal = env.api.stats().requests - requestsAtSignal;
-    expect(requestsAfterSignal).toBeLessThanOrEqual(CONCURRENCY);
+    expect(requestsAfterSignal).toBeLessThanOrEqual(jobsHeldFor(CONCURRENCY));
     const paused = await env.ctx.batches.require(batch.id);
     expect(paused.status).toBe('running');
     expect(paused.done).toBeLessThan(chats);
@@ -97,8 +98,9 @@ describe('graceful shutdown', () => {
     await spawnWorker(env);
     await env.waitFor(batch.id, ['finished'], 60_000);
     const { extra201s } = await expectExactAccounting(env, batch.id, chatKeys);
-    // The server completed the abandoned calls too, so those chats were unassigned twice: one per job in flight.
-    expect(stalled.times).toHaveLength(CONCURRENCY);
+    // Every job the worker held is re-run: its calls in flight and the jobs waiting for a call slot. The server
+    // completed the abandoned calls too, so those chats were unassigned twice: one per call in flight.
+    expect(stalled.times).toHaveLength(jobsHeldFor(CONCURRENCY));
     expect(extra201s).toBeLessThanOrEqual(CONCURRENCY);
     console.log(
       `graceful-shutdown (forced): exit 130, ${stalled.times.length} jobs re-run, first ${(stalled.times[0] ?? 0) - startedAt} ms after the next worker started, extra 201s ${extra201s}`,

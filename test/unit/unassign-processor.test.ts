@@ -77,6 +77,8 @@ function rig(
     maxRateLimitWaitMs?: number;
     stillHolds?: UnassignDeps['stillHolds'];
     countOnClaim?: boolean;
+    /** Give the processor a call slot that notes `slot:take` and `slot:give` among the events. */
+    callSlot?: boolean;
   } = {},
 ): Rig {
   const batches = fakeBatchStore(
@@ -138,6 +140,18 @@ function rig(
     ...(options.maxRateLimitWaitMs === undefined ? {} : { maxRateLimitWaitMs: options.maxRateLimitWaitMs }),
     ...(options.stillHolds === undefined ? {} : { stillHolds: options.stillHolds }),
     ...(options.countOnClaim === undefined ? {} : { countOnClaim: options.countOnClaim }),
+    ...(options.callSlot
+      ? {
+          callSlot: async <T>(step: () => Promise<T>): Promise<T> => {
+            events.push('slot:take');
+            try {
+              return await step();
+            } finally {
+              events.push('slot:give');
+            }
+          },
+        }
+      : {}),
   };
   return { run: makeUnassignProcessor(deps), batches, results, called, events, pauses, completed, stopped, logs: lines };
 }
@@ -710,5 +724,32 @@ describe('unassign processor: 429s for longer than maxRateLimitWaitMs stop the b
     await expect(r.run(job(CHAT))).rejects.toThrow(RATE_LIMIT.message);
     expect(r.batches.records.get(BATCH)!.status).toBe(Status.running);
     expect(r.pauses).toEqual([600_000, 600_000]);
+  });
+});
+
+describe('unassign processor: a call slot is held from the claim to the answer, not through the record', () => {
+  it('success: claim, call and answer inside the slot; the record and the batch completion after it is given back', async () => {
+    const r = rig({ callSlot: true, valid: 1 });
+    const record = r.results.record.bind(r.results);
+    r.results.record = async (...args) => {
+      r.events.push('record');
+      return record(...args);
+    };
+    await expect(r.run(job())).resolves.toBe('succeeded');
+    expect(r.events).toEqual(['slot:take', 'pace', 'count', 'api', 'slot:give', 'record', `complete:${BATCH}`]);
+  });
+
+  it('429: the slot is given back before every worker is paused', async () => {
+    const r = rig({ callSlot: true, answers: [response(429, { retryAfter: '2' })] });
+    await expect(r.run(job())).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.events.slice(0, 5)).toEqual(['slot:take', 'pace', 'count', 'api', 'slot:give']);
+    expect(r.events.slice(5)).toEqual(['rateLimit:2000']);
+  });
+
+  it('a chat the claim turns away gives its slot back without a call', async () => {
+    const r = rig({ callSlot: true, status: Status.paused });
+    await expect(r.run(job())).resolves.toBe('parked');
+    expect(r.events).toEqual(['slot:take', 'slot:give']);
+    expect(r.called).toEqual([]);
   });
 });

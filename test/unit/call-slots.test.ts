@@ -1,0 +1,51 @@
+/**
+ * src/execution/call-slots.ts: how many jobs a worker holds for its WORKER_CONCURRENCY, and the slots that keep
+ * its calls in flight at that number.
+ */
+import { describe, expect, it } from '@jest/globals';
+
+import { jobsHeldFor, makeCallSlots } from '../../src/execution/call-slots.js';
+
+/** A step that runs until `finish` is called, noting when it started. */
+function heldStep(started: string[], name: string): { step: () => Promise<string>; finish: (fail?: boolean) => void } {
+  let finish: (fail?: boolean) => void = () => undefined;
+  const step = (): Promise<string> => {
+    started.push(name);
+    return new Promise<string>((resolve, reject) => {
+      finish = (fail) => (fail ? reject(new Error(`${name} failed`)) : resolve(name));
+    });
+  };
+  return { step, finish: (fail) => finish(fail) };
+}
+
+/** Lets every queued continuation run. */
+const settle = async (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('jobsHeldFor', () => {
+  it('holds a quarter more jobs than calls, at least one more', () => {
+    expect([1, 2, 4, 5, 16, 100].map(jobsHeldFor)).toEqual([2, 3, 5, 7, 20, 125]);
+  });
+});
+
+describe('makeCallSlots', () => {
+  it('runs at most `n` steps at once; the next waiting step starts, in arrival order, when one ends, failed or not', async () => {
+    const slots = makeCallSlots(2);
+    const started: string[] = [];
+    const steps = ['a', 'b', 'c', 'd'].map((name) => heldStep(started, name));
+    const results = steps.map(({ step }) => slots(step).catch((error: unknown) => (error as Error).message));
+    await settle();
+    expect(started).toEqual(['a', 'b']);
+
+    steps[1]!.finish(true);
+    await settle();
+    expect(started).toEqual(['a', 'b', 'c']);
+
+    steps[0]!.finish();
+    await settle();
+    expect(started).toEqual(['a', 'b', 'c', 'd']);
+
+    steps[2]!.finish();
+    steps[3]!.finish();
+    await expect(Promise.all(results)).resolves.toEqual(['a', 'b failed', 'c', 'd']);
+  });
+});
