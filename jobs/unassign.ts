@@ -22,6 +22,7 @@
 import { type Job, Worker } from 'bullmq';
 
 import type { DoubleTickApi } from '../src/execution/api-client.js';
+import { CallSlotWithdrawnError } from '../src/execution/call-slots.js';
 import { agentInDetails, type ApiOutcome, type AssignVerdict, classify, classifyAssign, rateLimitBackoffMs, type Verdict } from '../src/execution/classify.js';
 import { type OutageOptions, untilRedisServes } from '../src/execution/outage.js';
 import type { BatchStore } from '../src/store/batch-store.js';
@@ -297,7 +298,14 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
 
   return async (job, token) => {
     const { b: batchId, k: chatKey } = job.data;
-    const called = await callSlot(async () => claimAndCall(job, token));
+    let called: Called;
+    try {
+      called = await callSlot(async () => claimAndCall(job, token));
+    } catch (error) {
+      // The process is stopping and this job never reached its claim: back to the queue, no attempt spent.
+      if (error instanceof CallSlotWithdrawnError) throw Worker.RateLimitError();
+      throw error;
+    }
     if ('done' in called) return called.done;
     const { outcome, verdict } = called;
     const attempts = called.calls;

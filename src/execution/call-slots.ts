@@ -17,8 +17,45 @@ export function jobsHeldFor(workerConcurrency: number): number {
   return workerConcurrency + Math.max(1, Math.ceil(workerConcurrency / 4));
 }
 
-/** A job's claim-to-answer step runs under one of `workerConcurrency` call slots (p-limit), in arrival order. */
-export function makeCallSlots(workerConcurrency: number): <T>(step: () => Promise<T>) => Promise<T> {
-  const limit = pLimit(workerConcurrency);
-  return async (step) => limit(step);
+/** Thrown to a step that was waiting for a call slot when the process began to stop: it never ran. */
+export class CallSlotWithdrawnError extends Error {
+  constructor() {
+    super('the worker is stopping: this job was given back before its call');
+    this.name = 'CallSlotWithdrawnError';
+  }
+}
+
+export interface CallSlots {
+  /** Runs a job's claim-to-answer step under one of the slots, in arrival order. */
+  readonly take: <T>(step: () => Promise<T>) => Promise<T>;
+  /**
+   * The process is stopping: steps still waiting for a slot, and any asked for from now on, are refused with
+   * CallSlotWithdrawnError (their jobs go back to the queue untouched); steps holding a slot finish.
+   */
+  withdrawWaiting(): void;
+}
+
+export function makeCallSlots(workerConcurrency: number): CallSlots {
+  const limit = pLimit({ concurrency: workerConcurrency, rejectOnClear: true });
+  let withdrawn = false;
+  return {
+    take: async (step) => {
+      if (withdrawn) throw new CallSlotWithdrawnError();
+      let started = false;
+      try {
+        return await limit(async () => {
+          started = true;
+          return step();
+        });
+      } catch (error) {
+        // p-limit refuses the steps it cleared (never started); a step's own errors pass through as they are.
+        if (!started) throw new CallSlotWithdrawnError();
+        throw error;
+      }
+    },
+    withdrawWaiting: () => {
+      withdrawn = true;
+      limit.clearQueue();
+    },
+  };
 }

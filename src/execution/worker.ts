@@ -120,9 +120,10 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
     await worker.rateLimit(ms);
   };
   const lockDuration = config.lockDurationMs ?? lockDurationFor(config.requestTimeoutMs);
+  const callSlots = makeCallSlots(config.workerConcurrency);
   const processors = jobs(ctx, {
     api,
-    callSlot: makeCallSlots(config.workerConcurrency),
+    callSlot: callSlots.take,
     pace: () => pacer.acquire(),
     rateLimit,
     lockDurationMs: lockDuration,
@@ -187,7 +188,10 @@ export function startWorker(ctx: Context, jobs: JobTable, options: WorkerOptions
     close: async (force = false) => {
       clearInterval(sweep);
       closing.abort();
-      await worker.close(force);
+      const closed = worker.close(force);
+      // Jobs still waiting for a call slot go back to the queue untouched; the calls in flight finish.
+      callSlots.withdrawWaiting();
+      await closed;
       await closeApi();
     },
   };

@@ -144,7 +144,10 @@ describe('429 for ever: the batch stops after MAX_RATE_LIMIT_WAIT_MINUTES, and s
     const chats = 10;
     env = await makeTestEnv({
       api: { faults: { storm429: 1_000_000, retryAfterSeconds: 999_999 } },
-      config: { maxRateLimitWaitMinutes: 0.15, workerConcurrency: 2 },
+      // One call at a time, so that none is still out when the batch stops: a 429 answering it would rightly pause
+      // every worker for its whole Retry-After (capped at 10 minutes), holding the stopped batch's last job past
+      // this test's wait.
+      config: { maxRateLimitWaitMinutes: 0.15, workerConcurrency: 1 },
     });
     // The console is up before the first call, so it is asked while the pause holds.
     con = await startTestConsole(env, { worker: false });

@@ -55,9 +55,10 @@ describe('graceful shutdown', () => {
     expect(await exitWithin(first, graceMs)).toEqual({ code: 0, signal: null });
     const exitMs = Date.now() - signalledAt;
     expect(first.output()).toContain('worker stopped');
-    // Stopped taking jobs: at most the jobs it already held reached the server after the signal.
+    // Stopped taking jobs: at most its calls in flight reached the server after the signal (the jobs waiting for a
+    // call slot were given back uncalled).
     const requestsAfterSignal = env.api.stats().requests - requestsAtSignal;
-    expect(requestsAfterSignal).toBeLessThanOrEqual(jobsHeldFor(CONCURRENCY));
+    expect(requestsAfterSignal).toBeLessThanOrEqual(CONCURRENCY);
     const paused = await env.ctx.batches.require(batch.id);
     expect(paused.status).toBe('running');
     expect(paused.done).toBeLessThan(chats);
@@ -73,6 +74,33 @@ describe('graceful shutdown', () => {
       `graceful-shutdown: SIGTERM, exit 0 after ${exitMs} ms (grace ${graceMs} ms), ${requestsAfterSignal} requests reached ` +
         `the server after the signal, done ${paused.done} at exit, extra 201s ${extra201s}`,
     );
+  }, 60_000);
+
+  it('stopping gracefully: the calls in flight finish; a job still waiting for a call slot goes back to the queue uncalled, no attempt spent', async () => {
+    const concurrency = 2;
+    const chats = 8;
+    env = await makeTestEnv({ api: { latencyMs: 1500 }, config: { workerConcurrency: concurrency, requestTimeoutMs: 5000 } });
+    const { text, chatKeys } = simpleCsv(phones(chats), WABA);
+    const batch = await env.ingestCsv(env.csv('chats.csv', text));
+    const first = env.worker();
+    // Both slots' calls are at the server and the worker holds one job more, waiting for a slot.
+    await until(
+      async () => env?.api.stats().requests === concurrency && (await env.ctx.queue.getActiveCount()) === jobsHeldFor(concurrency),
+      'the calls in flight and a job waiting for a call slot',
+    );
+    await first.close();
+    expect(env.api.stats().requests).toBe(concurrency);
+    expect((await env.ctx.batches.require(batch.id)).done).toBe(concurrency);
+    expect(await env.ctx.queue.getActiveCount()).toBe(0);
+    const back = await env.ctx.queue.getJobs(['prioritized', 'waiting']);
+    expect(back).toHaveLength(chats - concurrency);
+    expect(back.every((j) => j.attemptsMade === 0)).toBe(true);
+
+    env.worker();
+    const done = await env.waitFor(batch.id, ['finished'], 30_000);
+    await expectExactAccounting(env, batch.id, chatKeys);
+    expect(done.attempts).toBe(chats);
+    expect(env.api.stats().requests).toBe(chats);
   }, 60_000);
 
   it('a second signal forces the exit with calls in flight; their jobs are re-run after the lock expires', async () => {
@@ -98,9 +126,11 @@ describe('graceful shutdown', () => {
     await spawnWorker(env);
     await env.waitFor(batch.id, ['finished'], 60_000);
     const { extra201s } = await expectExactAccounting(env, batch.id, chatKeys);
-    // Every job the worker held is re-run: its calls in flight and the jobs waiting for a call slot. The server
-    // completed the abandoned calls too, so those chats were unassigned twice: one per call in flight.
-    expect(stalled.times).toHaveLength(jobsHeldFor(CONCURRENCY));
+    // Its calls in flight are re-run after the lock expires (the server completed the abandoned calls too, so
+    // those chats were unassigned twice: one per call in flight). A job that was waiting for a call slot is given
+    // back to the queue on the way out, or, if the exit came first, re-run like the others.
+    expect(stalled.times.length).toBeGreaterThanOrEqual(CONCURRENCY);
+    expect(stalled.times.length).toBeLessThanOrEqual(jobsHeldFor(CONCURRENCY));
     expect(extra201s).toBeLessThanOrEqual(CONCURRENCY);
     console.log(
       `graceful-shutdown (forced): exit 130, ${stalled.times.length} jobs re-run, first ${(stalled.times[0] ?? 0) - startedAt} ms after the next worker started, extra 201s ${extra201s}`,

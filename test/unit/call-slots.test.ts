@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 
-import { jobsHeldFor, makeCallSlots } from '../../src/execution/call-slots.js';
+import { CallSlotWithdrawnError, jobsHeldFor, makeCallSlots } from '../../src/execution/call-slots.js';
 
 /** A step that runs until `finish` is called, noting when it started. */
 function heldStep(started: string[], name: string): { step: () => Promise<string>; finish: (fail?: boolean) => void } {
@@ -32,7 +32,7 @@ describe('makeCallSlots', () => {
     const slots = makeCallSlots(2);
     const started: string[] = [];
     const steps = ['a', 'b', 'c', 'd'].map((name) => heldStep(started, name));
-    const results = steps.map(({ step }) => slots(step).catch((error: unknown) => (error as Error).message));
+    const results = steps.map(({ step }) => slots.take(step).catch((error: unknown) => (error as Error).message));
     await settle();
     expect(started).toEqual(['a', 'b']);
 
@@ -47,5 +47,29 @@ describe('makeCallSlots', () => {
     steps[2]!.finish();
     steps[3]!.finish();
     await expect(Promise.all(results)).resolves.toEqual(['a', 'b failed', 'c', 'd']);
+  });
+
+  it('withdrawWaiting: the steps holding a slot finish; the waiting ones and any asked for later never run and are refused', async () => {
+    const slots = makeCallSlots(1);
+    const started: string[] = [];
+    const [running, waiting] = ['running', 'waiting'].map((name) => heldStep(started, name));
+    const first = slots.take(running!.step);
+    const second = slots.take(waiting!.step);
+    await settle();
+    slots.withdrawWaiting();
+    await expect(second).rejects.toBeInstanceOf(CallSlotWithdrawnError);
+    await expect(slots.take(async () => 'late')).rejects.toBeInstanceOf(CallSlotWithdrawnError);
+    running!.finish();
+    await expect(first).resolves.toBe('running');
+    expect(started).toEqual(['running']);
+  });
+
+  it("a step's own failure is its own, never mistaken for a withdrawal", async () => {
+    const slots = makeCallSlots(1);
+    const failing = slots.take(async () => {
+      slots.withdrawWaiting();
+      throw Object.assign(new Error('aborted by the step'), { name: 'AbortError' });
+    });
+    await expect(failing).rejects.toThrow('aborted by the step');
   });
 });

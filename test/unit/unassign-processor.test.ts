@@ -8,6 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import { type Job, Worker } from 'bullmq';
 
 import { makeUnassignProcessor, RATE_LIMIT_RUN_GAP_MS, type UnassignDeps } from '../../jobs/unassign.js';
+import { CallSlotWithdrawnError } from '../../src/execution/call-slots.js';
 import type { ApiOutcome } from '../../src/execution/classify.js';
 import { type ChatTarget, chatFromKey } from '../../src/domain/chat.js';
 import { type BatchStatus, Status } from '../../src/domain/lifecycle.js';
@@ -77,8 +78,8 @@ function rig(
     maxRateLimitWaitMs?: number;
     stillHolds?: UnassignDeps['stillHolds'];
     countOnClaim?: boolean;
-    /** Give the processor a call slot that notes `slot:take` and `slot:give` among the events. */
-    callSlot?: boolean;
+    /** Give the processor a call slot that notes `slot:take` and `slot:give` among the events ('withdrawn': refuses). */
+    callSlot?: boolean | 'withdrawn';
   } = {},
 ): Rig {
   const batches = fakeBatchStore(
@@ -143,6 +144,7 @@ function rig(
     ...(options.callSlot
       ? {
           callSlot: async <T>(step: () => Promise<T>): Promise<T> => {
+            if (options.callSlot === 'withdrawn') throw new CallSlotWithdrawnError();
             events.push('slot:take');
             try {
               return await step();
@@ -751,5 +753,14 @@ describe('unassign processor: a call slot is held from the claim to the answer, 
     await expect(r.run(job())).resolves.toBe('parked');
     expect(r.events).toEqual(['slot:take', 'slot:give']);
     expect(r.called).toEqual([]);
+  });
+
+  it('a job whose slot was withdrawn (the worker is stopping) goes back to the queue: no claim, no count, no call, no record', async () => {
+    const r = rig({ callSlot: 'withdrawn', countOnClaim: true });
+    await expect(r.run(job())).rejects.toThrow(RATE_LIMIT.message);
+    expect(r.events).toEqual([]);
+    expect(r.called).toEqual([]);
+    expect(recorded(r)).toBeUndefined();
+    expect(await r.results.countCall(BATCH, CHAT, 1)).toBe(1);
   });
 });
