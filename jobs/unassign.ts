@@ -22,7 +22,7 @@
 import { type Job, Worker } from 'bullmq';
 
 import type { DoubleTickApi } from '../src/execution/api-client.js';
-import { CallSlotWithdrawnError } from '../src/execution/call-slots.js';
+import { type CallSlot, CallSlotWithdrawnError } from '../src/execution/call-slots.js';
 import { agentInDetails, type ApiOutcome, type AssignVerdict, classify, classifyAssign, rateLimitBackoffMs, type Verdict } from '../src/execution/classify.js';
 import { type OutageOptions, untilRedisServes } from '../src/execution/outage.js';
 import type { BatchStore } from '../src/store/batch-store.js';
@@ -51,12 +51,12 @@ export interface UnassignDeps {
    */
   readonly countOnClaim?: boolean;
   /**
-   * Runs a chat's claim, call slot, call count and API call(s) under one of the process's WORKER_CONCURRENCY call
-   * slots (call-slots.ts); recording the answer happens after the slot is given back, so the API is
-   * never left with fewer calls in flight because a chat's bookkeeping holds a slot.
+   * Runs a chat's claim, pace, call count and API call(s) under one of the process's WORKER_CONCURRENCY call slots
+   * (call-slots.ts); recording the answer happens after the slot is given back, so the API is never left with
+   * fewer calls in flight because a chat's bookkeeping holds a slot.
    * @default runs the step at once (the caller limits concurrency itself)
    */
-  readonly callSlot?: <T>(step: () => Promise<T>) => Promise<T>;
+  readonly callSlot?: CallSlot;
   /** Called once, by whoever recorded a batch's last chat: enqueue its report. */
   readonly onBatchComplete: (batchId: string) => Promise<void>;
   /** Called once, by whoever stopped a batch: take its waiting chats off the queue. */
@@ -294,7 +294,7 @@ export function makeUnassignProcessor(deps: UnassignDeps): (job: Job<UnassignJob
         : unassign(chat, calls);
   };
 
-  const callSlot = deps.callSlot ?? (async <T>(step: () => Promise<T>): Promise<T> => step());
+  const callSlot: CallSlot = deps.callSlot ?? (async (step) => step());
 
   return async (job, token) => {
     const { b: batchId, k: chatKey } = job.data;

@@ -25,9 +25,11 @@ export class CallSlotWithdrawnError extends Error {
   }
 }
 
+/** Runs a job's claim-to-answer step under one of the slots, in arrival order. */
+export type CallSlot = <T>(step: () => Promise<T>) => Promise<T>;
+
 export interface CallSlots {
-  /** Runs a job's claim-to-answer step under one of the slots, in arrival order. */
-  readonly take: <T>(step: () => Promise<T>) => Promise<T>;
+  readonly take: CallSlot;
   /**
    * The process is stopping: steps still waiting for a slot, and any asked for from now on, are refused with
    * CallSlotWithdrawnError (their jobs go back to the queue untouched); steps holding a slot finish.

@@ -9,6 +9,7 @@ import type { ReportSummary } from '../report/report.js';
 import type { Context } from '../runtime/context.js';
 import { decodeJobData, isJobName, type JobName } from '../store/queue.js';
 import type { DoubleTickApi } from './api-client.js';
+import type { CallSlot } from './call-slots.js';
 
 /** A BullMQ processor. `token` is the job's lock token (needed to move a job to delayed). */
 export type Processor = (job: Job, token?: string) => Promise<unknown>;
@@ -20,7 +21,7 @@ export interface WorkerServices {
    * Runs a chat's claim and API call under one of the process's WORKER_CONCURRENCY call slots (call-slots.ts
    * `makeCallSlots`): the worker holds a few more jobs than that, so a job's bookkeeping never keeps a call waiting.
    */
-  readonly callSlot: <T>(step: () => Promise<T>) => Promise<T>;
+  readonly callSlot: CallSlot;
   /** Waits for this call's slot under the global rate limit. */
   readonly pace: () => Promise<void>;
   /** Pauses every worker of the queue for `ms` (the pacer and BullMQ's limiter): the API answered 429. */
