@@ -16,8 +16,9 @@
  * spaced the calls); under jitter it holds a call for the few ms needed.
  *
  * A 429 pushes the next slot `pauseMs` into the future, so every process pauses, not just the one that saw it.
- * A caller already asleep until a slot it took before the 429 checks the pause when it wakes, and takes a new
- * slot after the pause instead of calling inside it (otherwise every sleeper fires one more 429 at the API).
+ * A caller already asleep until a slot it took before the 429, or held by the sliding log, checks the pause when
+ * it wakes, and takes a new slot after the pause instead of calling inside it (otherwise every sleeper fires one
+ * more 429 at the API).
  * Pauses hold even with pacing off (`max` 0): an API with no known limit can still answer 429, and BullMQ's
  * limiter, which is off then too, would not stop the other workers. Asking Redis before every call would add a
  * round trip to every call, so with pacing off a "not paused" answer is reused for PAUSE_CHECK_MS (see below).
@@ -175,18 +176,23 @@ export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: 
     }
   };
   let ready: Promise<void> | undefined;
-  return {
-    async acquire() {
-      if (intervalUs === 0) return waitForPause();
-      if (adaptive) await (ready ??= adaptive.ready());
+  /** A slot, then admission by the sliding log; a pause that begins while the log holds the call voids the slot. */
+  const acquirePaced = async (): Promise<void> => {
+    if (adaptive) await (ready ??= adaptive.ready());
+    for (;;) {
       const max = await waitForSlot();
       const member = `${instance}-${process.pid}-${(sequence += 1)}`;
-      for (;;) {
-        const holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
-        if (holdUs === 0) return;
+      let holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
+      while (holdUs > 0) {
         await sleep(Math.ceil(holdUs / 1000));
+        if ((await pacerPausedFor(redis, key)) > 0) break;
+        holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
       }
-    },
+      if (holdUs === 0) return;
+    }
+  };
+  return {
+    acquire: async () => (intervalUs === 0 ? waitForPause() : acquirePaced()),
     async pause(ms) {
       view.pausedUntil = Math.max(view.pausedUntil, Date.now() + Math.ceil(ms));
       await pacerPause(redis, key, Math.ceil(ms * 1000));

@@ -23,9 +23,13 @@ export interface HttpRecorder {
   readonly limited: Seen429[];
   /**
    * Requests that reached the server more than `slackMs` after the client received a 429 and before its
-   * Retry-After ran out. `slackMs` covers calls already on their way when the 429 came back.
+   * Retry-After ran out. `slackMs` covers calls already on their way when the 429 came back. It is counted in time
+   * the event loop ran: workers and server share this process, so while the loop is stalled (a long GC on a busy
+   * machine) a request already sent is not read, and no worker can act on the 429 either.
    */
   violations(slackMs: number): { arrivedAt: number; limited: Seen429 }[];
+  /** The event-loop stalls seen while recording: [start, end] in `performance.now()` ms. */
+  readonly stalls: readonly (readonly [number, number])[];
   /** Most requests that arrived inside any single pause (in-flight ones included). */
   maxArrivalsInsidePause(): number;
   stop(): void;
@@ -35,9 +39,24 @@ export interface HttpRecorder {
  * @param port the stand-in server's port (other servers in the process are ignored)
  * @param fallbackPauseMs the shortest pause the client takes on its own when a 429 has no usable Retry-After
  */
+/** The loop is sampled this often; a sample later than STALL_MS after the previous one marks a stall. */
+const TICK_MS = 5;
+const STALL_MS = 20;
+
 export function recordHttp(port: number, fallbackPauseMs = 0): HttpRecorder {
   const arrivals: number[] = [];
   const limited: Seen429[] = [];
+  const stalls: [number, number][] = [];
+  let lastTick = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    if (now - lastTick > STALL_MS) stalls.push([lastTick, now]);
+    lastTick = now;
+  }, TICK_MS);
+  ticker.unref();
+  /** ms of [from, to] during which the loop was stalled. */
+  const stalledWithin = (from: number, to: number): number =>
+    stalls.reduce((sum, [start, end]) => sum + Math.max(0, Math.min(end, to) - Math.max(start, from)), 0);
   const onRequest = (message: unknown): void => {
     const { request, server } = message as { request: IncomingMessage; server: { address(): unknown } };
     const address = server.address() as { port?: number } | null;
@@ -61,14 +80,18 @@ export function recordHttp(port: number, fallbackPauseMs = 0): HttpRecorder {
     violations(slackMs) {
       const out: { arrivedAt: number; limited: Seen429 }[] = [];
       for (const l of limited) {
-        for (const a of arrivals) if (a > l.receivedAt + slackMs && a < l.until) out.push({ arrivedAt: a, limited: l });
+        for (const a of arrivals) {
+          if (a > l.receivedAt + slackMs && a < l.until && a - l.receivedAt - stalledWithin(l.receivedAt, a) > slackMs) out.push({ arrivedAt: a, limited: l });
+        }
       }
       return out;
     },
     maxArrivalsInsidePause() {
       return Math.max(0, ...limited.map((l) => arrivals.filter((a) => a > l.receivedAt && a < l.until).length));
     },
+    stalls,
     stop() {
+      clearInterval(ticker);
       unsubscribe('http.server.request.start', onRequest);
       unsubscribe('http.client.response.finish', onResponse);
     },

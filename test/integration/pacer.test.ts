@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 
 import { makePacer } from '../../src/execution/pacer.js';
+import { pacerLogKey } from '../../src/store/keys.js';
 import { defineScripts, pacerPause, pacerReserveRate } from '../../src/store/scripts.js';
 import { deletePrefix, redisUrl, uniquePrefix } from '../helpers/harness.js';
 
@@ -84,6 +85,28 @@ describe('pacer', () => {
     const started = performance.now();
     await makePacer(connect(), `${key}2`, { max: 1000, durationMs: 1000 }).acquire();
     expect(performance.now() - started).toBeGreaterThanOrEqual(380);
+  });
+
+  it('a call held by the sliding log does not go inside a pause that another process began meanwhile', async () => {
+    const redis = connect();
+    const pacerKey = `${key}5`;
+    // The log already holds the window's 5 calls, made just now: the next call is held for about a window.
+    const [sec, usec] = await redis.time();
+    const nowUs = Number(sec) * 1_000_000 + Number(usec);
+    await redis.zadd(pacerLogKey(pacerKey), ...[1, 2, 3, 4, 5].flatMap((n) => [nowUs, `earlier-${n}`]));
+    let held: () => void = () => undefined;
+    const isHeld = new Promise<void>((resolve) => (held = resolve));
+    const sleep = async (ms: number): Promise<void> => {
+      if (ms > 100) held();
+      await new Promise<void>((resolve) => setTimeout(resolve, ms));
+    };
+    const acquired = makePacer(redis, pacerKey, { max: 5, durationMs: 500, sleep }).acquire();
+    await isHeld;
+    // Another process's 429: written to Redis only, so this process knows of it only by asking.
+    const pausedAt = performance.now();
+    await pacerPause(connect(), pacerKey, 1_500_000);
+    await acquired;
+    expect(performance.now() - pausedAt).toBeGreaterThanOrEqual(1490);
   });
 
   it('adaptive: a rate cut rescales the slots reserved ahead, not a 429 pause (a pause is a time, not slots)', async () => {
