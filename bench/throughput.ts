@@ -108,6 +108,13 @@ async function interleavedRounds(
   return runs;
 }
 
+/**
+ * Worker CPU per chat against the instant server, as a multiple of the bare worker's: a regression guard at what
+ * the design measures (two Redis steps per chat the bare worker does not make; BENCHMARKS.md, "What the targets
+ * should be"). What users feel is the row against a server answering in 25 ms.
+ */
+const CPU_PER_CHAT_GUARD = 1.25;
+
 /** Every run must be right, not only the fastest: ours exact (the first wrong run's note), every bare run complete. */
 function roundsRight(runs: Rounds, chats: number): { wrong: string | undefined; bareOk: boolean } {
   return {
@@ -151,8 +158,8 @@ export async function benchThroughput(
       ours: oursCpu !== undefined ? oursCpu * 1000 : Number.NaN,
       baseline: bareCpu !== undefined ? bareCpu * 1000 : null,
       ratio: cpuRatio,
-      target: '≤ 1.1 × bare BullMQ worker',
-      pass: wrong === undefined && bareOk && cpuRatio !== null && cpuRatio <= 1.1,
+      target: `≤ ${CPU_PER_CHAT_GUARD} × bare BullMQ worker (a guard: users feel the 25 ms row)`,
+      pass: wrong === undefined && bareOk && cpuRatio !== null && cpuRatio <= CPU_PER_CHAT_GUARD,
     },
     {
       scenario: 'throughput vs p-limit loop (no queue, no Redis)',
