@@ -176,23 +176,22 @@ export function makePacer(redis: ScriptedRedis, keys: PacerKeys | string, opts: 
     }
   };
   let ready: Promise<void> | undefined;
-  /** A slot, then admission by the sliding log; a pause that begins while the log holds the call voids the slot. */
-  const acquirePaced = async (): Promise<void> => {
-    if (adaptive) await (ready ??= adaptive.ready());
-    for (;;) {
-      const max = await waitForSlot();
-      const member = `${instance}-${process.pid}-${(sequence += 1)}`;
-      let holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
-      while (holdUs > 0) {
-        await sleep(Math.ceil(holdUs / 1000));
-        if ((await pacerPausedFor(redis, key)) > 0) break;
-        holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
-      }
-      if (holdUs === 0) return;
-    }
-  };
   return {
-    acquire: async () => (intervalUs === 0 ? waitForPause() : acquirePaced()),
+    async acquire() {
+      if (intervalUs === 0) return waitForPause();
+      if (adaptive) await (ready ??= adaptive.ready());
+      // A slot, then admission by the sliding log; a pause that begins while the log holds the call voids the slot.
+      for (;;) {
+        const max = await waitForSlot();
+        const member = `${instance}-${process.pid}-${(sequence += 1)}`;
+        for (;;) {
+          const holdUs = await pacerAdmit(redis, logKey, { windowUs, max, member });
+          if (holdUs === 0) return;
+          await sleep(Math.ceil(holdUs / 1000));
+          if ((await pacerPausedFor(redis, key)) > 0) break;
+        }
+      }
+    },
     async pause(ms) {
       view.pausedUntil = Math.max(view.pausedUntil, Date.now() + Math.ceil(ms));
       await pacerPause(redis, key, Math.ceil(ms * 1000));

@@ -35,14 +35,14 @@ export interface HttpRecorder {
   stop(): void;
 }
 
-/**
- * @param port the stand-in server's port (other servers in the process are ignored)
- * @param fallbackPauseMs the shortest pause the client takes on its own when a 429 has no usable Retry-After
- */
 /** The loop is sampled this often; a sample later than STALL_MS after the previous one marks a stall. */
 const TICK_MS = 5;
 const STALL_MS = 20;
 
+/**
+ * @param port the stand-in server's port (other servers in the process are ignored)
+ * @param fallbackPauseMs the shortest pause the client takes on its own when a 429 has no usable Retry-After
+ */
 export function recordHttp(port: number, fallbackPauseMs = 0): HttpRecorder {
   const arrivals: number[] = [];
   const limited: Seen429[] = [];
@@ -81,7 +81,8 @@ export function recordHttp(port: number, fallbackPauseMs = 0): HttpRecorder {
       const out: { arrivedAt: number; limited: Seen429 }[] = [];
       for (const l of limited) {
         for (const a of arrivals) {
-          if (a > l.receivedAt + slackMs && a < l.until && a - l.receivedAt - stalledWithin(l.receivedAt, a) > slackMs) out.push({ arrivedAt: a, limited: l });
+          // Past the slack in time the loop ran (stalls left out), and before Retry-After ran out.
+          if (a < l.until && a - l.receivedAt - stalledWithin(l.receivedAt, a) > slackMs) out.push({ arrivedAt: a, limited: l });
         }
       }
       return out;
